@@ -1,0 +1,80 @@
+"""Flask application factory."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask, g, jsonify, request
+from werkzeug.exceptions import HTTPException
+
+from hype.config import Config, load_config
+from hype.db import make_engine, make_session_factory
+
+PROJECT_ROOT_TEMPLATES = "templates"
+
+
+def create_app(config: Config | None = None, **overrides: Any) -> Flask:
+    config = config or load_config(**overrides)
+    import hype
+
+    root = _project_root(hype.__file__)
+    app = Flask(
+        "hype",
+        template_folder=str(root / "templates"),
+        static_folder=str(root / "static"),
+        static_url_path="/static",
+    )
+    app.config.update(
+        SECRET_KEY=config.secret_key,
+        MAX_CONTENT_LENGTH=config.max_upload_bytes,
+        TESTING=config.testing,
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        JSON_SORT_KEYS=False,
+    )
+    app.extensions["hype.config"] = config
+    engine = make_engine(config.database_url, pool_size=config.extra.get("pool_size"))
+    app.extensions["hype.engine"] = engine
+    app.extensions["hype.sessions"] = make_session_factory(engine)
+
+    @app.teardown_appcontext
+    def _close_session(exc: BaseException | None) -> None:
+        session = g.pop("db", None)
+        if session is not None:
+            if exc is not None:
+                session.rollback()
+            session.close()
+
+    @app.after_request
+    def _security_headers(response):
+        response.headers.setdefault(
+            "Content-Security-Policy",
+            "default-src 'self'; img-src 'self' data: blob:; style-src 'self'; script-src 'self'; "
+            "connect-src 'self'; frame-ancestors 'self'; base-uri 'none'; form-action 'self' https://*.mturk.com",
+        )
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("X-Frame-Options", "SAMEORIGIN")
+        response.headers.setdefault("Referrer-Policy", "no-referrer")
+        return response
+
+    @app.errorhandler(HTTPException)
+    def _http_error(exc: HTTPException):
+        if request.path.startswith("/api/"):
+            return jsonify(error=exc.name, message=exc.description), exc.code
+        return exc
+
+    from hype.web import register_blueprints
+
+    register_blueprints(app)
+    return app
+
+
+def _project_root(package_file: str):
+    """templates/ and static/ live beside the package (repository layout), found from the package path."""
+    from pathlib import Path
+
+    return Path(package_file).resolve().parent.parent
+
+
+def config_of(app: Flask) -> Config:
+    return app.extensions["hype.config"]

@@ -1,0 +1,114 @@
+"""Per-participant trial plans, drawn reproducibly from the pools and the study seed. Pure.
+
+PROTOCOL.md: every task is half real / half fake; qualification fakes come equally from all models
+and are disjoint from the images the participant sees later; HYPE-time blocks use disjoint images.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from hype.protocol import StudySettings
+
+
+class PoolTooSmallError(ValueError):
+    """A pool cannot supply the draw the study settings ask for."""
+
+
+@dataclass(frozen=True)
+class PlannedTrial:
+    phase: str  # "qualification" | "task"
+    block: int  # 0 for qualification and HYPE-infinity; 0..n_blocks-1 for HYPE-time
+    image_id: int
+    is_fake: bool
+
+
+def required_pool_sizes(settings: StudySettings, n_models: int) -> tuple[int, int]:
+    """(real images, images per model) one participant consumes; pools must be at least this large."""
+    q_real, q_fake = settings.qualification_counts()
+    t_real, t_fake = settings.task_counts()
+    per_model_qual = -(-q_fake // max(n_models, 1))  # ceil: the worst-off model's share
+    return q_real + t_real, per_model_qual + t_fake
+
+
+def check_pools(settings: StudySettings, real_ids: Sequence[int], fake_ids: Mapping[int, Sequence[int]]) -> None:
+    if not fake_ids:
+        raise PoolTooSmallError("the study has no model (fake pool) yet")
+    need_real, need_fake = required_pool_sizes(settings, len(fake_ids))
+    if len(real_ids) < need_real:
+        raise PoolTooSmallError(
+            f"the real pool has {len(real_ids)} images; each participant needs {need_real} distinct real images"
+        )
+    for model_id, ids in fake_ids.items():
+        if len(ids) < need_fake:
+            raise PoolTooSmallError(
+                f"model {model_id} has {len(ids)} images; each participant needs {need_fake} distinct images from it"
+            )
+
+
+def plan_session(
+    settings: StudySettings,
+    real_ids: Sequence[int],
+    fake_ids: Mapping[int, Sequence[int]],
+    model_id: int,
+    draw_key: int,
+) -> list[PlannedTrial]:
+    """The full ordered plan (qualification, then task) for one participant assigned to `model_id`.
+
+    The same (seed, draw_key) always gives the same plan, so any session can be re-derived and audited.
+    Pools are sorted first so the plan does not depend on the order the database returned them.
+    """
+    check_pools(settings, real_ids, fake_ids)
+    rng = np.random.default_rng([settings.seed & 0xFFFFFFFF, draw_key & 0xFFFFFFFF, model_id & 0xFFFFFFFF])
+    real_left = list(rng.permutation(sorted(real_ids)))
+    fake_left = {m: list(rng.permutation(sorted(ids))) for m, ids in sorted(fake_ids.items())}
+
+    plan: list[PlannedTrial] = []
+    q_real, q_fake = settings.qualification_counts()
+    if q_real + q_fake:
+        reals = [real_left.pop() for _ in range(q_real)]
+        fakes = [fake_left[m].pop() for m in _round_robin(sorted(fake_left), q_fake, rng)]
+        plan += _shuffled_block("qualification", 0, reals, fakes, rng)
+
+    if settings.mode == "hype-infinity":
+        reals = [real_left.pop() for _ in range(settings.infinity.n_real)]
+        fakes = [fake_left[model_id].pop() for _ in range(settings.infinity.n_fake)]
+        plan += _shuffled_block("task", 0, reals, fakes, rng)
+    else:
+        half = settings.time.trials_per_block // 2
+        blocks = []
+        for b in range(settings.time.n_blocks):
+            reals = [real_left.pop() for _ in range(half)]
+            fakes = [fake_left[model_id].pop() for _ in range(half)]
+            blocks.append(_shuffled_block("task", b, reals, fakes, rng))
+        plan += _interleave(blocks, rng) if settings.time.interleave_blocks else [t for blk in blocks for t in blk]
+    return plan
+
+
+def _round_robin(models: list[int], n: int, rng: np.random.Generator) -> list[int]:
+    """n picks spread equally over models; the remainder goes to a random subset."""
+    base, extra = divmod(n, len(models))
+    lucky = set(rng.choice(len(models), size=extra, replace=False).tolist()) if extra else set()
+    return [m for i, m in enumerate(models) for _ in range(base + (1 if i in lucky else 0))]
+
+
+def _shuffled_block(phase: str, block: int, reals: list, fakes: list, rng: np.random.Generator) -> list[PlannedTrial]:
+    trials = [PlannedTrial(phase, block, int(i), False) for i in reals]
+    trials += [PlannedTrial(phase, block, int(i), True) for i in fakes]
+    order = rng.permutation(len(trials))
+    return [trials[k] for k in order]
+
+
+def _interleave(blocks: list[list[PlannedTrial]], rng: np.random.Generator) -> list[PlannedTrial]:
+    """Random interleaving that keeps each block's own order (each block is its own staircase)."""
+    owners = np.concatenate([np.full(len(b), i) for i, b in enumerate(blocks)])
+    rng.shuffle(owners)
+    cursors = [0] * len(blocks)
+    out = []
+    for owner in owners:
+        out.append(blocks[owner][cursors[owner]])
+        cursors[owner] += 1
+    return out

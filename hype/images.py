@@ -1,0 +1,228 @@
+"""Reading, validating and re-encoding pool images, and the per-study backward masks.
+
+Everything a worker's browser receives is produced here, so this is where the integrity rules live:
+one output format for every pool (a format difference between real and fake files would leak the
+label), no metadata, no file names, identical dimensions across pools. No Flask, no DB.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import stat
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Iterator
+
+import numpy as np
+from PIL import Image as PILImage
+from PIL import UnidentifiedImageError
+
+ALLOWED_FORMATS = frozenset({"PNG", "JPEG", "WEBP"})
+SERVED_FORMAT = "PNG"
+SERVED_MIMETYPE = "image/png"
+_SKIPPED_NAMES = {"__MACOSX", ".DS_Store", "Thumbs.db"}
+
+
+class ImageImportError(ValueError):
+    """A file (named in the message) that cannot join a pool, and why."""
+
+    def __init__(self, source: str, reason: str):
+        super().__init__(f"{source}: {reason}")
+        self.source = source
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class ImageLimits:
+    max_bytes: int
+    max_pixels: int
+    resize: tuple[int, int] | None = None  # declared (width, height); None = keep, must all agree
+
+
+@dataclass(frozen=True)
+class RawFile:
+    """A candidate file before validation: its display name (for errors) and its bytes."""
+
+    name: str
+    data: bytes
+
+
+@dataclass(frozen=True)
+class PreparedImage:
+    source_name: str
+    pixel_sha256: str
+    file_sha256: str
+    width: int
+    height: int
+    encoded: bytes  # the bytes that will be stored and served
+
+
+def iter_source(path: Path, max_bytes: int) -> Iterator[RawFile]:
+    """Yield candidate files from a folder (recursively, sorted) or a .zip archive."""
+    path = Path(path)
+    if not path.exists():
+        raise ImageImportError(str(path), "no such file or folder")
+    if path.is_dir():
+        yield from _iter_folder(path, max_bytes)
+    elif zipfile.is_zipfile(path):
+        yield from _iter_zip(path, max_bytes)
+    else:
+        raise ImageImportError(str(path), "not a folder or a .zip archive")
+
+
+def _skipped(parts: tuple[str, ...]) -> bool:
+    return any(part in _SKIPPED_NAMES or part.startswith(".") for part in parts)
+
+
+def _iter_folder(root: Path, max_bytes: int) -> Iterator[RawFile]:
+    files = sorted(p for p in root.rglob("*") if p.is_file() or p.is_symlink())
+    for p in files:
+        rel = p.relative_to(root)
+        if _skipped(rel.parts):
+            continue
+        name = str(rel)
+        if p.is_symlink():
+            raise ImageImportError(name, "symbolic links are not imported (copy the file instead)")
+        size = p.stat().st_size
+        if size > max_bytes:
+            raise ImageImportError(name, f"file is {size:,} bytes, above the limit of {max_bytes:,} bytes")
+        yield RawFile(name, p.read_bytes())
+
+
+def _iter_zip(archive: Path, max_bytes: int) -> Iterator[RawFile]:
+    with zipfile.ZipFile(archive) as zf:
+        infos = [i for i in zf.infolist() if not i.is_dir()]
+        # Refuse unsafe members before reading any of them, so one bad entry never half-imports.
+        for info in infos:
+            _check_zip_member(archive, info)
+        for info in sorted(infos, key=lambda i: i.filename):
+            parts = PurePosixPath(info.filename).parts
+            if _skipped(parts):
+                continue
+            name = f"{archive.name}:{info.filename}"
+            if info.file_size > max_bytes:
+                raise ImageImportError(name, f"file is {info.file_size:,} bytes, above the limit of {max_bytes:,} bytes")
+            with zf.open(info) as fh:
+                data = fh.read(max_bytes + 1)  # the header's size can lie; never read past the limit
+            if len(data) > max_bytes:
+                raise ImageImportError(name, f"file is larger than the limit of {max_bytes:,} bytes")
+            yield RawFile(name, data)
+
+
+def _check_zip_member(archive: Path, info: zipfile.ZipInfo) -> None:
+    name = info.filename.replace("\\", "/")
+    where = f"{archive.name}:{info.filename}"
+    if name.startswith("/") or (len(name) > 1 and name[1] == ":"):
+        raise ImageImportError(where, "absolute path in zip archive refused")
+    if ".." in PurePosixPath(name).parts:
+        raise ImageImportError(where, "'..' in zip entry path refused (zip-slip)")
+    mode = info.external_attr >> 16
+    if mode and stat.S_ISLNK(mode):
+        raise ImageImportError(where, "symbolic link in zip archive refused")
+
+
+def prepare(raw: RawFile, limits: ImageLimits) -> PreparedImage:
+    """Validate one file and re-encode it; raises ImageImportError naming the file."""
+    if len(raw.data) > limits.max_bytes:
+        raise ImageImportError(raw.name, f"file is {len(raw.data):,} bytes, above the limit of {limits.max_bytes:,} bytes")
+    try:
+        with PILImage.open(io.BytesIO(raw.data)) as probe:
+            fmt = probe.format
+            width, height = probe.size
+    except UnidentifiedImageError:
+        raise ImageImportError(raw.name, "not a readable image (PNG, JPEG or WebP expected)") from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise ImageImportError(raw.name, f"corrupt image header ({exc})") from None
+    if fmt not in ALLOWED_FORMATS:
+        raise ImageImportError(raw.name, f"format {fmt} not accepted; use PNG, JPEG or WebP")
+    if width * height > limits.max_pixels:
+        raise ImageImportError(
+            raw.name,
+            f"{width}x{height} = {width * height:,} pixels exceeds the limit of {limits.max_pixels:,} "
+            "(possible decompression bomb)",
+        )
+    try:
+        with PILImage.open(io.BytesIO(raw.data)) as img:
+            img.load()
+            rgb = _to_rgb(img)
+    except (OSError, SyntaxError, ValueError, PILImage.DecompressionBombError) as exc:
+        raise ImageImportError(raw.name, f"image data is corrupt or truncated ({exc})") from None
+    if limits.resize is not None and rgb.size != limits.resize:
+        rgb = rgb.resize(limits.resize, PILImage.Resampling.LANCZOS)
+    pixels = np.asarray(rgb, dtype=np.uint8)
+    encoded = encode_png(pixels)
+    return PreparedImage(
+        source_name=raw.name,
+        pixel_sha256=pixel_hash(pixels),
+        file_sha256=hashlib.sha256(encoded).hexdigest(),
+        width=rgb.size[0],
+        height=rgb.size[1],
+        encoded=encoded,
+    )
+
+
+def _to_rgb(img: PILImage.Image) -> PILImage.Image:
+    """RGB without alpha: transparent regions are composited on mid grey, the mask/background tone."""
+    if img.mode in ("RGBA", "LA") or (img.mode == "P" and "transparency" in img.info):
+        rgba = img.convert("RGBA")
+        background = PILImage.new("RGBA", rgba.size, (128, 128, 128, 255))
+        return PILImage.alpha_composite(background, rgba).convert("RGB")
+    return img.convert("RGB")
+
+
+def pixel_hash(pixels: np.ndarray) -> str:
+    """Hash of the decoded picture (shape + RGB bytes): the same photo in two encodings is a duplicate."""
+    h = hashlib.sha256()
+    h.update(f"{pixels.shape}".encode())
+    h.update(np.ascontiguousarray(pixels, dtype=np.uint8).tobytes())
+    return h.hexdigest()
+
+
+def encode_png(pixels: np.ndarray) -> bytes:
+    """Deterministic PNG with no ancillary chunks (no EXIF, text, time or ICC)."""
+    buf = io.BytesIO()
+    PILImage.fromarray(np.ascontiguousarray(pixels, dtype=np.uint8), mode="RGB").save(
+        buf, format=SERVED_FORMAT, optimize=False, compress_level=6
+    )
+    return buf.getvalue()
+
+
+def load_pixels(path: Path) -> np.ndarray:
+    with PILImage.open(path) as img:
+        return np.asarray(img.convert("RGB"), dtype=np.uint8)
+
+
+def store_path(store: Path, file_sha256: str) -> Path:
+    """Content-addressed location: images/ab/abcdef....png."""
+    return store / file_sha256[:2] / f"{file_sha256}.png"
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+def phase_scrambled_mask(pixels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A backward mask with the image's power spectrum but random phase (PROTOCOL.md decision).
+
+    The same random phase field is used for the three channels, which keeps colours plausible;
+    the Hermitian symmetry of the FFT of a real noise image keeps the result real.
+    """
+    img = pixels.astype(np.float64)
+    noise_phase = np.angle(np.fft.fft2(rng.random(img.shape[:2])))
+    out = np.empty_like(img)
+    for c in range(img.shape[2]):
+        spectrum = np.fft.fft2(img[..., c])
+        scrambled = np.abs(spectrum) * np.exp(1j * (np.angle(spectrum) + noise_phase))
+        out[..., c] = np.real(np.fft.ifft2(scrambled))
+    # Keep each channel's mean and contrast, clip into the displayable range.
+    for c in range(img.shape[2]):
+        src, ch = img[..., c], out[..., c]
+        ch = (ch - ch.mean()) / (ch.std() + 1e-9) * src.std() + src.mean()
+        out[..., c] = ch
+    return np.clip(np.rint(out), 0, 255).astype(np.uint8)

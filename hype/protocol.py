@@ -1,0 +1,167 @@
+"""The HYPE protocol settings, in one place.
+
+Every default here is a fact from PROTOCOL.md (the paper, or a decision recorded there); a study stores
+its own copy so a later change of default never rewrites a finished study. Pure: no Flask, no DB.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+Mode = Literal["hype-infinity", "hype-time"]
+MODES: tuple[str, ...] = ("hype-infinity", "hype-time")
+
+
+class SettingsError(ValueError):
+    """A study file or form asked for settings the protocol cannot run."""
+
+
+@dataclass(frozen=True)
+class QualificationSettings:
+    enabled: bool = True
+    n_real: int = 50
+    n_fake: int = 50
+    pass_real: float = 0.65  # share correct needed on the real images
+    pass_fake: float = 0.65  # ... and on the fake images
+
+
+@dataclass(frozen=True)
+class InfinitySettings:
+    n_real: int = 50
+    n_fake: int = 50
+
+
+@dataclass(frozen=True)
+class TimeSettings:
+    n_blocks: int = 3
+    trials_per_block: int = 150  # half real, half fake
+    start_ms: float = 500.0
+    min_ms: float = 100.0
+    max_ms: float = 1000.0
+    step_down_ms: float = 10.0  # after a correct answer (harder: shorter exposure)
+    step_up_ms: float = 30.0  # after a wrong answer
+    countdown_steps: int = 3
+    countdown_ms: float = 500.0
+    n_masks: int = 4
+    mask_ms: float = 30.0
+    interleave_blocks: bool = False
+
+
+@dataclass(frozen=True)
+class PaySettings:
+    base_usd: float = 1.00
+    bonus_per_correct_usd: float = 0.02
+
+
+@dataclass(frozen=True)
+class StatisticsSettings:
+    n_resamples: int = 10_000
+    confidence_level: float = 0.95
+    exclude_flagged_trials: bool = True
+    score_on_measured_exposure: bool = False  # the paper scored the requested ms
+
+
+@dataclass(frozen=True)
+class StudySettings:
+    mode: Mode = "hype-infinity"
+    seed: int = 0
+    evaluators_per_model: int = 30
+    qualification: QualificationSettings = field(default_factory=QualificationSettings)
+    infinity: InfinitySettings = field(default_factory=InfinitySettings)
+    time: TimeSettings = field(default_factory=TimeSettings)
+    pay: PaySettings = field(default_factory=PaySettings)
+    statistics: StatisticsSettings = field(default_factory=StatisticsSettings)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None) -> "StudySettings":
+        """Build settings from a (possibly partial) nested dict; unknown keys are an error, not ignored,
+        so a typo in a study file never silently runs the default protocol."""
+        settings = _build(cls, data or {}, path="")
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        if self.mode not in MODES:
+            raise SettingsError(f"mode must be one of {', '.join(MODES)}, not {self.mode!r}")
+        q, inf, t = self.qualification, self.infinity, self.time
+        for name, value in (
+            ("qualification.n_real", q.n_real),
+            ("qualification.n_fake", q.n_fake),
+            ("infinity.n_real", inf.n_real),
+            ("infinity.n_fake", inf.n_fake),
+        ):
+            if value < 0:
+                raise SettingsError(f"{name} must be >= 0, not {value}")
+        if inf.n_real + inf.n_fake < 2:
+            raise SettingsError("infinity needs at least 2 trials")
+        for name, value in (("qualification.pass_real", q.pass_real), ("qualification.pass_fake", q.pass_fake)):
+            if not 0.0 <= value <= 1.0:
+                raise SettingsError(f"{name} is a share in [0, 1], not {value}")
+        if t.n_blocks < 1 or t.trials_per_block < 2 or t.trials_per_block % 2:
+            raise SettingsError("time needs n_blocks >= 1 and an even trials_per_block >= 2 (half real, half fake)")
+        if not 0 < t.min_ms <= t.start_ms <= t.max_ms:
+            raise SettingsError("time needs 0 < min_ms <= start_ms <= max_ms")
+        if t.step_down_ms <= 0 or t.step_up_ms <= 0:
+            raise SettingsError("time step sizes must be > 0")
+        if self.evaluators_per_model < 1:
+            raise SettingsError("evaluators_per_model must be >= 1")
+        if not 0.5 < self.statistics.confidence_level < 1.0:
+            raise SettingsError("statistics.confidence_level must be in (0.5, 1)")
+        if self.statistics.n_resamples < 100:
+            raise SettingsError("statistics.n_resamples must be >= 100")
+
+    # Derived counts, so pools can be checked against what a study will draw.
+    def task_counts(self) -> tuple[int, int]:
+        """(real, fake) images one evaluator sees in the task proper."""
+        if self.mode == "hype-infinity":
+            return self.infinity.n_real, self.infinity.n_fake
+        half = self.time.trials_per_block // 2
+        return half * self.time.n_blocks, half * self.time.n_blocks
+
+    def qualification_counts(self) -> tuple[int, int]:
+        if not self.qualification.enabled:
+            return 0, 0
+        return self.qualification.n_real, self.qualification.n_fake
+
+
+def _build(cls: type, data: dict[str, Any], path: str) -> Any:
+    if not isinstance(data, dict):
+        raise SettingsError(f"{path or 'settings'} must be a mapping, not {type(data).__name__}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        where = f" in {path}" if path else ""
+        raise SettingsError(f"unknown setting(s){where}: {', '.join(unknown)}")
+    kwargs: dict[str, Any] = {}
+    for name, value in data.items():
+        f = fields[name]
+        default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+        full = f"{path}.{name}" if path else name
+        if dataclasses.is_dataclass(default):
+            kwargs[name] = _build(type(default), value, full)
+        else:
+            kwargs[name] = _coerce(value, default, full)
+    return cls(**kwargs)
+
+
+def _coerce(value: Any, default: Any, name: str) -> Any:
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise SettingsError(f"{name} must be true or false, not {value!r}")
+        return value
+    if isinstance(default, int):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise SettingsError(f"{name} must be an integer, not {value!r}")
+        return value
+    if isinstance(default, float):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise SettingsError(f"{name} must be a number, not {value!r}")
+        return float(value)
+    if isinstance(default, str) and not isinstance(value, str):
+        raise SettingsError(f"{name} must be a string, not {value!r}")
+    return value

@@ -1,0 +1,1047 @@
+"""HYPE scores, bootstrap confidence intervals, separability tests and leaderboards.
+
+Pure numpy/scipy so the same code scores a live study, a CSV of summaries and a simulation. Evaluators,
+not trials, are the unit of resampling: the paper bootstraps evaluators, and trials within one evaluator
+are not independent (one person's criterion and attention shift all their answers together).
+
+Conventions
+- HYPE-infinity: score = pooled error rate, (fakes judged real + reals judged fake) / all trials, over
+  all included evaluators of a model. 0.5 = chance; higher = more realistic.
+- HYPE-time: per block the modal exposure presented (ties: mean of the tied modes); per evaluator the
+  mean of their block scores; per model the mean over evaluators. Higher = more realistic.
+- Excluded trials (flagged for timing or focus) and excluded evaluators (failed qualification) are left
+  out when the inputs are built / scored, and counted, so a report can say how much was dropped.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import namedtuple
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Literal, Mapping, Sequence
+
+import numpy as np
+from scipy import stats
+from scipy.special import ndtr, ndtri
+
+from hype.protocol import StatisticsSettings
+
+__all__ = [
+    "ScoringError",
+    "ConfidenceInterval",
+    "InfinityCounts",
+    "TimeBlocks",
+    "ErrorRates",
+    "BootstrapResult",
+    "Separability",
+    "RankingStability",
+    "LeaderboardRow",
+    "Leaderboard",
+    "block_mode",
+    "modes_from_counts",
+    "infinity_rates",
+    "time_score",
+    "evaluator_scores",
+    "bootstrap_infinity",
+    "bootstrap_time",
+    "bootstrap_score",
+    "separability",
+    "compact_letters",
+    "ranking_stability",
+    "leaderboard",
+]
+
+Method = Literal["percentile", "BCa"]
+
+_DEFAULTS = StatisticsSettings()
+DEFAULT_CHUNK_ELEMENTS = 4_000_000  # bounds one chunk's index matrix (~32 MB of int64)
+
+ConfidenceInterval = namedtuple("ConfidenceInterval", ["low", "high"])
+
+
+class ScoringError(ValueError):
+    """Inputs that cannot be scored (mismatched lengths, no evaluators, unknown method...)."""
+
+
+# --------------------------------------------------------------------------------------------------
+# Inputs
+
+
+def _ids(values: Any, name: str, n: int | None = None) -> np.ndarray:
+    """Ids as strings so grouping, sorting and JSON output never depend on the caller's id type."""
+    arr = np.asarray(values)
+    if arr.ndim != 1:
+        raise ScoringError(f"{name} must be one-dimensional")
+    if n is not None and arr.shape[0] != n:
+        raise ScoringError(f"{name} has {arr.shape[0]} entries, expected {n}")
+    return arr.astype(str)
+
+
+def _array(values: Any, name: str, n: int, dtype: Any) -> np.ndarray:
+    arr = np.asarray(values)
+    if arr.ndim != 1 or arr.shape[0] != n:
+        raise ScoringError(f"{name} must be one-dimensional with {n} entries")
+    if dtype is bool:
+        return arr.astype(bool)
+    if dtype is np.int64:
+        if arr.size and not np.all(np.isfinite(arr.astype(float))):
+            raise ScoringError(f"{name} must be finite")
+        if arr.size and np.any(arr.astype(float) != np.round(arr.astype(float))):
+            raise ScoringError(f"{name} must be whole numbers")
+        out = arr.astype(np.int64)
+        if np.any(out < 0):
+            raise ScoringError(f"{name} must be >= 0")
+        return out
+    return arr.astype(dtype)
+
+
+def _group(*keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Row index of each element's group and the first element of every group, groups ordered by
+    the keys lexicographically (so outputs are sorted by model, then evaluator, then block)."""
+    n = keys[0].shape[0]
+    if n == 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    codes = []
+    for key in keys:
+        _, inverse = np.unique(key, return_inverse=True)
+        codes.append(inverse.ravel())
+    order = np.lexsort(codes[::-1])
+    sorted_codes = np.stack([c[order] for c in codes])
+    new_group = np.ones(n, dtype=bool)
+    new_group[1:] = np.any(sorted_codes[:, 1:] != sorted_codes[:, :-1], axis=0)
+    group_sorted = np.cumsum(new_group) - 1
+    group = np.empty(n, dtype=np.int64)
+    group[order] = group_sorted
+    first = order[new_group]
+    return group, first
+
+
+def _excluded_evaluator_mask(model: np.ndarray, evaluator: np.ndarray, excluded: Iterable[Any]) -> np.ndarray:
+    """Excluded evaluators may be named by id, or by (model, id) when ids repeat across models."""
+    plain, pairs = set(), set()
+    for item in excluded:
+        if isinstance(item, tuple) and len(item) == 2:
+            pairs.add((str(item[0]), str(item[1])))
+        else:
+            plain.add(str(item))
+    mask = np.isin(evaluator, list(plain)) if plain else np.zeros(evaluator.shape, bool)
+    if pairs:
+        mask |= np.array([(m, e) in pairs for m, e in zip(model, evaluator)], dtype=bool)
+    return mask
+
+
+@dataclass(frozen=True, eq=False)
+class InfinityCounts:
+    """Per-evaluator HYPE-infinity counts: the one input every HYPE-infinity statistic is computed from.
+
+    Both per-trial judgments and per-participant summaries map onto these arrays, so a live study and
+    an imported CSV are scored by the same code. Rows with `evaluator_excluded` set stay in the object
+    (so they can be counted) but are left out of every score by default.
+    """
+
+    evaluator: np.ndarray
+    model: np.ndarray
+    fake_errors: np.ndarray  # fakes judged real
+    n_fake: np.ndarray
+    real_errors: np.ndarray  # reals judged fake
+    n_real: np.ndarray
+    excluded_trials: np.ndarray  # flagged trials already left out of the counts above
+    evaluator_excluded: np.ndarray
+
+    def __post_init__(self) -> None:
+        n = self.evaluator.shape[0]
+        for name in ("model", "fake_errors", "n_fake", "real_errors", "n_real", "excluded_trials", "evaluator_excluded"):
+            if getattr(self, name).shape != (n,):
+                raise ScoringError(f"{name} must have one entry per evaluator ({n})")
+        if np.any(self.fake_errors > self.n_fake) or np.any(self.real_errors > self.n_real):
+            raise ScoringError("errors cannot exceed the number of trials of that class")
+
+    @classmethod
+    def from_counts(
+        cls,
+        evaluator: Sequence[Any],
+        model: Sequence[Any] | str,
+        fake_errors: Sequence[int],
+        n_fake: Sequence[int] | int,
+        real_errors: Sequence[int],
+        n_real: Sequence[int] | int,
+        *,
+        excluded_trials: Sequence[int] | None = None,
+        evaluator_excluded: Sequence[bool] | None = None,
+    ) -> "InfinityCounts":
+        ev = _ids(evaluator, "evaluator")
+        n = ev.shape[0]
+        mod = _ids(np.full(n, model) if isinstance(model, str) else model, "model", n)
+        as_int = lambda v, name: _array(np.broadcast_to(v, (n,)), name, n, np.int64)  # noqa: E731
+        counts = cls(
+            evaluator=ev,
+            model=mod,
+            fake_errors=as_int(fake_errors, "fake_errors"),
+            n_fake=as_int(n_fake, "n_fake"),
+            real_errors=as_int(real_errors, "real_errors"),
+            n_real=as_int(n_real, "n_real"),
+            excluded_trials=as_int(0 if excluded_trials is None else excluded_trials, "excluded_trials"),
+            evaluator_excluded=_array(
+                np.broadcast_to(False if evaluator_excluded is None else evaluator_excluded, (n,)),
+                "evaluator_excluded", n, bool,
+            ),
+        )
+        _check_unique(counts.model, counts.evaluator)
+        return counts
+
+    @classmethod
+    def from_trials(
+        cls,
+        evaluator: Sequence[Any],
+        model: Sequence[Any] | str,
+        is_fake: Sequence[bool],
+        judged_fake: Sequence[bool],
+        excluded: Sequence[bool] | None = None,
+        *,
+        excluded_evaluators: Iterable[Any] = (),
+        exclude_flagged: bool = True,
+    ) -> "InfinityCounts":
+        """One row per trial -> one row per (model, evaluator). `excluded` flags trials (timing, focus);
+        with `exclude_flagged` they are dropped from the counts and counted in `excluded_trials`."""
+        ev = _ids(evaluator, "evaluator")
+        n = ev.shape[0]
+        mod = _ids(np.full(n, model) if isinstance(model, str) else model, "model", n)
+        fake = _array(is_fake, "is_fake", n, bool)
+        said_fake = _array(judged_fake, "judged_fake", n, bool)
+        flagged = _array(np.zeros(n, bool) if excluded is None else excluded, "excluded", n, bool)
+        drop = flagged if exclude_flagged else np.zeros(n, bool)
+        keep = ~drop
+        group, first = _group(mod, ev)
+        g = first.shape[0]
+        count = lambda w: np.bincount(group, weights=w.astype(float), minlength=g).astype(np.int64)  # noqa: E731
+        return cls(
+            evaluator=ev[first],
+            model=mod[first],
+            fake_errors=count(keep & fake & ~said_fake),
+            n_fake=count(keep & fake),
+            real_errors=count(keep & ~fake & said_fake),
+            n_real=count(keep & ~fake),
+            excluded_trials=count(drop),
+            evaluator_excluded=_excluded_evaluator_mask(mod[first], ev[first], excluded_evaluators),
+        )
+
+    # --- views
+    @property
+    def n_evaluators(self) -> int:
+        return int(self.evaluator.shape[0])
+
+    @property
+    def errors(self) -> np.ndarray:
+        return self.fake_errors + self.real_errors
+
+    @property
+    def n_trials(self) -> np.ndarray:
+        return self.n_fake + self.n_real
+
+    def models(self) -> list[str]:
+        return sorted(set(self.model.tolist()))
+
+    def subset(self, mask: np.ndarray) -> "InfinityCounts":
+        return InfinityCounts(**{f: getattr(self, f)[mask] for f in _INF_FIELDS})
+
+    def select(self, model: str) -> "InfinityCounts":
+        return self.subset(self.model == str(model))
+
+    def included(self) -> "InfinityCounts":
+        """Evaluators that count: not excluded and with at least one trial left."""
+        return self.subset(~self.evaluator_excluded & (self.n_trials > 0))
+
+    def exclusions(self) -> tuple[int, int]:
+        """(excluded trials, excluded evaluators): flagged trials of evaluators who count, plus every
+        trial of evaluators who do not."""
+        dropped = self.evaluator_excluded | (self.n_trials == 0)
+        trials = int(self.excluded_trials.sum() + self.n_trials[dropped].sum())
+        return trials, int(dropped.sum())
+
+
+_INF_FIELDS = ("evaluator", "model", "fake_errors", "n_fake", "real_errors", "n_real", "excluded_trials", "evaluator_excluded")
+
+
+def _check_unique(model: np.ndarray, evaluator: np.ndarray) -> None:
+    if model.size == 0:
+        return
+    group, first = _group(model, evaluator)
+    if first.shape[0] != model.shape[0]:
+        dup = np.flatnonzero(np.bincount(group) > 1)[0]
+        i = first[dup]
+        raise ScoringError(f"evaluator {evaluator[i]!r} appears more than once for model {model[i]!r}")
+
+
+def _quantise(exposure: np.ndarray, resolution_ms: float | None) -> np.ndarray:
+    """Modes need repeated values: requested exposures repeat exactly, measured ones only once binned.
+    Without a resolution, values are rounded to 1e-6 ms so float noise cannot split a level."""
+    if resolution_ms is None:
+        return np.round(exposure, 6)
+    if resolution_ms <= 0:
+        raise ScoringError("resolution_ms must be > 0")
+    return np.round(np.round(exposure / resolution_ms) * resolution_ms, 6)
+
+
+def modes_from_counts(counts: np.ndarray, levels: np.ndarray) -> np.ndarray:
+    """Mode per row of a histogram (last axis over `levels`); ties -> mean of the tied levels."""
+    counts = np.asarray(counts)
+    top = counts.max(axis=-1, keepdims=True)
+    tied = (counts == top) & (top > 0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (tied * levels).sum(axis=-1) / tied.sum(axis=-1)
+
+
+def block_mode(exposures_ms: Sequence[float], resolution_ms: float | None = None) -> float:
+    """The HYPE-time score of one block: the exposure presented most often (ties: mean of the modes)."""
+    x = _quantise(np.asarray(exposures_ms, dtype=float), resolution_ms)
+    if x.size == 0:
+        raise ScoringError("a block needs at least one trial")
+    levels, counts = np.unique(x, return_counts=True)
+    return float(modes_from_counts(counts, levels))
+
+
+@dataclass(frozen=True, eq=False)
+class TimeBlocks:
+    """HYPE-time blocks grouped by evaluator: block scores, and (when built from trials) each block's
+    histogram of exposures, which the two-level bootstrap resamples."""
+
+    evaluator: np.ndarray  # per evaluator row
+    model: np.ndarray
+    n_trials: np.ndarray  # trials that count
+    excluded_trials: np.ndarray
+    evaluator_excluded: np.ndarray
+    block_evaluator: np.ndarray  # per block: row index into the evaluator arrays
+    block_score: np.ndarray
+    block_counts: np.ndarray | None = None  # (n_blocks, n_levels) exposure histogram
+    levels: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        n = self.evaluator.shape[0]
+        for name in ("model", "n_trials", "excluded_trials", "evaluator_excluded"):
+            if getattr(self, name).shape != (n,):
+                raise ScoringError(f"{name} must have one entry per evaluator ({n})")
+        if self.block_score.shape != self.block_evaluator.shape:
+            raise ScoringError("block_score and block_evaluator must have the same length")
+        if self.block_evaluator.size and (self.block_evaluator.min() < 0 or self.block_evaluator.max() >= n):
+            raise ScoringError("block_evaluator must index evaluator rows")
+
+    @classmethod
+    def from_trials(
+        cls,
+        evaluator: Sequence[Any],
+        model: Sequence[Any] | str,
+        block: Sequence[Any],
+        exposure_ms: Sequence[float],
+        excluded: Sequence[bool] | None = None,
+        *,
+        excluded_evaluators: Iterable[Any] = (),
+        exclude_flagged: bool = True,
+        resolution_ms: float | None = None,
+    ) -> "TimeBlocks":
+        """One row per trial. Pass the requested exposures (the paper's score) or the measured ones
+        (then set `resolution_ms`, e.g. the frame interval, so the mode is over binned values)."""
+        ev = _ids(evaluator, "evaluator")
+        n = ev.shape[0]
+        mod = _ids(np.full(n, model) if isinstance(model, str) else model, "model", n)
+        blk = _ids(block, "block", n)
+        x = _array(exposure_ms, "exposure_ms", n, float)
+        if not np.all(np.isfinite(x)):
+            raise ScoringError("exposure_ms must be finite")
+        flagged = _array(np.zeros(n, bool) if excluded is None else excluded, "excluded", n, bool)
+        drop = flagged if exclude_flagged else np.zeros(n, bool)
+
+        ev_group, ev_first = _group(mod, ev)
+        n_ev = ev_first.shape[0]
+        keep = ~drop
+        # Blocks are formed from kept trials only: a block whose trials were all flagged disappears.
+        b_group, b_first = _group(mod[keep], ev[keep], blk[keep])
+        xq = _quantise(x[keep], resolution_ms)
+        levels, level_idx = np.unique(xq, return_inverse=True)
+        n_blocks = b_first.shape[0]
+        hist = np.zeros((n_blocks, levels.shape[0]), dtype=np.int32)
+        np.add.at(hist, (b_group, level_idx.ravel()), 1)
+        block_ev = ev_group[np.flatnonzero(keep)[b_first]]
+        return cls(
+            evaluator=ev[ev_first],
+            model=mod[ev_first],
+            n_trials=np.bincount(ev_group, weights=keep.astype(float), minlength=n_ev).astype(np.int64),
+            excluded_trials=np.bincount(ev_group, weights=drop.astype(float), minlength=n_ev).astype(np.int64),
+            evaluator_excluded=_excluded_evaluator_mask(mod[ev_first], ev[ev_first], excluded_evaluators),
+            block_evaluator=block_ev.astype(np.int64),
+            block_score=modes_from_counts(hist, levels),
+            block_counts=hist,
+            levels=levels,
+        )
+
+    @classmethod
+    def from_block_scores(
+        cls,
+        evaluator: Sequence[Any],
+        model: Sequence[Any] | str,
+        block_score: Sequence[float],
+        *,
+        n_trials: Sequence[int] | int = 0,
+        excluded_evaluators: Iterable[Any] = (),
+    ) -> "TimeBlocks":
+        """One row per block with its score already computed (e.g. an export); no two-level bootstrap."""
+        ev = _ids(evaluator, "evaluator")
+        n = ev.shape[0]
+        mod = _ids(np.full(n, model) if isinstance(model, str) else model, "model", n)
+        scores = _array(block_score, "block_score", n, float)
+        trials = _array(np.broadcast_to(n_trials, (n,)), "n_trials", n, np.int64)
+        group, first = _group(mod, ev)
+        g = first.shape[0]
+        return cls(
+            evaluator=ev[first],
+            model=mod[first],
+            n_trials=np.bincount(group, weights=trials.astype(float), minlength=g).astype(np.int64),
+            excluded_trials=np.zeros(g, np.int64),
+            evaluator_excluded=_excluded_evaluator_mask(mod[first], ev[first], excluded_evaluators),
+            block_evaluator=group,
+            block_score=scores,
+        )
+
+    @property
+    def n_evaluators(self) -> int:
+        return int(self.evaluator.shape[0])
+
+    @property
+    def n_blocks(self) -> np.ndarray:
+        return np.bincount(self.block_evaluator, minlength=self.n_evaluators)
+
+    @property
+    def evaluator_score(self) -> np.ndarray:
+        """Mean of each evaluator's block scores (NaN for an evaluator with no block left)."""
+        sums = np.bincount(self.block_evaluator, weights=self.block_score, minlength=self.n_evaluators)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return sums / self.n_blocks
+
+    def models(self) -> list[str]:
+        return sorted(set(self.model.tolist()))
+
+    def subset(self, mask: np.ndarray) -> "TimeBlocks":
+        rows = np.flatnonzero(mask)
+        new_index = np.full(self.n_evaluators, -1, dtype=np.int64)
+        new_index[rows] = np.arange(rows.shape[0])
+        keep_blocks = new_index[self.block_evaluator] >= 0
+        return TimeBlocks(
+            evaluator=self.evaluator[rows],
+            model=self.model[rows],
+            n_trials=self.n_trials[rows],
+            excluded_trials=self.excluded_trials[rows],
+            evaluator_excluded=self.evaluator_excluded[rows],
+            block_evaluator=new_index[self.block_evaluator[keep_blocks]],
+            block_score=self.block_score[keep_blocks],
+            block_counts=None if self.block_counts is None else self.block_counts[keep_blocks],
+            levels=self.levels,
+        )
+
+    def select(self, model: str) -> "TimeBlocks":
+        return self.subset(self.model == str(model))
+
+    def included(self) -> "TimeBlocks":
+        return self.subset(~self.evaluator_excluded & (self.n_blocks > 0))
+
+    def exclusions(self) -> tuple[int, int]:
+        dropped = self.evaluator_excluded | (self.n_blocks == 0)
+        trials = int(self.excluded_trials.sum() + self.n_trials[dropped].sum())
+        return trials, int(dropped.sum())
+
+
+# --------------------------------------------------------------------------------------------------
+# Point estimates
+
+
+@dataclass(frozen=True)
+class ErrorRates:
+    overall: float
+    fakes: float  # share of fakes judged real
+    reals: float  # share of reals judged fake
+
+    def to_dict(self) -> dict[str, float]:
+        return {"overall": self.overall, "fakes": self.fakes, "reals": self.reals}
+
+
+def _ratio(num: float, den: float) -> float:
+    return float(num) / float(den) if den else math.nan
+
+
+def infinity_rates(counts: InfinityCounts) -> ErrorRates:
+    """Pooled over evaluators x images, as the paper defines the score (not a mean of per-evaluator
+    rates; the two agree when every evaluator saw the same number of images)."""
+    c = counts.included()
+    return ErrorRates(
+        overall=_ratio(c.errors.sum(), c.n_trials.sum()),
+        fakes=_ratio(c.fake_errors.sum(), c.n_fake.sum()),
+        reals=_ratio(c.real_errors.sum(), c.n_real.sum()),
+    )
+
+
+def time_score(blocks: TimeBlocks) -> float:
+    s = blocks.included().evaluator_score
+    return float(s.mean()) if s.size else math.nan
+
+
+def evaluator_scores(data: InfinityCounts | TimeBlocks) -> np.ndarray:
+    """One score per included evaluator: the units the t-test / ANOVA compare."""
+    if isinstance(data, InfinityCounts):
+        c = data.included()
+        return c.errors / c.n_trials
+    return data.included().evaluator_score
+
+
+# --------------------------------------------------------------------------------------------------
+# Bootstrap
+
+
+@dataclass(frozen=True, eq=False)
+class BootstrapResult:
+    """Shaped like `scipy.stats.bootstrap`'s result, plus what a report needs to say about the data."""
+
+    estimate: float
+    confidence_interval: ConfidenceInterval
+    standard_error: float  # SD of the bootstrap distribution (ddof=1, as scipy)
+    bootstrap_distribution: np.ndarray
+    n_evaluators: int
+    n_trials: int
+    n_excluded: int  # excluded trials (flagged, or belonging to excluded evaluators)
+    n_excluded_evaluators: int
+    method: str
+    two_level: bool
+    confidence_level: float
+    n_resamples: int
+
+    @property
+    def halfwidth(self) -> float:
+        return (self.confidence_interval.high - self.confidence_interval.low) / 2
+
+    def to_dict(self, include_distribution: bool = False) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "estimate": _json_float(self.estimate),
+            "confidence_interval": {
+                "low": _json_float(self.confidence_interval.low),
+                "high": _json_float(self.confidence_interval.high),
+            },
+            "standard_error": _json_float(self.standard_error),
+            "n_evaluators": self.n_evaluators,
+            "n_trials": self.n_trials,
+            "n_excluded": self.n_excluded,
+            "n_excluded_evaluators": self.n_excluded_evaluators,
+            "method": self.method,
+            "two_level": self.two_level,
+            "confidence_level": self.confidence_level,
+            "n_resamples": self.n_resamples,
+        }
+        if include_distribution:
+            out["bootstrap_distribution"] = [float(v) for v in self.bootstrap_distribution]
+        return out
+
+
+def _json_float(v: Any) -> float | None:
+    v = float(v)
+    return v if math.isfinite(v) else None
+
+
+def _rng(rng: np.random.Generator | int | None) -> np.random.Generator:
+    return rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+
+
+def _chunks(n_resamples: int, row_elements: int, chunk_elements: int) -> Iterable[tuple[int, int]]:
+    step = max(1, chunk_elements // max(1, row_elements))
+    for start in range(0, n_resamples, step):
+        yield start, min(n_resamples, start + step)
+
+
+def _resample_ratio(num: np.ndarray, den: np.ndarray, n_resamples: int, rng: np.random.Generator,
+                    chunk_elements: int) -> np.ndarray:
+    """sum(num)/sum(den) over evaluators drawn with replacement: one integer index matrix per chunk,
+    no Python loop per resample. Index draws (not multinomial weights) use the same scheme as
+    scipy.stats.bootstrap, so the two are directly comparable."""
+    n = num.shape[0]
+    out = np.empty(n_resamples)
+    for a, b in _chunks(n_resamples, n, chunk_elements):
+        idx = rng.integers(0, n, size=(b - a, n))
+        out[a:b] = num[idx].sum(axis=1) / den[idx].sum(axis=1)
+    return out
+
+
+def _resample_infinity_two_level(c: InfinityCounts, n_resamples: int, rng: np.random.Generator,
+                                 chunk_elements: int) -> np.ndarray:
+    """Evaluators with replacement, then each drawn evaluator's fakes and reals with replacement
+    (stratified by class, so every resampled task keeps its real/fake split): the error count of a
+    class resample is Binomial(n_class, that evaluator's error rate in the class)."""
+    n = c.n_evaluators
+    p_fake = np.divide(c.fake_errors, c.n_fake, out=np.zeros(n), where=c.n_fake > 0)
+    p_real = np.divide(c.real_errors, c.n_real, out=np.zeros(n), where=c.n_real > 0)
+    trials = c.n_trials.astype(float)
+    out = np.empty(n_resamples)
+    for a, b in _chunks(n_resamples, 3 * n, chunk_elements):
+        idx = rng.integers(0, n, size=(b - a, n))
+        errors = rng.binomial(c.n_fake[idx], p_fake[idx]) + rng.binomial(c.n_real[idx], p_real[idx])
+        out[a:b] = errors.sum(axis=1) / trials[idx].sum(axis=1)
+    return out
+
+
+def _resample_time_two_level(t: TimeBlocks, n_resamples: int, rng: np.random.Generator,
+                             chunk_elements: int) -> np.ndarray:
+    """Evaluators with replacement, then the trials of each of their blocks with replacement (a
+    multinomial draw from the block's exposure histogram) and the block modes recomputed. This treats
+    a block's trials as exchangeable, which a staircase's are not; it widens the CI by the mode's
+    sampling noise and is offered as a sensitivity check, not as the paper's interval."""
+    if t.block_counts is None or t.levels is None:
+        raise ScoringError("the two-level bootstrap needs per-trial exposures (TimeBlocks.from_trials)")
+    n = t.n_evaluators
+    n_blocks = t.n_blocks
+    width = int(n_blocks.max())
+    # (evaluator, slot) -> block index, -1 where an evaluator has fewer blocks
+    order = np.argsort(t.block_evaluator, kind="stable")
+    slot = np.arange(order.shape[0]) - np.repeat(np.cumsum(n_blocks) - n_blocks, n_blocks)
+    table = np.full((n, width), -1, dtype=np.int64)
+    table[t.block_evaluator[order], slot] = order
+    totals = t.block_counts.sum(axis=1)
+    pvals = t.block_counts / totals[:, None]
+    k = t.levels.shape[0]
+    out = np.empty(n_resamples)
+    for a, b in _chunks(n_resamples, n * width * k, chunk_elements):
+        idx = rng.integers(0, n, size=(b - a, n))
+        blocks = table[idx]  # (chunk, n, width)
+        valid = blocks >= 0
+        chosen = blocks[valid]
+        draws = rng.multinomial(totals[chosen], pvals[chosen])
+        modes = np.full(blocks.shape, np.nan)
+        modes[valid] = modes_from_counts(draws, t.levels)
+        out[a:b] = np.nanmean(modes, axis=2).mean(axis=1)
+    return out
+
+
+def _jackknife_ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    return (num.sum() - num) / (den.sum() - den)
+
+
+def _interval(distribution: np.ndarray, estimate: float, jackknife: np.ndarray, confidence_level: float,
+              method: str) -> ConfidenceInterval:
+    """Percentile or BCa interval, computed exactly as scipy.stats.bootstrap does (Efron & Tibshirani
+    14.3 / 15.4; z0 from the 'mean' percentile of the estimate, linear-interpolated quantiles)."""
+    alpha = (1 - confidence_level) / 2
+    if method == "percentile":
+        lo, hi = alpha, 1 - alpha
+    elif method == "BCa":
+        below = (np.count_nonzero(distribution < estimate) + np.count_nonzero(distribution <= estimate))
+        z0 = ndtri(below / (2 * distribution.shape[0]))
+        d = jackknife.mean() - jackknife
+        denom = 6 * np.sum(d**2) ** 1.5
+        accel = np.sum(d**3) / denom if denom > 0 else 0.0
+        z_lo, z_hi = ndtri(alpha), ndtri(1 - alpha)
+        lo = ndtr(z0 + (z0 + z_lo) / (1 - accel * (z0 + z_lo)))
+        hi = ndtr(z0 + (z0 + z_hi) / (1 - accel * (z0 + z_hi)))
+        if not (np.isfinite(lo) and np.isfinite(hi)):
+            return ConfidenceInterval(math.nan, math.nan)
+    else:
+        raise ScoringError(f"method must be 'percentile' or 'BCa', not {method!r}")
+    q = np.quantile(distribution, [lo, hi])
+    return ConfidenceInterval(float(q[0]), float(q[1]))
+
+
+def _check_options(n_resamples: int, confidence_level: float, method: str) -> None:
+    if n_resamples < 1:
+        raise ScoringError("n_resamples must be >= 1")
+    if not 0 < confidence_level < 1:
+        raise ScoringError("confidence_level must be in (0, 1)")
+    if method not in ("percentile", "BCa"):
+        raise ScoringError(f"method must be 'percentile' or 'BCa', not {method!r}")
+
+
+def _empty_result(n_excl: int, n_excl_ev: int, method: str, two_level: bool, confidence_level: float,
+                  n_resamples: int) -> BootstrapResult:
+    nan = math.nan
+    return BootstrapResult(nan, ConfidenceInterval(nan, nan), nan, np.zeros(0), 0, 0, n_excl, n_excl_ev,
+                           method, two_level, confidence_level, n_resamples)
+
+
+def bootstrap_infinity(
+    counts: InfinityCounts,
+    *,
+    n_resamples: int = _DEFAULTS.n_resamples,
+    confidence_level: float = _DEFAULTS.confidence_level,
+    method: Method = "percentile",
+    two_level: bool = False,
+    rng: np.random.Generator | int | None = None,
+    chunk_elements: int = DEFAULT_CHUNK_ELEMENTS,
+) -> BootstrapResult:
+    """Bootstrap CI of one model's pooled HYPE-infinity error rate, resampling evaluators."""
+    _check_options(n_resamples, confidence_level, method)
+    if len(set(counts.model.tolist())) > 1:
+        raise ScoringError("bootstrap one model at a time (use .select(model) or leaderboard())")
+    n_excl, n_excl_ev = counts.exclusions()
+    c = counts.included()
+    if c.n_evaluators == 0:
+        return _empty_result(n_excl, n_excl_ev, method, two_level, confidence_level, n_resamples)
+    gen = _rng(rng)
+    num, den = c.errors.astype(float), c.n_trials.astype(float)
+    estimate = num.sum() / den.sum()
+    if two_level:
+        dist = _resample_infinity_two_level(c, n_resamples, gen, chunk_elements)
+    else:
+        dist = _resample_ratio(num, den, n_resamples, gen, chunk_elements)
+    jack = _jackknife_ratio(num, den) if method == "BCa" and c.n_evaluators > 1 else np.zeros(1)
+    return BootstrapResult(
+        estimate=float(estimate),
+        confidence_interval=_interval(dist, estimate, jack, confidence_level, method),
+        standard_error=float(dist.std(ddof=1)) if n_resamples > 1 else math.nan,
+        bootstrap_distribution=dist,
+        n_evaluators=c.n_evaluators,
+        n_trials=int(den.sum()),
+        n_excluded=n_excl,
+        n_excluded_evaluators=n_excl_ev,
+        method=method,
+        two_level=two_level,
+        confidence_level=confidence_level,
+        n_resamples=n_resamples,
+    )
+
+
+def bootstrap_time(
+    blocks: TimeBlocks,
+    *,
+    n_resamples: int = _DEFAULTS.n_resamples,
+    confidence_level: float = _DEFAULTS.confidence_level,
+    method: Method = "percentile",
+    two_level: bool = False,
+    rng: np.random.Generator | int | None = None,
+    chunk_elements: int = DEFAULT_CHUNK_ELEMENTS,
+) -> BootstrapResult:
+    """Bootstrap CI of one model's HYPE-time score (mean of evaluator scores), resampling evaluators."""
+    _check_options(n_resamples, confidence_level, method)
+    if len(set(blocks.model.tolist())) > 1:
+        raise ScoringError("bootstrap one model at a time (use .select(model) or leaderboard())")
+    n_excl, n_excl_ev = blocks.exclusions()
+    t = blocks.included()
+    if t.n_evaluators == 0:
+        return _empty_result(n_excl, n_excl_ev, method, two_level, confidence_level, n_resamples)
+    gen = _rng(rng)
+    scores = t.evaluator_score
+    ones = np.ones_like(scores)
+    estimate = scores.mean()
+    if two_level:
+        dist = _resample_time_two_level(t, n_resamples, gen, chunk_elements)
+    else:
+        dist = _resample_ratio(scores, ones, n_resamples, gen, chunk_elements)
+    jack = _jackknife_ratio(scores, ones) if method == "BCa" and t.n_evaluators > 1 else np.zeros(1)
+    return BootstrapResult(
+        estimate=float(estimate),
+        confidence_interval=_interval(dist, estimate, jack, confidence_level, method),
+        standard_error=float(dist.std(ddof=1)) if n_resamples > 1 else math.nan,
+        bootstrap_distribution=dist,
+        n_evaluators=t.n_evaluators,
+        n_trials=int(t.n_trials.sum()),
+        n_excluded=n_excl,
+        n_excluded_evaluators=n_excl_ev,
+        method=method,
+        two_level=two_level,
+        confidence_level=confidence_level,
+        n_resamples=n_resamples,
+    )
+
+
+def bootstrap_score(data: InfinityCounts | TimeBlocks, **options: Any) -> BootstrapResult:
+    """Dispatch on the input type, so callers need not know the mode."""
+    if isinstance(data, InfinityCounts):
+        return bootstrap_infinity(data, **options)
+    if isinstance(data, TimeBlocks):
+        return bootstrap_time(data, **options)
+    raise ScoringError(f"cannot score a {type(data).__name__}")
+
+
+# --------------------------------------------------------------------------------------------------
+# Separability and ranking
+
+
+@dataclass(frozen=True)
+class PairwiseComparison:
+    model_a: str
+    model_b: str
+    difference: float  # mean(a) - mean(b) of per-evaluator scores
+    p_value: float
+    ci_low: float
+    ci_high: float
+    significant: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "model_a": self.model_a,
+            "model_b": self.model_b,
+            "difference": _json_float(self.difference),
+            "p_value": _json_float(self.p_value),
+            "ci_low": _json_float(self.ci_low),
+            "ci_high": _json_float(self.ci_high),
+            "significant": self.significant,
+        }
+
+
+@dataclass(frozen=True)
+class Separability:
+    """The paper's tests on per-evaluator scores: t-test for two models, ANOVA + Tukey HSD for more."""
+
+    test: str  # "student-t", "welch-t" or "anova+tukey"
+    statistic: float
+    p_value: float
+    pairwise: tuple[PairwiseComparison, ...]
+    letters: dict[str, str]  # compact letter display; models sharing a letter are not separated
+    alpha: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "test": self.test,
+            "statistic": _json_float(self.statistic),
+            "p_value": _json_float(self.p_value),
+            "alpha": self.alpha,
+            "letters": dict(self.letters),
+            "pairwise": [p.to_dict() for p in self.pairwise],
+        }
+
+
+def compact_letters(models: Sequence[str], means: Sequence[float], significant: Mapping[tuple[str, str], bool]) -> dict[str, str]:
+    """Compact letter display by insert-and-absorb (Piepho 2004): every maximal set of models with no
+    significant difference among them gets a letter; 'a' goes to the set holding the best model."""
+    order = [m for _, m in sorted(zip(means, models), key=lambda t: (-t[0], t[1]))]
+    groups: list[set[str]] = [set(order)]
+    for i, a in enumerate(order):
+        for b in order[i + 1:]:
+            if not (significant.get((a, b)) or significant.get((b, a))):
+                continue
+            next_groups: list[set[str]] = []
+            for g in groups:
+                if a in g and b in g:
+                    next_groups.extend([g - {a}, g - {b}])
+                else:
+                    next_groups.append(g)
+            groups = [g for g in next_groups if g and not any(g < h for h in next_groups)]
+            unique: list[set[str]] = []
+            for g in groups:
+                if g not in unique:
+                    unique.append(g)
+            groups = unique
+    rank = {m: i for i, m in enumerate(order)}
+    groups.sort(key=lambda g: sorted(rank[m] for m in g))
+    letters = {m: "" for m in order}
+    for i, g in enumerate(groups):
+        for m in g:
+            letters[m] += _letter(i)
+    return letters
+
+
+def _letter(i: int) -> str:
+    alphabet = "abcdefghijklmnopqrstuvwxyz"
+    return alphabet[i] if i < 26 else alphabet[i // 26 - 1] + alphabet[i % 26]
+
+
+def separability(scores: Mapping[str, Sequence[float]], *, welch: bool = False, alpha: float = 0.05) -> Separability:
+    """`scores`: model -> per-evaluator scores (`evaluator_scores`). Two models: unpaired t-test
+    (Student, as the paper; Welch with `welch=True`). More: one-way ANOVA, Tukey HSD for the pairs."""
+    models = sorted(scores)
+    samples = [np.asarray(scores[m], dtype=float) for m in models]
+    if len(models) < 2:
+        raise ScoringError("separability needs at least two models")
+    if any(s.size < 2 for s in samples):
+        raise ScoringError("every model needs at least two evaluators for a test")
+    means = [float(s.mean()) for s in samples]
+    if len(models) == 2:
+        res = stats.ttest_ind(samples[0], samples[1], equal_var=not welch)
+        ci = res.confidence_interval(1 - alpha)
+        p = float(res.pvalue)
+        pair = PairwiseComparison(models[0], models[1], means[0] - means[1], p, float(ci.low), float(ci.high), p < alpha)
+        sig = {(models[0], models[1]): pair.significant}
+        return Separability("welch-t" if welch else "student-t", float(res.statistic), p, (pair,),
+                            compact_letters(models, means, sig), alpha)
+    anova = stats.f_oneway(*samples)
+    tukey = stats.tukey_hsd(*samples)
+    ci = tukey.confidence_interval(1 - alpha)
+    pairs, sig = [], {}
+    for i in range(len(models)):
+        for j in range(i + 1, len(models)):
+            p = float(tukey.pvalue[i, j])
+            pair = PairwiseComparison(models[i], models[j], float(tukey.statistic[i, j]), p,
+                                      float(ci.low[i, j]), float(ci.high[i, j]), p < alpha)
+            pairs.append(pair)
+            sig[(models[i], models[j])] = pair.significant
+    return Separability("anova+tukey", float(anova.statistic), float(anova.pvalue), tuple(pairs),
+                        compact_letters(models, means, sig), alpha)
+
+
+@dataclass(frozen=True)
+class RankingStability:
+    """How often independent bootstrap resamples of each model reproduce the point-estimate ranking."""
+
+    ranking: tuple[str, ...]  # point-estimate ranking, most realistic first
+    p_same_ranking: float  # share of resamples with exactly this full ranking
+    p_at_rank: dict[str, float]  # per model: share of resamples in which it holds its point rank
+    rank_probabilities: dict[str, list[float]]  # per model: share at rank 1..M
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "ranking": list(self.ranking),
+            "p_same_ranking": self.p_same_ranking,
+            "p_at_rank": dict(self.p_at_rank),
+            "rank_probabilities": {k: list(v) for k, v in self.rank_probabilities.items()},
+        }
+
+
+def ranking_stability(estimates: Mapping[str, float], distributions: Mapping[str, np.ndarray]) -> RankingStability:
+    """`distributions`: per model, its own bootstrap distribution (models resampled independently, as
+    evaluators are between-subjects), all of the same length. Higher = better for both modes."""
+    models = sorted(estimates, key=lambda m: (-estimates[m], m))
+    dist = np.stack([np.asarray(distributions[m], dtype=float) for m in models], axis=1)  # (B, M)
+    # rank of each model within each resample; ties go to the model ranked higher by the point estimate
+    order = np.argsort(-dist, axis=1, kind="stable")
+    ranks = np.empty_like(order)
+    np.put_along_axis(ranks, order, np.arange(len(models))[None, :], axis=1)
+    point = np.arange(len(models))
+    same = np.all(ranks == point[None, :], axis=1).mean()
+    probs = {m: [float(np.mean(ranks[:, i] == r)) for r in range(len(models))] for i, m in enumerate(models)}
+    return RankingStability(
+        ranking=tuple(models),
+        p_same_ranking=float(same),
+        p_at_rank={m: float(np.mean(ranks[:, i] == i)) for i, m in enumerate(models)},
+        rank_probabilities=probs,
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# Leaderboard
+
+
+@dataclass(frozen=True)
+class LeaderboardRow:
+    rank: int
+    model: str
+    estimate: float
+    ci_low: float
+    ci_high: float
+    standard_error: float
+    fakes_error: float | None  # HYPE-infinity only
+    reals_error: float | None
+    n_evaluators: int
+    n_trials: int
+    n_excluded: int
+    n_excluded_evaluators: int
+    letters: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "rank": self.rank,
+            "model": self.model,
+            "estimate": _json_float(self.estimate),
+            "ci_low": _json_float(self.ci_low),
+            "ci_high": _json_float(self.ci_high),
+            "standard_error": _json_float(self.standard_error),
+            "fakes_error": None if self.fakes_error is None else _json_float(self.fakes_error),
+            "reals_error": None if self.reals_error is None else _json_float(self.reals_error),
+            "n_evaluators": self.n_evaluators,
+            "n_trials": self.n_trials,
+            "n_excluded": self.n_excluded,
+            "n_excluded_evaluators": self.n_excluded_evaluators,
+            "letters": self.letters,
+        }
+
+
+@dataclass(frozen=True, eq=False)
+class Leaderboard:
+    mode: str  # "hype-infinity" or "hype-time"
+    rows: tuple[LeaderboardRow, ...]  # most realistic first
+    separability: Separability | None
+    ranking: RankingStability | None
+    results: dict[str, BootstrapResult] = field(repr=False)
+    method: str = "percentile"
+    two_level: bool = False
+    confidence_level: float = 0.95
+    n_resamples: int = 10_000
+    seed: int | None = None
+
+    def __iter__(self):  # a leaderboard reads as its list of rows
+        return iter(self.rows)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "mode": self.mode,
+            "method": self.method,
+            "two_level": self.two_level,
+            "confidence_level": self.confidence_level,
+            "n_resamples": self.n_resamples,
+            "seed": self.seed,
+            "rows": [r.to_dict() for r in self.rows],
+            "separability": None if self.separability is None else self.separability.to_dict(),
+            "ranking_stability": None if self.ranking is None else self.ranking.to_dict(),
+        }
+
+
+def leaderboard(
+    data: InfinityCounts | TimeBlocks,
+    *,
+    n_resamples: int = _DEFAULTS.n_resamples,
+    confidence_level: float = _DEFAULTS.confidence_level,
+    method: Method = "percentile",
+    two_level: bool = False,
+    welch: bool = False,
+    alpha: float = 0.05,
+    seed: int | None = 0,
+    chunk_elements: int = DEFAULT_CHUNK_ELEMENTS,
+) -> Leaderboard:
+    """Every model of `data` scored with its own bootstrap, ranked most realistic first, with the
+    separability tests and ranking stability. Per-model generators are spawned from `seed` in model-
+    name order, so adding a model never changes another model's interval."""
+    models = data.models()
+    if not models:
+        raise ScoringError("no models to rank")
+    mode = "hype-infinity" if isinstance(data, InfinityCounts) else "hype-time"
+    results: dict[str, BootstrapResult] = {}
+    rates: dict[str, ErrorRates | None] = {}
+    per_evaluator: dict[str, np.ndarray] = {}
+    for model in models:
+        part = data.select(model)
+        gen = np.random.default_rng(None if seed is None else [seed, _stable_hash(model)])
+        results[model] = bootstrap_score(part, n_resamples=n_resamples, confidence_level=confidence_level,
+                                         method=method, two_level=two_level, rng=gen, chunk_elements=chunk_elements)
+        rates[model] = infinity_rates(part) if mode == "hype-infinity" else None
+        per_evaluator[model] = evaluator_scores(part)
+
+    scored = [m for m in models if results[m].n_evaluators > 0]
+    sep = None
+    testable = {m: per_evaluator[m] for m in scored if per_evaluator[m].size >= 2}
+    if len(testable) >= 2:
+        sep = separability(testable, welch=welch, alpha=alpha)
+    ranking = None
+    if len(scored) >= 2:
+        ranking = ranking_stability({m: results[m].estimate for m in scored},
+                                    {m: results[m].bootstrap_distribution for m in scored})
+    ordered = sorted(models, key=lambda m: (-_sort_key(results[m].estimate), m))
+    rows = []
+    for i, m in enumerate(ordered, start=1):
+        r, er = results[m], rates[m]
+        rows.append(LeaderboardRow(
+            rank=i, model=m, estimate=r.estimate,
+            ci_low=r.confidence_interval.low, ci_high=r.confidence_interval.high,
+            standard_error=r.standard_error,
+            fakes_error=None if er is None else er.fakes,
+            reals_error=None if er is None else er.reals,
+            n_evaluators=r.n_evaluators, n_trials=r.n_trials,
+            n_excluded=r.n_excluded, n_excluded_evaluators=r.n_excluded_evaluators,
+            letters="" if sep is None else sep.letters.get(m, ""),
+        ))
+    return Leaderboard(mode=mode, rows=tuple(rows), separability=sep, ranking=ranking, results=results,
+                       method=method, two_level=two_level, confidence_level=confidence_level,
+                       n_resamples=n_resamples, seed=seed)
+
+
+def _sort_key(v: float) -> float:
+    return -math.inf if not math.isfinite(v) else v
+
+
+def _stable_hash(text: str) -> int:
+    """Python's hash() is salted per process; a seed must not be."""
+    h = 2166136261
+    for byte in text.encode("utf-8"):
+        h = ((h ^ byte) * 16777619) & 0xFFFFFFFF
+    return h
