@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 from collections import namedtuple
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Literal, Mapping, Sequence
+from typing import Any, Iterable, Iterator, Literal, Mapping, Sequence
 
 import numpy as np
 from scipy import stats
@@ -33,6 +33,8 @@ __all__ = [
     "TimeBlocks",
     "ErrorRates",
     "BootstrapResult",
+    "PairwiseComparison",
+    "METHODS",
     "Separability",
     "RankingStability",
     "LeaderboardRow",
@@ -51,7 +53,8 @@ __all__ = [
     "leaderboard",
 ]
 
-Method = Literal["percentile", "BCa"]
+Method = Literal["percentile", "BCa", "expanded"]
+METHODS: tuple[str, ...] = ("percentile", "BCa", "expanded")
 
 _DEFAULTS = StatisticsSettings()
 DEFAULT_CHUNK_ELEMENTS = 4_000_000  # bounds one chunk's index matrix (~32 MB of int64)
@@ -130,6 +133,11 @@ def _excluded_evaluator_mask(model: np.ndarray, evaluator: np.ndarray, excluded:
     return mask
 
 
+_INF_FIELDS = (
+    "evaluator", "model", "fake_errors", "n_fake", "real_errors", "n_real", "excluded_trials", "evaluator_excluded",
+)
+
+
 @dataclass(frozen=True, eq=False)
 class InfinityCounts:
     """Per-evaluator HYPE-infinity counts: the one input every HYPE-infinity statistic is computed from.
@@ -150,7 +158,7 @@ class InfinityCounts:
 
     def __post_init__(self) -> None:
         n = self.evaluator.shape[0]
-        for name in ("model", "fake_errors", "n_fake", "real_errors", "n_real", "excluded_trials", "evaluator_excluded"):
+        for name in _INF_FIELDS[1:]:
             if getattr(self, name).shape != (n,):
                 raise ScoringError(f"{name} must have one entry per evaluator ({n})")
         if np.any(self.fake_errors > self.n_fake) or np.any(self.real_errors > self.n_real):
@@ -244,6 +252,15 @@ class InfinityCounts:
     def subset(self, mask: np.ndarray) -> "InfinityCounts":
         return InfinityCounts(**{f: getattr(self, f)[mask] for f in _INF_FIELDS})
 
+    @classmethod
+    def concat(cls, parts: Sequence["InfinityCounts"]) -> "InfinityCounts":
+        """Several models' (or sessions') counts as one input, e.g. for a leaderboard."""
+        if not parts:
+            raise ScoringError("nothing to concatenate")
+        out = cls(**{f: np.concatenate([getattr(p, f) for p in parts]) for f in _INF_FIELDS})
+        _check_unique(out.model, out.evaluator)
+        return out
+
     def select(self, model: str) -> "InfinityCounts":
         return self.subset(self.model == str(model))
 
@@ -257,9 +274,6 @@ class InfinityCounts:
         dropped = self.evaluator_excluded | (self.n_trials == 0)
         trials = int(self.excluded_trials.sum() + self.n_trials[dropped].sum())
         return trials, int(dropped.sum())
-
-
-_INF_FIELDS = ("evaluator", "model", "fake_errors", "n_fake", "real_errors", "n_real", "excluded_trials", "evaluator_excluded")
 
 
 def _check_unique(model: np.ndarray, evaluator: np.ndarray) -> None:
@@ -436,6 +450,30 @@ class TimeBlocks:
             levels=self.levels,
         )
 
+    @classmethod
+    def concat(cls, parts: Sequence["TimeBlocks"]) -> "TimeBlocks":
+        """Several models' blocks as one input; exposure histograms are re-aligned on the union of
+        levels (and dropped if any part has none, since the two-level bootstrap then cannot run)."""
+        if not parts:
+            raise ScoringError("nothing to concatenate")
+        cat = lambda name: np.concatenate([getattr(p, name) for p in parts])  # noqa: E731
+        offsets = np.cumsum([0] + [p.n_evaluators for p in parts[:-1]])
+        block_ev = np.concatenate([p.block_evaluator + off for p, off in zip(parts, offsets)])
+        counts = levels = None
+        if all(p.block_counts is not None and p.levels is not None for p in parts):
+            levels = np.unique(np.concatenate([p.levels for p in parts]))
+            counts = np.zeros((block_ev.shape[0], levels.shape[0]), dtype=np.int32)
+            row = 0
+            for p in parts:
+                cols = np.searchsorted(levels, p.levels)
+                counts[row:row + p.block_counts.shape[0]][:, cols] = p.block_counts
+                row += p.block_counts.shape[0]
+        out = cls(evaluator=cat("evaluator"), model=cat("model"), n_trials=cat("n_trials"),
+                  excluded_trials=cat("excluded_trials"), evaluator_excluded=cat("evaluator_excluded"),
+                  block_evaluator=block_ev, block_score=cat("block_score"), block_counts=counts, levels=levels)
+        _check_unique(out.model, out.evaluator)
+        return out
+
     def select(self, model: str) -> "TimeBlocks":
         return self.subset(self.model == str(model))
 
@@ -552,16 +590,16 @@ def _chunks(n_resamples: int, row_elements: int, chunk_elements: int) -> Iterabl
         yield start, min(n_resamples, start + step)
 
 
-def _resample_ratio(num: np.ndarray, den: np.ndarray, n_resamples: int, rng: np.random.Generator,
+def _resample_ratio(num: np.ndarray, den: np.ndarray | None, n_resamples: int, rng: np.random.Generator,
                     chunk_elements: int) -> np.ndarray:
-    """sum(num)/sum(den) over evaluators drawn with replacement: one integer index matrix per chunk,
+    """sum(num)/sum(den) (or mean(num) when den is None) over evaluators drawn with replacement: one integer index matrix per chunk,
     no Python loop per resample. Index draws (not multinomial weights) use the same scheme as
     scipy.stats.bootstrap, so the two are directly comparable."""
     n = num.shape[0]
     out = np.empty(n_resamples)
     for a, b in _chunks(n_resamples, n, chunk_elements):
         idx = rng.integers(0, n, size=(b - a, n))
-        out[a:b] = num[idx].sum(axis=1) / den[idx].sum(axis=1)
+        out[a:b] = num[idx].mean(axis=1) if den is None else num[idx].sum(axis=1) / den[idx].sum(axis=1)
     return out
 
 
@@ -618,13 +656,27 @@ def _jackknife_ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
     return (num.sum() - num) / (den.sum() - den)
 
 
+def _expanded_levels(alpha: float, n: int) -> tuple[float, float]:
+    """Hesterberg's (2015) expanded percentile interval: the percentile interval of a mean is too
+    narrow by about sqrt((n-1)/n) * z / t_{n-1} (it uses the plug-in SD and a normal quantile), so at
+    30 evaluators a nominal 95% interval covers about 93.6%. Widening the quantile levels to
+    Phi(-sqrt(n/(n-1)) * t_{n-1, 1-alpha}) undoes both factors."""
+    if n < 2:
+        return alpha, 1 - alpha
+    z = math.sqrt(n / (n - 1)) * stats.t.ppf(1 - alpha, n - 1)
+    return float(ndtr(-z)), float(ndtr(z))
+
+
 def _interval(distribution: np.ndarray, estimate: float, jackknife: np.ndarray, confidence_level: float,
-              method: str) -> ConfidenceInterval:
+              method: str, n_evaluators: int) -> ConfidenceInterval:
     """Percentile or BCa interval, computed exactly as scipy.stats.bootstrap does (Efron & Tibshirani
-    14.3 / 15.4; z0 from the 'mean' percentile of the estimate, linear-interpolated quantiles)."""
+    14.3 / 15.4; z0 from the 'mean' percentile of the estimate, linear-interpolated quantiles), or the
+    expanded percentile interval (small-sample correction, see `_expanded_levels`)."""
     alpha = (1 - confidence_level) / 2
     if method == "percentile":
         lo, hi = alpha, 1 - alpha
+    elif method == "expanded":
+        lo, hi = _expanded_levels(alpha, n_evaluators)
     elif method == "BCa":
         below = (np.count_nonzero(distribution < estimate) + np.count_nonzero(distribution <= estimate))
         z0 = ndtri(below / (2 * distribution.shape[0]))
@@ -637,7 +689,7 @@ def _interval(distribution: np.ndarray, estimate: float, jackknife: np.ndarray, 
         if not (np.isfinite(lo) and np.isfinite(hi)):
             return ConfidenceInterval(math.nan, math.nan)
     else:
-        raise ScoringError(f"method must be 'percentile' or 'BCa', not {method!r}")
+        raise ScoringError(f"method must be one of {', '.join(METHODS)}, not {method!r}")
     q = np.quantile(distribution, [lo, hi])
     return ConfidenceInterval(float(q[0]), float(q[1]))
 
@@ -647,8 +699,8 @@ def _check_options(n_resamples: int, confidence_level: float, method: str) -> No
         raise ScoringError("n_resamples must be >= 1")
     if not 0 < confidence_level < 1:
         raise ScoringError("confidence_level must be in (0, 1)")
-    if method not in ("percentile", "BCa"):
-        raise ScoringError(f"method must be 'percentile' or 'BCa', not {method!r}")
+    if method not in METHODS:
+        raise ScoringError(f"method must be one of {', '.join(METHODS)}, not {method!r}")
 
 
 def _empty_result(n_excl: int, n_excl_ev: int, method: str, two_level: bool, confidence_level: float,
@@ -686,7 +738,7 @@ def bootstrap_infinity(
     jack = _jackknife_ratio(num, den) if method == "BCa" and c.n_evaluators > 1 else np.zeros(1)
     return BootstrapResult(
         estimate=float(estimate),
-        confidence_interval=_interval(dist, estimate, jack, confidence_level, method),
+        confidence_interval=_interval(dist, estimate, jack, confidence_level, method, c.n_evaluators),
         standard_error=float(dist.std(ddof=1)) if n_resamples > 1 else math.nan,
         bootstrap_distribution=dist,
         n_evaluators=c.n_evaluators,
@@ -725,11 +777,11 @@ def bootstrap_time(
     if two_level:
         dist = _resample_time_two_level(t, n_resamples, gen, chunk_elements)
     else:
-        dist = _resample_ratio(scores, ones, n_resamples, gen, chunk_elements)
+        dist = _resample_ratio(scores, None, n_resamples, gen, chunk_elements)
     jack = _jackknife_ratio(scores, ones) if method == "BCa" and t.n_evaluators > 1 else np.zeros(1)
     return BootstrapResult(
         estimate=float(estimate),
-        confidence_interval=_interval(dist, estimate, jack, confidence_level, method),
+        confidence_interval=_interval(dist, estimate, jack, confidence_level, method, t.n_evaluators),
         standard_error=float(dist.std(ddof=1)) if n_resamples > 1 else math.nan,
         bootstrap_distribution=dist,
         n_evaluators=t.n_evaluators,
@@ -800,7 +852,9 @@ class Separability:
         }
 
 
-def compact_letters(models: Sequence[str], means: Sequence[float], significant: Mapping[tuple[str, str], bool]) -> dict[str, str]:
+def compact_letters(
+    models: Sequence[str], means: Sequence[float], significant: Mapping[tuple[str, str], bool]
+) -> dict[str, str]:
     """Compact letter display by insert-and-absorb (Piepho 2004): every maximal set of models with no
     significant difference among them gets a letter; 'a' goes to the set holding the best model."""
     order = [m for _, m in sorted(zip(means, models), key=lambda t: (-t[0], t[1]))]
@@ -849,7 +903,8 @@ def separability(scores: Mapping[str, Sequence[float]], *, welch: bool = False, 
         res = stats.ttest_ind(samples[0], samples[1], equal_var=not welch)
         ci = res.confidence_interval(1 - alpha)
         p = float(res.pvalue)
-        pair = PairwiseComparison(models[0], models[1], means[0] - means[1], p, float(ci.low), float(ci.high), p < alpha)
+        pair = PairwiseComparison(models[0], models[1], means[0] - means[1], p,
+                                  float(ci.low), float(ci.high), p < alpha)
         sig = {(models[0], models[1]): pair.significant}
         return Separability("welch-t" if welch else "student-t", float(res.statistic), p, (pair,),
                             compact_letters(models, means, sig), alpha)
@@ -957,7 +1012,7 @@ class Leaderboard:
     n_resamples: int = 10_000
     seed: int | None = None
 
-    def __iter__(self):  # a leaderboard reads as its list of rows
+    def __iter__(self) -> Iterator[LeaderboardRow]:  # a leaderboard reads as its list of rows
         return iter(self.rows)
 
     def __len__(self) -> int:

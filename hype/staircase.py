@@ -15,8 +15,11 @@ with a 1-up/1-down rule. A correct answer makes the task harder: the intensity (
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass, fields, replace
 from typing import TYPE_CHECKING, Any, Iterable, Sequence
+
+import numpy as np
 
 if TYPE_CHECKING:  # only for the type hint; any object with these attributes will do
     from hype.protocol import TimeSettings
@@ -26,7 +29,7 @@ DIRECTIONS: tuple[str, ...] = ("start", "up", "down")
 
 
 def _steps(value: float | Iterable[float], name: str) -> tuple[float, ...]:
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
+    if isinstance(value, numbers.Real) and not isinstance(value, bool):
         items = [value]
     elif isinstance(value, (str, bytes)) or value is None:
         raise ValueError(f"{name} must be a number or a list of numbers, not {value!r}")
@@ -39,7 +42,7 @@ def _steps(value: float | Iterable[float], name: str) -> tuple[float, ...]:
         raise ValueError(f"{name} must not be empty")
     out = []
     for item in items:
-        if isinstance(item, bool) or not isinstance(item, (int, float)) or not math.isfinite(item):
+        if isinstance(item, bool) or not isinstance(item, numbers.Real) or not math.isfinite(item):
             raise ValueError(f"{name} must be finite numbers, got {item!r}")
         if item <= 0:
             raise ValueError(f"{name} must be > 0 (the rule sets the direction, not the sign), got {item!r}")
@@ -48,17 +51,17 @@ def _steps(value: float | Iterable[float], name: str) -> tuple[float, ...]:
 
 
 def _count(value: Any, name: str, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise ValueError(f"{name} must be an integer, not {value!r}")
     if value < minimum:
         raise ValueError(f"{name} must be >= {minimum}, got {value}")
-    return value
+    return int(value)
 
 
 def _bound(value: Any, name: str) -> float | None:
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or math.isnan(value):
         raise ValueError(f"{name} must be a number or None, not {value!r}")
     return float(value)
 
@@ -113,7 +116,7 @@ class StaircaseConfig:
         set_(self, "min_val", min_val)
         set_(self, "max_val", max_val)
         start = self.start_val
-        if isinstance(start, bool) or not isinstance(start, (int, float)) or not math.isfinite(start):
+        if isinstance(start, bool) or not isinstance(start, numbers.Real) or not math.isfinite(start):
             raise ValueError(f"start_val must be a finite number, not {start!r}")
         if (min_val is not None and start < min_val) or (max_val is not None and start > max_val):
             raise ValueError(f"start_val ({start}) must lie within [min_val, max_val] = [{min_val}, {max_val}]")
@@ -185,7 +188,7 @@ class StaircaseConfig:
         if up_step is not None:
             up = _steps(up_step, "up_step")
         else:
-            if isinstance(up_ratio, bool) or not isinstance(up_ratio, (int, float)) or not up_ratio > 0:
+            if isinstance(up_ratio, bool) or not isinstance(up_ratio, numbers.Real) or not up_ratio > 0:
                 raise ValueError(f"up_ratio must be a number > 0, not {up_ratio!r}")
             up = tuple(step * up_ratio for step in down)
         return cls(
@@ -358,9 +361,9 @@ def update(cfg: StaircaseConfig, state: StaircaseState, correct: bool) -> Stairc
     The move decided on this trial already uses the step size that belongs to the reversal count after
     this trial, as in PsychoPy: a reversal shrinks the very step it causes.
     """
-    if isinstance(correct, bool):
-        ok = correct
-    elif isinstance(correct, int) and correct in (0, 1):  # PsychoPy's 1 / 0
+    if isinstance(correct, (bool, np.bool_)):
+        ok = bool(correct)
+    elif isinstance(correct, numbers.Integral) and correct in (0, 1):  # PsychoPy's 1 / 0
         ok = bool(correct)
     else:
         raise ValueError(f"correct must be true/false (or 1/0), not {correct!r}")

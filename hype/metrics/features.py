@@ -25,7 +25,7 @@ import tempfile
 import warnings
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any, Union
+from typing import TYPE_CHECKING, Any, Union
 
 import numpy as np
 import torch
@@ -45,7 +45,10 @@ PREPROCESSING_VERSION = "tf1-resize-bilinear-legacy-299/(x-128)/128/v1"
 #: A16E4D89C0ECBC17A915DD76EA9E41211AA82562).
 PACKAGED_WEIGHTS_SHA256 = "7ff4a85c3a6378f0dfc8433ffd789663b01176bec0a683a435651739c091fa34"
 
-ImageLike = Union[str, os.PathLike, np.ndarray, "PIL.Image.Image"]  # noqa: F821
+if TYPE_CHECKING:
+    import PIL.Image
+
+ImageLike = Union[str, os.PathLike, np.ndarray, "PIL.Image.Image"]
 
 
 # --------------------------------------------------------------------------- resize
@@ -142,6 +145,8 @@ def load_image(item: ImageLike) -> torch.Tensor:
         arr = np.asarray(item.convert("RGB"))
     else:
         raise MetricError(f"cannot read an image from {type(item).__name__}; give a path, PIL image or uint8 array")
+    if not arr.flags.writeable:  # PIL-backed arrays are read-only; torch wants to own writable memory
+        arr = arr.copy()
     return torch.from_numpy(np.ascontiguousarray(arr)).permute(2, 0, 1)
 
 
@@ -276,10 +281,22 @@ class _PytorchFidPool3(torch.nn.Module):
 
 def _load_network(path: Path) -> torch.nn.Module:
     try:
-        return torch.jit.load(str(path), map_location="cpu")
-    except RuntimeError:
+        with warnings.catch_warnings():
+            # torch 2.9+ deprecates TorchScript loading in favour of torch.export,
+            # but the only offline copy of these weights is a TorchScript file.
+            warnings.simplefilter("ignore", DeprecationWarning)
+            return torch.jit.load(str(path), map_location="cpu")
+    except RuntimeError as jit_exc:
         # Not a TorchScript archive: maybe pytorch-fid's plain state dict.
-        return _PytorchFidPool3(path)
+        try:
+            return _PytorchFidPool3(path)
+        except WeightsNotFoundError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - any failure means "not usable weights"
+            raise MetricError(
+                f"cannot load Inception weights {path}: not a TorchScript archive ({jit_exc}) "
+                f"and not a pytorch-fid state dict ({exc})"
+            ) from exc
 
 
 # --------------------------------------------------------------------------- extractor
@@ -310,6 +327,7 @@ class InceptionFeatureExtractor:
         self.weights_sha256 = weights_sha256
         self.weights_source = weights_source
         self.preprocessing = PREPROCESSING_VERSION
+        self.cpu_micro_batch = 8
 
     def __repr__(self) -> str:
         return f"InceptionFeatureExtractor(device={self.device}, sha256={self.weights_sha256[:12]}…, {self.weights_source})"
@@ -343,11 +361,20 @@ class InceptionFeatureExtractor:
 
     @torch.inference_mode()
     def forward_preprocessed(self, x: torch.Tensor) -> torch.Tensor:
-        """Run the network on an already-preprocessed batch (N x 3 x 299 x 299)."""
-        feats = self.model(x)
-        if isinstance(feats, (tuple, list)):
-            feats = feats[0]
-        feats = feats.reshape(feats.shape[0], -1)
+        """Run the network on an already-preprocessed batch (N x 3 x 299 x 299).
+
+        On CPU the batch is run in slices of ``cpu_micro_batch``: Inception's
+        early activations for 64 images (~350 MB a layer) overflow the caches,
+        and on 2 cores batch 64 ran at 9 img/s against 16 img/s at batch 8.
+        """
+        step = self.cpu_micro_batch if self.device.type == "cpu" else x.shape[0]
+        parts = []
+        for s in range(0, x.shape[0], max(step, 1)):
+            out = self.model(x[s : s + step])
+            if isinstance(out, (tuple, list)):
+                out = out[0]
+            parts.append(out.reshape(out.shape[0], -1))
+        feats = torch.cat(parts) if len(parts) > 1 else parts[0]
         if feats.shape[1] != self.dim:
             raise MetricError(f"weights produce {feats.shape[1]}-d features, expected {self.dim} (not pool3?)")
         return feats

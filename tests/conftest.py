@@ -1,0 +1,102 @@
+"""Shared fixtures. Database tests run on SQLite always and on PostgreSQL too when a server is given:
+
+    HYPE_TEST_POSTGRES_URL=postgresql+psycopg://user@127.0.0.1:5432/postgres pytest
+
+Every DB test gets a fresh, empty database (a temporary SQLite file, or a new PostgreSQL database
+created from that server URL and dropped afterwards). HYPE_TEST_REQUIRE_POSTGRES=1 (set by CI) turns
+a missing PostgreSQL into a failure rather than a skip, so CI cannot go green on SQLite alone.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from hype.config import Config, load_config
+
+POSTGRES_URL = os.environ.get("HYPE_TEST_POSTGRES_URL")
+REQUIRE_POSTGRES = os.environ.get("HYPE_TEST_REQUIRE_POSTGRES") == "1"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--db",
+        choices=["sqlite", "postgresql", "both"],
+        default=None,
+        help="Which databases DB tests run on (default: both when HYPE_TEST_POSTGRES_URL is set, else sqlite).",
+    )
+
+
+def _backends(config: pytest.Config) -> list[str]:
+    choice = config.getoption("--db") or ("both" if POSTGRES_URL or REQUIRE_POSTGRES else "sqlite")
+    return ["sqlite", "postgresql"] if choice == "both" else [choice]
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "db_backend" in metafunc.fixturenames:
+        metafunc.parametrize("db_backend", _backends(metafunc.config), scope="function")
+
+
+@pytest.fixture
+def db_url(db_backend: str, tmp_path: Path) -> Iterator[str]:
+    """A URL to a fresh, empty database of the selected backend."""
+    if db_backend == "sqlite":
+        yield f"sqlite:///{tmp_path / 'test.db'}"
+        return
+    if not POSTGRES_URL:
+        if REQUIRE_POSTGRES:
+            pytest.fail("HYPE_TEST_REQUIRE_POSTGRES=1 but HYPE_TEST_POSTGRES_URL is not set")
+        pytest.skip("no PostgreSQL server (set HYPE_TEST_POSTGRES_URL)")
+    name = f"hype_test_{secrets.token_hex(6)}"
+    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture
+def config(tmp_path: Path, db_url: str) -> Config:
+    return load_config(data_dir=tmp_path / "data", database_url=db_url, secret_key="test-secret", testing=True)
+
+
+@pytest.fixture
+def engine(config: Config):
+    """An engine on a database migrated to head."""
+    from hype.db import make_engine
+    from hype.migrate import upgrade
+
+    eng = make_engine(config.database_url)
+    upgrade(eng)
+    yield eng
+    eng.dispose()
+
+
+@pytest.fixture
+def session(engine):
+    from hype.db import make_session_factory
+
+    with make_session_factory(engine)() as s:
+        yield s
+
+
+@pytest.fixture
+def app(config: Config, engine):
+    from hype.app import create_app
+
+    return create_app(config)
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
