@@ -203,7 +203,7 @@ def test_publish_checks_pool_sizes_and_makes_masks_for_time(session, config, tmp
         settings={"qualification": {"n_real": 2, "n_fake": 2}, "time": {"trials_per_block": 4, "n_blocks": 2}},
     )
     studies.import_images(session, config, s, _folder(tmp_path / "r", 5), pool="real")
-    studies.import_images(session, config, s, _folder(tmp_path / "f", 5, start=500), pool="fake", model_name="g")
+    studies.import_images(session, config, s, _folder(tmp_path / "f", 6, start=500), pool="fake", model_name="g")
     with pytest.raises(studies.StudyError, match="real pool has 5 images; each participant needs 6"):
         studies.publish_study(session, config, s)
     studies.import_images(session, config, s, _folder(tmp_path / "r2", 1, start=900), pool="real")
