@@ -27,6 +27,7 @@ from hype.models import Researcher, Study
 
 DEMO_SEED = 2019
 CROP = 128
+MIN_CROP_STD = 12.0
 DEMO_EMAIL = "demo@hype.local"
 # name -> strength in [0, 1]; the knob below maps it to blur, noise and JPEG quality
 DEMO_MODELS: dict[str, float] = {"mild": 0.2, "moderate": 0.45, "strong": 0.7, "severe": 1.0}
@@ -68,15 +69,22 @@ def _photos() -> list[np.ndarray]:
 
 def random_crops(n: int, rng: np.random.Generator, photos: list[np.ndarray] | None = None) -> list[np.ndarray]:
     photos = photos if photos is not None else _photos()
-    crops = []
-    for _ in range(n):
+    crops: list[np.ndarray] = []
+    seen: set[bytes] = set()
+    while len(crops) < n:
         img = photos[int(rng.integers(len(photos)))]
         y = int(rng.integers(0, img.shape[0] - CROP + 1))
         x = int(rng.integers(0, img.shape[1] - CROP + 1))
         crop = img[y : y + CROP, x : x + CROP]
         if rng.random() < 0.5:
             crop = crop[:, ::-1]
-        crops.append(np.ascontiguousarray(crop))
+        crop = np.ascontiguousarray(crop)
+        # Flat crops (the retina photo's black surround) say nothing and repeat exactly: skip them.
+        key = crop.tobytes()
+        if crop.std() < MIN_CROP_STD or key in seen:
+            continue
+        seen.add(key)
+        crops.append(crop)
     return crops
 
 
