@@ -274,6 +274,62 @@ def demo_cmd(ctx: Context, host: str, port: int, no_serve: bool, images_per_pool
         serve(ctx.config, host=host, port=port, production=False, workers=1)
 
 
+@main.command("score")
+@click.option("--from-csv", "csv_path", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True,
+              help="Per-participant summaries (id, model, error rates or counts), e.g. results run elsewhere.")
+@click.option("--n-fake", default=100, show_default=True, help="Fake images per participant when the CSV has no n_fake column.")
+@click.option("--n-real", default=100, show_default=True, help="Real images per participant when the CSV has no n_real column.")
+@click.option("--resamples", default=10_000, show_default=True, help="Bootstrap resamples over evaluators.")
+@click.option("--method", type=click.Choice(["percentile", "BCa", "expanded"]), default="percentile", show_default=True)
+@click.option("--seed", default=0, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the leaderboard and tests as JSON.")
+def score_cmd(csv_path: Path, n_fake: int, n_real: int, resamples: int, method: str, seed: int, as_json: bool) -> None:
+    """HYPE-infinity leaderboard with bootstrap CIs, separability tests and ranking stability."""
+    import json
+
+    from hype.scoring import leaderboard
+    from hype.summaries import SummaryError, read_summaries
+
+    try:
+        counts = read_summaries(csv_path, n_fake=n_fake, n_real=n_real)
+        board = leaderboard(counts, n_resamples=resamples, method=method, seed=seed)
+    except (SummaryError, ValueError) as exc:
+        fail(str(exc))
+    if as_json:
+        click.echo(json.dumps(board.to_dict(), indent=2))
+        return
+    click.echo(f"{'#':>2}  {'model':<24} {'HYPE-inf %':>10}  {'95% CI':<13} {'fakes err':>9} {'reals err':>9} {'n':>4}  group")
+    for r in board.rows:
+        click.echo(
+            f"{r.rank:>2}  {r.model:<24} {100 * r.estimate:>10.1f}  {100 * r.ci_low:5.1f}-{100 * r.ci_high:<7.1f}"
+            f" {100 * r.fakes_error:>9.1f} {100 * r.reals_error:>9.1f} {r.n_evaluators:>4}  {r.letters}"
+        )
+    sep = board.separability.to_dict()
+    click.echo(f"test: {sep.get('test')}  p = {sep.get('p_value')}")
+    click.echo(f"ranking stability: the point ranking recurs in {100 * board.ranking.p_same_ranking:.1f}% of resamples")
+
+
+@main.command("plan")
+@click.option("--mode", type=click.Choice(["hype-infinity", "hype-time"]), default="hype-infinity", show_default=True)
+@click.option("--evaluators", default="10,20,30,60,120", show_default=True, help="Comma-separated evaluator counts.")
+@click.option("--trials", type=int, help="Trials per evaluator (HYPE-infinity) or per block (HYPE-time).")
+@click.option("--simulations", default=200, show_default=True, help="Simulated studies per size.")
+@click.option("--seed", default=0, show_default=True)
+def plan_cmd(mode: str, evaluators: str, trials: int | None, simulations: int, seed: int) -> None:
+    """Expected 95% CI half-width per number of evaluators, by simulation, to buy only what is needed."""
+    from hype.simulate import plan_ci_halfwidth
+
+    try:
+        sizes = [int(v) for v in evaluators.split(",") if v.strip()]
+    except ValueError:
+        fail(f"--evaluators is a comma-separated list of integers, not {evaluators!r}")
+    rows = plan_ci_halfwidth(mode, sizes, trials, n_sim=simulations, seed=seed)
+    unit, scale = ("points", 100.0) if mode == "hype-infinity" else ("ms", 1.0)
+    click.echo(f"{'evaluators':>10}  {'CI half-width (' + unit + ')':>24}  {'10%-90% of studies':>20}")
+    for r in rows:
+        click.echo(f"{r.n_evaluators:>10}  {scale * r.mean_halfwidth:>24.2f}  {scale * r.q10_halfwidth:>9.2f}-{scale * r.q90_halfwidth:<9.2f}")
+
+
 def run() -> None:  # pragma: no cover
     main(prog_name="hype")
 

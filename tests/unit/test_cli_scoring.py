@@ -1,0 +1,59 @@
+"""`hype score --from-csv` and `hype plan` from the command line."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from hype.cli import main
+
+STEIN = Path(__file__).resolve().parents[3] / "shared" / "data" / "stein2023-human-realism" / "cifar10.csv"
+
+
+def _csv(tmp_path: Path) -> Path:
+    rows = ["id,model,f_err_rt,r_err_rt"]
+    rows += [f"a{i},good,{0.40 + 0.01 * (i % 3):.2f},0.30" for i in range(12)]
+    rows += [f"b{i},bad,{0.05 + 0.01 * (i % 3):.2f},0.10" for i in range(12)]
+    path = tmp_path / "s.csv"
+    path.write_text("\n".join(rows) + "\n")
+    return path
+
+
+def test_score_from_csv_prints_leaderboard_matching_hand_computed_means(tmp_path):
+    result = CliRunner().invoke(main, ["score", "--from-csv", str(_csv(tmp_path)), "--resamples", "500", "--json"])
+    assert result.exit_code == 0, result.output
+    board = json.loads(result.output)
+    rows = {r["model"]: r for r in board["rows"]}
+    fakes_good = np.mean([0.40 + 0.01 * (i % 3) for i in range(12)])
+    assert rows["good"]["rank"] == 1 and rows["bad"]["rank"] == 2
+    assert rows["good"]["fakes_error"] == pytest.approx(fakes_good)
+    assert rows["good"]["estimate"] == pytest.approx((fakes_good + 0.30) / 2)
+    assert rows["good"]["ci_low"] <= rows["good"]["estimate"] <= rows["good"]["ci_high"]
+
+
+def test_score_table_output_and_bad_file_error(tmp_path):
+    ok = CliRunner().invoke(main, ["score", "--from-csv", str(_csv(tmp_path)), "--resamples", "500"])
+    assert ok.exit_code == 0 and "good" in ok.output and "ranking stability" in ok.output
+    bad = tmp_path / "bad.csv"
+    bad.write_text("id,model,f_err_rt,r_err_rt\nx,m,1.5,0.2\n")
+    res = CliRunner().invoke(main, ["score", "--from-csv", str(bad)])
+    assert res.exit_code != 0 and "f_err_rt" in res.output
+
+
+@pytest.mark.skipif(not STEIN.exists(), reason="shared Stein data not present")
+def test_score_on_real_stein_file_runs():
+    res = CliRunner().invoke(main, ["score", "--from-csv", str(STEIN), "--resamples", "300", "--json"])
+    assert res.exit_code == 0, res.output
+    assert len(json.loads(res.output)["rows"]) == 13
+
+
+def test_plan_prints_shrinking_halfwidths():
+    res = CliRunner().invoke(main, ["plan", "--evaluators", "10,40", "--simulations", "30"])
+    assert res.exit_code == 0, res.output
+    lines = [l.split() for l in res.output.strip().splitlines()[1:]]
+    assert [int(l[0]) for l in lines] == [10, 40]
+    assert float(lines[1][1]) < float(lines[0][1])
