@@ -19,13 +19,10 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import importlib.abc
-import importlib.machinery
 import importlib.util
 import math
 import sys
 import time
-import types
 import warnings
 from pathlib import Path
 from typing import Any
@@ -38,30 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from hype.metrics import load_inception, resolve_device  # noqa: E402
 from hype.metrics.fid import frechet_distance  # noqa: E402
 from hype.metrics.prd import max_f_beta_pair, prd_from_features  # noqa: E402
-
-
-class _Stub(types.ModuleType):
-    def __getattr__(self, name: str) -> Any:
-        if name.startswith("__"):
-            raise AttributeError(name)
-        v: Any = type(name, (), {}) if name[:1].isupper() else _Stub(f"{self.__name__}.{name}")
-        setattr(self, name, v)
-        return v
-
-
-class _StubFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
-    def find_spec(self, fullname, path, target=None):  # noqa: ANN001
-        if fullname == "torchvision" or fullname.startswith("torchvision."):
-            return importlib.machinery.ModuleSpec(fullname, self, is_package=True)
-        return None
-
-    def create_module(self, spec):  # noqa: ANN001
-        m = _Stub(spec.name)
-        m.__path__ = []
-        return m
-
-    def exec_module(self, module):  # noqa: ANN001
-        pass
+from hype.metrics.reference import import_with_torchvision_stub  # noqa: E402
 
 
 def reference_frechet() -> tuple[Any, str]:
@@ -76,17 +50,7 @@ def reference_frechet() -> tuple[Any, str]:
             return diff.dot(diff) + np.trace(s1) + np.trace(s2) - 2 * np.trace(covmean)
 
         return calc, "inline copy of pytorch-fid's scipy sqrtm path (pytorch-fid not installed)"
-    stubbed = importlib.util.find_spec("torchvision") is None
-    finder = _StubFinder()
-    if stubbed:
-        sys.meta_path.insert(0, finder)
-    try:
-        from pytorch_fid.fid_score import calculate_frechet_distance
-    finally:
-        if stubbed:
-            sys.meta_path.remove(finder)
-            for n in [n for n in sys.modules if n == "torchvision" or n.startswith("torchvision.")]:
-                del sys.modules[n]
+    calculate_frechet_distance = import_with_torchvision_stub("pytorch_fid.fid_score", "calculate_frechet_distance")
     return calculate_frechet_distance, "pytorch_fid.fid_score.calculate_frechet_distance (scipy sqrtm)"
 
 
