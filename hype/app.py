@@ -5,10 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Flask, g, jsonify, request
+from flask_wtf.csrf import CSRFProtect
 from werkzeug.exceptions import HTTPException
 
 from hype.config import Config, load_config
 from hype.db import make_engine, make_session_factory
+from hype.sessions import SessionError
 
 PROJECT_ROOT_TEMPLATES = "templates"
 
@@ -60,12 +62,22 @@ def create_app(config: Config | None = None, **overrides: Any) -> Flask:
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException):
         if request.path.startswith("/api/"):
-            return jsonify(error=exc.name, message=exc.description), exc.code
+            code = (exc.name or "error").lower().replace(" ", "-")
+            return jsonify(error=code, message=exc.description), exc.code
         return exc
 
+    @app.errorhandler(SessionError)
+    def _session_error(exc: SessionError):
+        if request.path.startswith("/api/"):
+            return jsonify(error=exc.code, message=exc.message), exc.status
+        from hype.web.worker import render_session_error
+
+        return render_session_error(exc)
+
+    csrf = CSRFProtect(app)
     from hype.web import register_blueprints
 
-    register_blueprints(app)
+    register_blueprints(app, csrf)
     return app
 
 

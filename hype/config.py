@@ -36,6 +36,11 @@ class Config:
         return self.data_dir / "staging"
 
     @property
+    def served_dir(self) -> Path:
+        """Constant-size copies of pool images as workers receive them (see images.served_png)."""
+        return self.data_dir / "served"
+
+    @property
     def feature_cache_dir(self) -> Path:
         return self.data_dir / "features"
 

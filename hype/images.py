@@ -190,6 +190,31 @@ def encode_png(pixels: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
+def encode_png_stored(pixels: np.ndarray) -> bytes:
+    """PNG with zlib level 0 (stored blocks): its length depends only on width and height.
+
+    Workers receive these, not the compressed store files, because a compressed file's size tracks
+    image content (a blurred fake compresses better than a sharp photo), and a response size is
+    something a cheating script can read without looking at a single pixel.
+    """
+    buf = io.BytesIO()
+    PILImage.fromarray(np.ascontiguousarray(pixels, dtype=np.uint8), mode="RGB").save(
+        buf, format=SERVED_FORMAT, optimize=False, compress_level=0
+    )
+    return buf.getvalue()
+
+
+def served_png(store: Path, served: Path, file_sha256: str) -> bytes:
+    """The bytes a worker's browser gets for a stored image, made once and cached beside the store."""
+    path = served / file_sha256[:2] / f"{file_sha256}.png"
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        data = encode_png_stored(load_pixels(store_path(store, file_sha256)))
+        write_atomic(path, data)
+        return data
+
+
 def load_pixels(path: Path) -> np.ndarray:
     with PILImage.open(path) as img:
         return np.asarray(img.convert("RGB"), dtype=np.uint8)

@@ -100,3 +100,60 @@ def app(config: Config, engine):
 @pytest.fixture
 def client(app):
     return app.test_client()
+
+
+# -- small published studies for worker / API / browser tests ------------------------------------------
+
+SMALL_INFINITY = {
+    "qualification": {"n_real": 4, "n_fake": 4},
+    "infinity": {"n_real": 5, "n_fake": 5},
+}
+SMALL_TIME = {
+    "qualification": {"n_real": 4, "n_fake": 4},
+    "time": {"n_blocks": 2, "trials_per_block": 6},
+}
+
+
+def make_pool_images(n: int, rng, size: int, *, smooth: bool) -> list:
+    """Distinct PNGs; 'fake' ones are smoothed so they look different from the 'real' noise, as a
+    generator's images would (tests about labels must not rely on that, but it makes pools honest)."""
+    import io
+
+    import numpy as np
+    from PIL import Image as PILImage
+
+    from hype.images import RawFile
+
+    files = []
+    for k in range(n):
+        pixels = rng.integers(0, 256, size=(size, size, 3)).astype(np.float64)
+        if smooth:
+            pixels = (pixels + np.roll(pixels, 1, 0) + np.roll(pixels, 1, 1) + np.roll(pixels, 1, (0, 1))) / 4
+        buf = io.BytesIO()
+        PILImage.fromarray(pixels.astype(np.uint8)).save(buf, format="PNG")
+        files.append(RawFile(f"img{k:04d}.png", buf.getvalue()))
+    return files
+
+
+@pytest.fixture
+def make_study(session, config):
+    """make_study(mode, settings=None, models=("alpha", "beta"), n_real=40, n_fake=30, size=32) -> Study,
+    published, committed."""
+    import numpy as np
+
+    from hype.studies import create_study, import_images, publish_study
+
+    def factory(mode: str = "hype-infinity", settings: dict | None = None, models=("alpha", "beta"), n_real: int = 40,
+                n_fake: int = 30, size: int = 32, seed: int = 7, publish: bool = True, **study_kwargs):
+        default = SMALL_TIME if mode == "hype-time" else SMALL_INFINITY
+        study = create_study(session, name=f"test {mode}", mode=mode, seed=seed, settings=settings or default, **study_kwargs)
+        rng = np.random.default_rng(seed)
+        import_images(session, config, study, make_pool_images(n_real, rng, size, smooth=False), pool="real")
+        for name in models:
+            import_images(session, config, study, make_pool_images(n_fake, rng, size, smooth=True), pool="fake", model_name=name)
+        if publish:
+            publish_study(session, config, study)
+        session.commit()
+        return study
+
+    return factory

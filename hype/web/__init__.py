@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from flask import Flask, current_app, g
 from sqlalchemy.orm import Session
 
 from hype.config import Config
+
+if TYPE_CHECKING:
+    from flask_wtf.csrf import CSRFProtect
 
 
 def db() -> Session:
@@ -19,7 +24,12 @@ def config() -> Config:
     return current_app.extensions["hype.config"]
 
 
-def register_blueprints(app: Flask) -> None:
+def register_blueprints(app: Flask, csrf: "CSRFProtect") -> None:
     from hype.web.worker import bp as worker_bp
+    from hype.web.worker_api import bp as worker_api_bp
 
     app.register_blueprint(worker_bp)
+    # The worker API authenticates by the session token in its path, never by a cookie, so a
+    # cross-site page cannot act for a worker and CSRF tokens would only get in the way.
+    csrf.exempt(worker_api_bp)
+    app.register_blueprint(worker_api_bp)

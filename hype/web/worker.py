@@ -1,17 +1,36 @@
-"""Worker-facing pages and JSON API. (Entry page here; the trial flow builds on it.)"""
+"""Worker-facing pages: the study link (consent, or preview), then one page per session stage.
+
+Pages are rendered by the server from the session's stored stage, so a reload always lands on the
+right step; the JavaScript in static/worker.js only drives the current step through the JSON API.
+"""
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, render_template, request
+from typing import Any
+from urllib.parse import urlencode
+
+from flask import Blueprint, abort, redirect, render_template, request, url_for
 from sqlalchemy import select
 
-from hype.models import Study
+from hype.models import Assignment, Study
+from hype.sessions import (
+    FINISHED_STAGES,
+    SessionError,
+    assignment_by_token,
+    example_images,
+    find_assignment,
+    identity_from_params,
+    image_size,
+)
 from hype.studies import study_settings
 from hype.web import db
+from hype.web.worker_api import anonymous_id
 
 bp = Blueprint("worker", __name__)
 
 MTURK_PREVIEW = "ASSIGNMENT_ID_NOT_AVAILABLE"
+ENTRY_PARAMS = ("assignmentId", "hitId", "workerId", "turkSubmitTo", "PROLIFIC_PID", "STUDY_ID", "SESSION_ID")
+PROLIFIC_COMPLETE = "https://app.prolific.com/submissions/complete?cc={code}"
 
 
 def _published_study(slug: str) -> Study:
@@ -25,11 +44,67 @@ def _published_study(slug: str) -> Study:
 def start(slug: str):
     study = _published_study(slug)
     settings = study_settings(study)
-    preview = request.args.get("assignmentId") == MTURK_PREVIEW
-    return render_template(
-        "worker/start.html",
-        study=study,
-        settings=settings,
-        preview=preview,
-        closed=study.status == "closed",
+    params = {k: request.args[k] for k in ENTRY_PARAMS if k in request.args}
+    preview = params.get("assignmentId") == MTURK_PREVIEW
+    context: dict[str, Any] = dict(study=study, settings=settings, preview=preview, params=params, closed=False)
+    if preview:
+        return render_template("worker/start.html", **context)
+    is_plain = not any(k in params for k in ("workerId", "assignmentId", "PROLIFIC_PID"))
+    identity = identity_from_params(params, anonymous_id(slug) if is_plain else None)
+    assignment = find_assignment(db(), study, identity)
+    if assignment is not None:
+        if assignment.stage in FINISHED_STAGES:
+            return render_template("worker/message.html", study=study, title="Already taken part",
+                                   message="You have already taken part in this study; each person can take part once. Thank you!"), 409
+        return redirect(url_for("worker.session_page", token=assignment.token), code=303)
+    context["closed"] = study.status == "closed"
+    return render_template("worker/start.html", **context)
+
+
+@bp.get("/w/<token>")
+def session_page(token: str):
+    assignment = assignment_by_token(db(), token)
+    study = assignment.participant.study
+    settings = study_settings(study)
+    width, height = image_size(db(), study.id)
+    common: dict[str, Any] = dict(
+        study=study, settings=settings, assignment=assignment, token=token, image_width=width, image_height=height
     )
+    stage = assignment.stage
+    if stage == "instructions":
+        examples = sorted(example_images(db(), assignment))
+        return render_template("worker/instructions.html", examples=examples, **common)
+    if stage == "check":
+        return render_template("worker/check.html", **common)
+    if stage in ("qualification", "task"):
+        return render_template("worker/trials.html", **common)
+    return render_template("worker/done.html", finish=_finish(assignment, study), **common)
+
+
+def _finish(assignment: Assignment, study: Study) -> dict[str, Any]:
+    """How this worker is handed back to the platform that sent them, with their code."""
+    participant = assignment.participant
+    code = assignment.completion_code or ""
+    if participant.platform == "prolific":
+        template = study.prolific_completion_url or PROLIFIC_COMPLETE
+        url = template.replace("{code}", code) if "{code}" in template else template
+        return {"platform": "prolific", "code": code, "redirect_url": url}
+    if participant.platform == "mturk":
+        ids = participant.platform_ids or {}
+        return {
+            "platform": "mturk",
+            "code": code,
+            "submit_url": f"{ids.get('turkSubmitTo', 'https://www.mturk.com')}/mturk/externalSubmit",
+            "assignment_id": ids.get("assignmentId", ""),
+        }
+    return {"platform": "plain", "code": code}
+
+
+def start_url(study: Study, **params: str) -> str:
+    """The worker link for a study, with optional platform parameters (used by the dashboard and CLI)."""
+    query = f"?{urlencode(params)}" if params else ""
+    return url_for("worker.start", slug=study.slug, _external=True) + query
+
+
+def render_session_error(exc: SessionError):
+    return render_template("worker/message.html", study=None, title="Cannot continue", message=exc.message), exc.status

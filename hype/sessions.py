@@ -1,0 +1,550 @@
+"""A worker's session, server side: entry, stages, trials, answers, staircases, completion.
+
+Everything a worker's browser can change goes through here, so the rules the protocol sets (one
+task per worker, the server's trial order, exposures chosen by the server, answers recorded once)
+are enforced in one place; the web views only translate HTTP to these calls and back. State lives in
+the database, so a reload, a second tab or a restarted server resumes exactly where the worker was.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from hype import staircase as stairs
+from hype.design import plan_session
+from hype.models import (
+    Assignment,
+    GeneratorModel,
+    Image,
+    Judgment,
+    Participant,
+    StaircaseRecord,
+    Study,
+    Trial,
+    utcnow,
+)
+from hype.protocol import StudySettings
+from hype.studies import pool_ids, study_settings
+from hype.timing import MAX_REFRESH_MS, MIN_REFRESH_MS, Presentation, presentation_flags
+
+PLATFORMS = ("plain", "mturk", "prolific")
+ACTIVE_STAGES = ("instructions", "check", "qualification", "task")
+FINISHED_STAGES = ("completed", "failed", "abandoned")
+TRIAL_STAGES = ("qualification", "task")
+
+# Room around the image the trial page needs (buttons, progress bar), in CSS pixels.
+WINDOW_MARGIN_W = 40
+WINDOW_MARGIN_H = 160
+
+_ID_PATTERN = re.compile(r"^[A-Za-z0-9_.:@-]{1,200}$")
+_KEY_PATTERN = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
+
+
+class SessionError(Exception):
+    """A request the session cannot honour. ``status`` is the HTTP status the web layer answers with."""
+
+    status = 400
+
+    def __init__(self, message: str, *, status: int | None = None, code: str = "bad-request"):
+        super().__init__(message)
+        self.message = message
+        self.code = code
+        if status is not None:
+            self.status = status
+
+
+# -- identity ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Who is entering, as the crowd platform named them."""
+
+    platform: str
+    worker_id: str
+    platform_ids: dict[str, str] = field(default_factory=dict)
+
+
+def _clean_id(value: Any, name: str) -> str:
+    if not isinstance(value, str) or not _ID_PATTERN.match(value):
+        raise SessionError(f"{name} must be 1-200 letters, digits or _ . : @ - (got {str(value)[:40]!r})", code="bad-identity")
+    return value
+
+
+def identity_from_params(params: dict[str, Any], anonymous_id: str | None) -> Identity:
+    """Reads the query parameters MTurk's ExternalQuestion and Prolific append to a study link.
+
+    MTurk: assignmentId, hitId, workerId, turkSubmitTo. Prolific: PROLIFIC_PID, STUDY_ID, SESSION_ID.
+    Anything else is a plain link, identified by the anonymous id the caller keeps for the browser.
+    """
+    if "workerId" in params or "assignmentId" in params:
+        submit_to = params.get("turkSubmitTo", "")
+        if not _valid_turk_submit(submit_to):
+            raise SessionError("turkSubmitTo must be https://www.mturk.com or https://workersandbox.mturk.com", code="bad-identity")
+        ids = {
+            "assignmentId": _clean_id(params.get("assignmentId"), "assignmentId"),
+            "hitId": _clean_id(params.get("hitId"), "hitId"),
+            "turkSubmitTo": submit_to.rstrip("/"),
+        }
+        return Identity("mturk", _clean_id(params.get("workerId"), "workerId"), ids)
+    if "PROLIFIC_PID" in params:
+        ids = {k: _clean_id(params.get(k), k) for k in ("STUDY_ID", "SESSION_ID")}
+        return Identity("prolific", _clean_id(params.get("PROLIFIC_PID"), "PROLIFIC_PID"), ids)
+    if anonymous_id is None:
+        raise SessionError("a plain link needs an anonymous id", code="bad-identity")
+    return Identity("plain", _clean_id(anonymous_id, "anonymous id"))
+
+
+def _valid_turk_submit(url: Any) -> bool:
+    """Only Amazon's two endpoints: anything else would turn the completion form into an open redirect."""
+    return isinstance(url, str) and url.rstrip("/") in ("https://www.mturk.com", "https://workersandbox.mturk.com")
+
+
+def new_anonymous_id() -> str:
+    return f"anon-{secrets.token_hex(8)}"
+
+
+# -- entry ------------------------------------------------------------------------------------------
+
+
+def find_assignment(session: Session, study: Study, identity: Identity) -> Assignment | None:
+    return session.scalar(
+        select(Assignment)
+        .join(Participant)
+        .where(
+            Participant.study_id == study.id,
+            Participant.platform == identity.platform,
+            Participant.worker_id == identity.worker_id,
+        )
+    )
+
+
+@dataclass(frozen=True)
+class Entry:
+    assignment: Assignment
+    created: bool
+
+
+def enter(session: Session, study: Study, identity: Identity, user_agent: str | None = None) -> Entry:
+    """Start (after consent) or resume this worker's one task in the study.
+
+    A finished worker is refused (between-subjects: one task per worker id); an unfinished one gets
+    their existing session back, which is what makes reloads and lost tabs harmless.
+    """
+    existing = find_assignment(session, study, identity)
+    if existing is not None:
+        if existing.stage in FINISHED_STAGES:
+            raise SessionError("You have already taken part in this study; each person can take part once.", status=409, code="already-participated")
+        return Entry(existing, created=False)
+    if study.status != "published":
+        raise SessionError("This study is not taking new participants.", status=409, code="study-closed")
+    settings = study_settings(study)
+    model = _pick_model(session, study, settings)
+    participant = Participant(
+        study_id=study.id,
+        platform=identity.platform,
+        worker_id=identity.worker_id,
+        platform_ids=dict(identity.platform_ids),
+        user_agent=(user_agent or "")[:500] or None,
+    )
+    assignment = Assignment(
+        participant=participant,
+        study_id=study.id,
+        model_id=model.id,
+        token=secrets.token_urlsafe(32),
+        stage="instructions",
+        draw_key=secrets.randbelow(2**31),
+    )
+    try:
+        with session.begin_nested():
+            session.add(participant)
+            session.add(assignment)
+            session.flush()
+    except IntegrityError:
+        # The same worker entered twice at once (double click, two tabs): the other request won.
+        existing = find_assignment(session, study, identity)
+        if existing is None:
+            raise
+        return Entry(existing, created=False)
+    _plan(session, study, settings, assignment)
+    return Entry(assignment, created=True)
+
+
+def _pick_model(session: Session, study: Study, settings: StudySettings) -> GeneratorModel:
+    """The model with the fewest evaluators so far (completed or still working), so models fill evenly.
+
+    A study whose every model already has its evaluators completed takes nobody more: extra
+    evaluators cost the researcher money and change nothing the protocol reports.
+    """
+    models = list(study.models)
+    if not models:
+        raise SessionError("This study has no images to judge yet.", status=409, code="study-empty")
+    counts = dict(
+        session.execute(
+            select(Assignment.model_id, func.count())
+            .where(Assignment.study_id == study.id, Assignment.stage.in_(ACTIVE_STAGES + ("completed",)))
+            .group_by(Assignment.model_id)
+        ).all()
+    )
+    completed = dict(
+        session.execute(
+            select(Assignment.model_id, func.count())
+            .where(Assignment.study_id == study.id, Assignment.stage == "completed")
+            .group_by(Assignment.model_id)
+        ).all()
+    )
+    open_models = [m for m in models if completed.get(m.id, 0) < settings.evaluators_per_model]
+    if not open_models:
+        raise SessionError("This study has all the participants it needs. Thank you for your interest.", status=409, code="study-full")
+    fewest = min(counts.get(m.id, 0) for m in open_models)
+    candidates = [m for m in open_models if counts.get(m.id, 0) == fewest]
+    return candidates[secrets.randbelow(len(candidates))]
+
+
+def _plan(session: Session, study: Study, settings: StudySettings, assignment: Assignment) -> None:
+    real, fakes = pool_ids(session, study)
+    plan = plan_session(settings, real, fakes, assignment.model_id, assignment.draw_key)
+    session.add_all(
+        Trial(
+            assignment_id=assignment.id,
+            phase=p.phase,
+            block=p.block,
+            position=k,
+            image_id=p.image_id,
+            is_fake=p.is_fake,
+            image_token=secrets.token_urlsafe(16),
+        )
+        for k, p in enumerate(plan)
+    )
+    if settings.mode == "hype-time":
+        cfg = stairs.StaircaseConfig.from_time_settings(settings.time)
+        for block in range(settings.time.n_blocks):
+            session.add(
+                StaircaseRecord(assignment_id=assignment.id, block=block, config=cfg.to_dict(), state=stairs.start(cfg).to_dict())
+            )
+    session.flush()
+
+
+# -- session lookup and stages ------------------------------------------------------------------------
+
+
+def assignment_by_token(session: Session, token: str, *, for_update: bool = False) -> Assignment:
+    """The session a token names. Locked for update when answering, so one worker's answers are
+    recorded strictly one after another even if the browser sends two at once."""
+    if not isinstance(token, str) or not 20 <= len(token) <= 128:
+        raise SessionError("This session link is not valid.", status=404, code="unknown-session")
+    query = select(Assignment).where(Assignment.token == token)
+    if for_update:
+        query = query.with_for_update()
+    assignment = session.scalar(query)
+    if assignment is None:
+        raise SessionError("This session link is not valid.", status=404, code="unknown-session")
+    return assignment
+
+
+def finish_instructions(assignment: Assignment) -> None:
+    if assignment.stage == "instructions":
+        assignment.stage = "check"
+
+
+@dataclass(frozen=True)
+class BrowserCheck:
+    refresh_interval_ms: float
+    window_width: int
+    window_height: int
+
+
+def record_browser_check(session: Session, assignment: Assignment, check: BrowserCheck) -> None:
+    """Store the display measurements and move on, or say exactly what to fix."""
+    if assignment.stage != "check":
+        if assignment.stage in ("instructions",):
+            raise SessionError("Read the instructions first.", status=409, code="wrong-stage")
+        return  # already past the check: a retried POST changes nothing
+    if not MIN_REFRESH_MS <= check.refresh_interval_ms <= MAX_REFRESH_MS:
+        raise SessionError(
+            f"Your display refreshes every {check.refresh_interval_ms:.1f} ms; this task needs a display between "
+            f"{1000 / MAX_REFRESH_MS:.0f} and {1000 / MIN_REFRESH_MS:.0f} Hz.",
+            status=422,
+            code="display-unsupported",
+        )
+    width, height = image_size(session, assignment.study_id)
+    need_w, need_h = width + WINDOW_MARGIN_W, height + WINDOW_MARGIN_H
+    if check.window_width < need_w or check.window_height < need_h:
+        raise SessionError(
+            f"Your browser window is {check.window_width}x{check.window_height} pixels; the images need at least "
+            f"{need_w}x{need_h}. Please enlarge the window (or zoom out) and try again.",
+            status=422,
+            code="window-too-small",
+        )
+    assignment.refresh_interval_ms = check.refresh_interval_ms
+    assignment.window_width = check.window_width
+    assignment.window_height = check.window_height
+    has_qualification = session.scalar(
+        select(func.count()).where(Trial.assignment_id == assignment.id, Trial.phase == "qualification")
+    )
+    assignment.stage = "qualification" if has_qualification else "task"
+
+
+def image_size(session: Session, study_id: int) -> tuple[int, int]:
+    """(width, height) shared by every pool image (import enforces one size per study)."""
+    row = session.execute(select(Image.width, Image.height).where(Image.study_id == study_id).limit(1)).first()
+    return (row.width, row.height) if row else (0, 0)
+
+
+# -- trials ------------------------------------------------------------------------------------------
+
+
+def current_trial(session: Session, assignment: Assignment) -> Trial | None:
+    """The first unanswered trial of the current stage: the only one the worker may answer."""
+    if assignment.stage not in TRIAL_STAGES:
+        return None
+    return session.scalar(
+        select(Trial)
+        .outerjoin(Judgment, Judgment.trial_id == Trial.id)
+        .where(Trial.assignment_id == assignment.id, Trial.phase == assignment.stage, Judgment.id.is_(None))
+        .order_by(Trial.position)
+        .limit(1)
+    )
+
+
+def upcoming_trial(session: Session, trial: Trial) -> Trial | None:
+    """The trial after ``trial`` in the same phase, so its image can be preloaded while this one runs."""
+    return session.scalar(
+        select(Trial)
+        .where(Trial.assignment_id == trial.assignment_id, Trial.phase == trial.phase, Trial.position > trial.position)
+        .order_by(Trial.position)
+        .limit(1)
+    )
+
+
+def is_timed(settings: StudySettings, trial: Trial) -> bool:
+    """Only HYPE-time's task is timed; its qualification, like HYPE-∞, has no time limit."""
+    return settings.mode == "hype-time" and trial.phase == "task"
+
+
+def serve_trial(session: Session, assignment: Assignment, settings: StudySettings, trial: Trial) -> float | None:
+    """Fix the trial's exposure (from its block's staircase) the first time it is served; later
+    requests for the same trial get the same exposure, so a reload cannot fish for a longer one."""
+    if not is_timed(settings, trial):
+        return None
+    if trial.requested_ms is None:
+        record = _staircase_record(session, assignment, trial.block)
+        trial.requested_ms = float(stairs.StaircaseState.from_dict(record.state).intensity)
+        session.flush()
+    return trial.requested_ms
+
+
+def _staircase_record(session: Session, assignment: Assignment, block: int) -> StaircaseRecord:
+    record = session.scalar(
+        select(StaircaseRecord).where(StaircaseRecord.assignment_id == assignment.id, StaircaseRecord.block == block)
+    )
+    if record is None:  # pragma: no cover - created with the plan; missing means a corrupted session
+        raise SessionError("This session's staircase is missing.", status=500, code="internal")
+    return record
+
+
+def progress(session: Session, assignment: Assignment) -> dict[str, int]:
+    """Answered / total trials in the current stage's phase (for the progress bar)."""
+    phase = assignment.stage if assignment.stage in TRIAL_STAGES else "task"
+    total = session.scalar(select(func.count()).where(Trial.assignment_id == assignment.id, Trial.phase == phase)) or 0
+    done = (
+        session.scalar(
+            select(func.count()).select_from(Judgment).join(Trial).where(Judgment.assignment_id == assignment.id, Trial.phase == phase)
+        )
+        or 0
+    )
+    return {"done": int(done), "total": int(total)}
+
+
+# -- answers -----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Answer:
+    trial_token: str
+    judged_fake: bool
+    idempotency_key: str
+    measured_ms: float | None = None
+    mask_measured_ms: tuple[float, ...] = ()
+    refresh_interval_ms: float | None = None
+    reaction_ms: float | None = None
+    focus_lost: bool = False
+    client_timestamps: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class AnswerOutcome:
+    judgment: Judgment
+    replayed: bool
+    feedback_correct: bool | None  # only where the protocol gives feedback (HYPE-time task)
+    stage: str
+
+
+def record_answer(session: Session, assignment: Assignment, answer: Answer) -> AnswerOutcome:
+    """Record one answer exactly once, in the server's order, then advance the staircase and stage.
+
+    The idempotency key is scoped to the session, so a retried POST (lost response, flaky network,
+    restarted server) returns the first outcome instead of recording twice, and no worker can block
+    another's key.
+    """
+    if not _KEY_PATTERN.match(answer.idempotency_key or ""):
+        raise SessionError("idempotency_key must be 8-64 letters, digits, _ or -", code="bad-request")
+    key = f"{assignment.id}:{answer.idempotency_key}"
+    settings = study_settings(assignment.participant.study)
+    previous = session.scalar(select(Judgment).where(Judgment.idempotency_key == key))
+    if previous is not None:
+        if previous.trial.image_token != answer.trial_token:
+            raise SessionError("This idempotency key was already used for another trial.", status=409, code="key-reused")
+        return _outcome(previous, settings, assignment, replayed=True)
+
+    trial = session.scalar(select(Trial).where(Trial.image_token == answer.trial_token))
+    if trial is None:
+        raise SessionError("Unknown trial.", status=404, code="unknown-trial")
+    if trial.assignment_id != assignment.id:
+        raise SessionError("This trial belongs to another session.", status=403, code="foreign-trial")
+    if trial.judgment is not None:
+        raise SessionError("This trial has already been answered.", status=409, code="already-answered")
+    current = current_trial(session, assignment)
+    if current is None:
+        raise SessionError(f"No answers are expected now (stage: {assignment.stage}).", status=409, code="wrong-stage")
+    if current.id != trial.id:
+        raise SessionError("Answers must follow the trial order: answer the current trial first.", status=409, code="out-of-order")
+    timed = is_timed(settings, trial)
+    if timed and trial.requested_ms is None:
+        raise SessionError("This trial has not been shown yet.", status=409, code="not-served")
+
+    refresh = answer.refresh_interval_ms or assignment.refresh_interval_ms
+    flags = presentation_flags(
+        Presentation(
+            timed=timed,
+            requested_ms=trial.requested_ms,
+            measured_ms=answer.measured_ms,
+            mask_measured_ms=answer.mask_measured_ms,
+            refresh_interval_ms=refresh,
+            focus_lost=answer.focus_lost,
+            n_masks=settings.time.n_masks if timed else 0,
+            mask_ms=settings.time.mask_ms,
+        )
+    )
+    correct = answer.judged_fake == trial.is_fake
+    judgment = Judgment(
+        trial_id=trial.id,
+        assignment_id=assignment.id,
+        idempotency_key=key,
+        judged_fake=answer.judged_fake,
+        correct=correct,
+        requested_ms=trial.requested_ms,
+        measured_ms=answer.measured_ms,
+        mask_measured_ms=list(answer.mask_measured_ms) or None,
+        refresh_interval_ms=refresh,
+        reaction_ms=answer.reaction_ms,
+        client_timestamps=dict(answer.client_timestamps) or None,
+        focus_lost=answer.focus_lost,
+        flagged=bool(flags),
+        flag_reasons=",".join(flags) or None,
+    )
+    session.add(judgment)
+    session.flush()
+    if timed:
+        _advance_staircase(session, assignment, trial.block, correct)
+    _advance_stage(session, assignment, settings)
+    return _outcome(judgment, settings, assignment, replayed=False)
+
+
+def _outcome(judgment: Judgment, settings: StudySettings, assignment: Assignment, *, replayed: bool) -> AnswerOutcome:
+    feedback = judgment.correct if is_timed(settings, judgment.trial) else None
+    return AnswerOutcome(judgment=judgment, replayed=replayed, feedback_correct=feedback, stage=assignment.stage)
+
+
+def _advance_staircase(session: Session, assignment: Assignment, block: int, correct: bool) -> None:
+    """Every answer moves its block's staircase, flagged or not, so the exposure sequence stays the
+    staircase's own (PsychoPy-replayable); flags decide scoring, not presentation."""
+    record = _staircase_record(session, assignment, block)
+    cfg = stairs.StaircaseConfig.from_dict(record.config)
+    state = stairs.StaircaseState.from_dict(record.state)
+    if not stairs.is_finished(cfg, state):
+        record.state = stairs.update(cfg, state, correct).to_dict()
+
+
+def _advance_stage(session: Session, assignment: Assignment, settings: StudySettings) -> None:
+    if current_trial(session, assignment) is not None:
+        return
+    study = assignment.participant.study
+    if assignment.stage == "qualification":
+        real_ok, fake_ok, n_real, n_fake = _qualification_counts(session, assignment)
+        assignment.qualification_real_correct = real_ok
+        assignment.qualification_fake_correct = fake_ok
+        q = settings.qualification
+        passed = real_ok >= q.pass_real * n_real - 1e-9 and fake_ok >= q.pass_fake * n_fake - 1e-9
+        assignment.qualification_passed = passed
+        if passed:
+            assignment.stage = "task"
+        else:
+            assignment.stage = "failed"
+            assignment.completion_code = study.qualification_fail_code
+            assignment.completed_at = utcnow()
+    elif assignment.stage == "task":
+        assignment.stage = "completed"
+        assignment.completion_code = study.completion_code
+        assignment.completed_at = utcnow()
+
+
+def _qualification_counts(session: Session, assignment: Assignment) -> tuple[int, int, int, int]:
+    rows = session.execute(
+        select(Trial.is_fake, Judgment.correct)
+        .join(Judgment, Judgment.trial_id == Trial.id)
+        .where(Trial.assignment_id == assignment.id, Trial.phase == "qualification")
+    ).all()
+    real_ok = sum(1 for fake, ok in rows if not fake and ok)
+    fake_ok = sum(1 for fake, ok in rows if fake and ok)
+    n_real = sum(1 for fake, _ in rows if not fake)
+    return real_ok, fake_ok, n_real, len(rows) - n_real
+
+
+# -- images the worker may load ------------------------------------------------------------------------
+
+
+def trial_for_image(session: Session, image_token: str) -> Trial | None:
+    """The trial an opaque image URL names, if the worker may load it now: its session is in a trial
+    stage and the trial is the current one, the one after it (preload), or already answered."""
+    trial = session.scalar(select(Trial).where(Trial.image_token == image_token))
+    if trial is None:
+        return None
+    assignment = trial.assignment
+    if assignment.stage not in TRIAL_STAGES:
+        return None
+    current = current_trial(session, assignment)
+    if current is None or trial.position > current.position + 1:
+        return None
+    return trial
+
+
+def mask_images(session: Session, study_id: int) -> list[Image]:
+    return list(session.scalars(select(Image).where(Image.study_id == study_id, Image.pool == "mask").order_by(Image.id)))
+
+
+def example_images(session: Session, assignment: Assignment) -> dict[str, Image]:
+    """One real and one fake image for the instructions, never from this worker's own plan (an
+    example's label would otherwise be known before the trial). Pools without spare images give none."""
+    planned = select(Trial.image_id).where(Trial.assignment_id == assignment.id)
+    out: dict[str, Image] = {}
+    for kind, where in (
+        ("real", [Image.pool == "real"]),
+        ("fake", [Image.pool == "fake", Image.model_id == assignment.model_id]),
+    ):
+        image = session.scalar(
+            select(Image)
+            .where(Image.study_id == assignment.study_id, *where, Image.id.not_in(planned))
+            .order_by(Image.pixel_sha256)
+            .limit(1)
+        )
+        if image is not None:
+            out[kind] = image
+    return out

@@ -1,0 +1,259 @@
+"""The worker JSON API: what the trial runner in static/worker.js (and the load benchmark) talks to.
+
+Every route is keyed by the session token in the path, the only credential a worker holds; the API
+is exempt from CSRF because no ambient credential (cookie) authorises it. Nothing it returns before
+an answer says whether an image is real or fake.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from typing import Any, Callable, TypeVar
+
+from flask import Blueprint, Response, abort, jsonify, session as cookie, url_for
+from sqlalchemy.exc import IntegrityError, OperationalError
+
+from hype.images import served_png
+from hype.models import Assignment, Study, Trial
+from hype.sessions import (
+    Identity,
+    SessionError,
+    assignment_by_token,
+    current_trial,
+    enter,
+    example_images,
+    finish_instructions,
+    identity_from_params,
+    is_timed,
+    mask_images,
+    new_anonymous_id,
+    progress,
+    record_answer,
+    record_browser_check,
+    serve_trial,
+    trial_for_image,
+    upcoming_trial,
+)
+from hype.studies import study_settings
+from hype.web import config, db
+from hype.web.payloads import json_body, parse_answer, parse_check, parse_entry_params
+
+bp = Blueprint("worker_api", __name__, url_prefix="/api")
+
+T = TypeVar("T")
+WRITE_ATTEMPTS = 5
+
+
+def _published_study(slug: str) -> Study:
+    from sqlalchemy import select
+
+    study = db().scalar(select(Study).where(Study.slug == slug))
+    if study is None or study.status == "draft":
+        raise SessionError("This study link is not valid.", status=404, code="unknown-study")
+    return study
+
+
+def anonymous_id(slug: str) -> str:
+    """The browser's anonymous id for a plain link, kept in the signed session cookie so a reload
+    finds the same session."""
+    ids = dict(cookie.get("anon", {}))
+    if slug not in ids:
+        ids[slug] = new_anonymous_id()
+        cookie["anon"] = ids
+        cookie.permanent = True
+    return ids[slug]
+
+
+def with_retries(work: Callable[[], T]) -> T:
+    """Run one short write transaction, retrying when a concurrent writer got there first.
+
+    An IntegrityError means another request recorded the same thing (a retried answer racing its
+    original): the retry then finds that record and answers as a replay. OperationalError covers
+    SQLite's "database is locked" under many writers.
+    """
+    session = db()
+    for attempt in range(WRITE_ATTEMPTS):
+        try:
+            result = work()
+            session.commit()
+            return result
+        except (IntegrityError, OperationalError):
+            session.rollback()
+            if attempt == WRITE_ATTEMPTS - 1:
+                raise
+            time.sleep(0.01 * (attempt + 1))
+        except BaseException:
+            session.rollback()
+            raise
+    raise AssertionError("unreachable")
+
+
+def session_state(assignment: Assignment) -> dict[str, Any]:
+    return {
+        "stage": assignment.stage,
+        "progress": progress(db(), assignment),
+        "url": url_for("worker.session_page", token=assignment.token),
+    }
+
+
+# -- entry --------------------------------------------------------------------------------------------
+
+
+@bp.post("/s/<slug>/sessions")
+def create_session(slug: str):
+    body = json_body()
+    params = parse_entry_params(body)
+    study = _published_study(slug)
+    is_plain = not any(k in params for k in ("workerId", "assignmentId", "PROLIFIC_PID"))
+    identity: Identity = identity_from_params(params, anonymous_id(slug) if is_plain else None)
+    if params.get("assignmentId") == "ASSIGNMENT_ID_NOT_AVAILABLE":
+        raise SessionError("This is an MTurk preview: accept the HIT to start.", status=403, code="mturk-preview")
+    from flask import request
+
+    entry = with_retries(lambda: enter(db(), study, identity, request.headers.get("User-Agent")))
+    state = session_state(entry.assignment)
+    return jsonify(token=entry.assignment.token, created=entry.created, **state), 201 if entry.created else 200
+
+
+# -- session ------------------------------------------------------------------------------------------
+
+
+@bp.get("/w/<token>")
+def get_state(token: str):
+    return jsonify(session_state(assignment_by_token(db(), token)))
+
+
+@bp.post("/w/<token>/instructions")
+def done_instructions(token: str):
+    def work() -> Assignment:
+        assignment = assignment_by_token(db(), token, for_update=True)
+        finish_instructions(assignment)
+        return assignment
+
+    return jsonify(session_state(with_retries(work)))
+
+
+@bp.post("/w/<token>/check")
+def browser_check(token: str):
+    check = parse_check(json_body())
+
+    def work() -> Assignment:
+        assignment = assignment_by_token(db(), token, for_update=True)
+        record_browser_check(db(), assignment, check)
+        return assignment
+
+    return jsonify(session_state(with_retries(work)))
+
+
+@bp.get("/w/<token>/trial")
+def next_trial(token: str):
+    def work() -> dict[str, Any]:
+        assignment = assignment_by_token(db(), token)
+        trial = current_trial(db(), assignment)
+        state = session_state(assignment)
+        if trial is None:
+            return {**state, "trial": None, "preload": []}
+        settings = study_settings(assignment.participant.study)
+        exposure = serve_trial(db(), assignment, settings, trial)
+        following = upcoming_trial(db(), trial)
+        return {
+            **state,
+            "trial": _trial_payload(assignment, settings, trial, exposure),
+            "preload": [url_for("worker_api.trial_image", image_token=following.image_token)] if following else [],
+        }
+
+    return jsonify(with_retries(work))
+
+
+def _trial_payload(assignment: Assignment, settings, trial: Trial, exposure: float | None) -> dict[str, Any]:
+    timed = is_timed(settings, trial)
+    t = settings.time
+    masks: list[str] = []
+    if timed:
+        n_available = len(mask_images(db(), assignment.study_id))
+        masks = [
+            url_for("worker_api.mask_image", token=assignment.token, index=k)
+            for k in _mask_indices(trial.image_token, t.n_masks, n_available)
+        ]
+    return {
+        "id": trial.image_token,
+        "image_url": url_for("worker_api.trial_image", image_token=trial.image_token),
+        "phase": trial.phase,
+        "block": trial.block,
+        "timed": timed,
+        "exposure_ms": exposure,
+        "countdown": {"steps": t.countdown_steps, "ms": t.countdown_ms} if timed else None,
+        "masks": masks,
+        "mask_ms": t.mask_ms if timed else None,
+        "feedback": timed,
+    }
+
+
+def _mask_indices(seed_text: str, n: int, available: int) -> list[int]:
+    """Which of the study's masks a trial uses: a fixed, label-independent draw from its token."""
+    if available == 0:
+        return []
+    digest = hashlib.sha256(seed_text.encode()).digest()
+    return [digest[k] % available for k in range(n)]
+
+
+@bp.post("/w/<token>/answers")
+def answer(token: str):
+    parsed = parse_answer(json_body())
+
+    def work():
+        assignment = assignment_by_token(db(), token, for_update=True)
+        outcome = record_answer(db(), assignment, parsed)
+        return assignment, outcome
+
+    assignment, outcome = with_retries(work)
+    body = {
+        "recorded": True,
+        "replayed": outcome.replayed,
+        "feedback": None if outcome.feedback_correct is None else {"correct": outcome.feedback_correct},
+        **session_state(assignment),
+    }
+    return jsonify(body), 200 if outcome.replayed else 201
+
+
+# -- images --------------------------------------------------------------------------------------------
+
+
+def _png(data: bytes) -> Response:
+    """Bytes only: no Last-Modified or ETag, which would tell real images (imported at one time)
+    from fakes (imported at another) by their headers alone."""
+    response = Response(data, mimetype="image/png")
+    response.headers["Cache-Control"] = "private, no-store"
+    return response
+
+
+def _served(file_sha256: str) -> bytes:
+    cfg = config()
+    return served_png(cfg.image_store, cfg.served_dir, file_sha256)
+
+
+@bp.get("/img/<image_token>")
+def trial_image(image_token: str):
+    trial = trial_for_image(db(), image_token)
+    if trial is None:
+        abort(404, description="This image is not available.")
+    return _png(_served(trial.image.file_sha256))
+
+
+@bp.get("/w/<token>/masks/<int:index>")
+def mask_image(token: str, index: int):
+    assignment = assignment_by_token(db(), token)
+    masks = mask_images(db(), assignment.study_id)
+    if not 0 <= index < len(masks):
+        abort(404, description="No such mask.")
+    return _png(_served(masks[index].file_sha256))
+
+
+@bp.get("/w/<token>/examples/<kind>")
+def example_image(token: str, kind: str):
+    assignment = assignment_by_token(db(), token)
+    image = example_images(db(), assignment).get(kind)
+    if image is None:
+        abort(404, description="No example image.")
+    return _png(_served(image.file_sha256))
