@@ -49,13 +49,19 @@ def create_app(config: Config | None = None, **overrides: Any) -> Flask:
 
     @app.after_request
     def _security_headers(response):
+        # Worker pages may be framed by MTurk (ExternalQuestion shows them in an iframe); nothing
+        # else may frame anything here.
+        worker_page = (request.blueprint or "") == "worker"
+        ancestors = "'self' https://www.mturk.com https://workersandbox.mturk.com" if worker_page else "'self'"
         response.headers.setdefault(
             "Content-Security-Policy",
             "default-src 'self'; img-src 'self' data: blob:; style-src 'self'; script-src 'self'; "
-            "connect-src 'self'; frame-ancestors 'self'; base-uri 'none'; form-action 'self' https://*.mturk.com",
+            f"connect-src 'self'; frame-ancestors {ancestors}; base-uri 'none'; "
+            "form-action 'self' https://www.mturk.com https://workersandbox.mturk.com",
         )
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        response.headers.setdefault("X-Frame-Options", "SAMEORIGIN")
+        if not worker_page:
+            response.headers.setdefault("X-Frame-Options", "SAMEORIGIN")
         response.headers.setdefault("Referrer-Policy", "no-referrer")
         return response
 

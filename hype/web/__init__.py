@@ -25,6 +25,8 @@ def config() -> Config:
 
 
 def register_blueprints(app: Flask, csrf: "CSRFProtect") -> None:
+    from hype.web.auth import bp as auth_bp
+    from hype.web.researcher import bp as researcher_bp
     from hype.web.worker import bp as worker_bp
     from hype.web.worker_api import bp as worker_api_bp
 
@@ -33,3 +35,5 @@ def register_blueprints(app: Flask, csrf: "CSRFProtect") -> None:
     # cross-site page cannot act for a worker and CSRF tokens would only get in the way.
     csrf.exempt(worker_api_bp)
     app.register_blueprint(worker_api_bp)
+    app.register_blueprint(auth_bp)
+    app.register_blueprint(researcher_bp)

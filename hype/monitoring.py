@@ -1,0 +1,187 @@
+"""What a researcher watches while a study runs: progress per model, a row per worker, exclusions,
+the bonus sheet. Thin DB queries over the pure rules in hype.quality."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Integer, cast, func, select
+from sqlalchemy.orm import Session
+
+from hype.models import Assignment, Exclusion, Judgment, StaircaseRecord, Study, Trial, utcnow
+from hype.quality import ExclusionRules, TrialRecord, WorkerStats, violations, worker_stats
+from hype.sessions import ACTIVE_STAGES
+from hype.studies import study_settings
+
+
+class MonitoringError(ValueError):
+    pass
+
+
+@dataclass
+class ModelProgress:
+    model: str
+    started: int = 0
+    in_qualification: int = 0
+    failed: int = 0
+    working: int = 0
+    completed: int = 0
+    judgments: int = 0
+    flagged: int = 0
+    target: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def model_progress(session: Session, study: Study) -> list[ModelProgress]:
+    settings = study_settings(study)
+    rows = {m.id: ModelProgress(m.name, target=settings.evaluators_per_model) for m in study.models}
+    for model_id, stage, n in session.execute(
+        select(Assignment.model_id, Assignment.stage, func.count()).where(Assignment.study_id == study.id).group_by(Assignment.model_id, Assignment.stage)
+    ):
+        row = rows[model_id]
+        row.started += n
+        if stage == "qualification":
+            row.in_qualification += n
+        elif stage == "failed":
+            row.failed += n
+        elif stage == "completed":
+            row.completed += n
+        elif stage in ACTIVE_STAGES:
+            row.working += n
+    for model_id, n, flagged in session.execute(
+        select(Assignment.model_id, func.count(Judgment.id), func.sum(cast(Judgment.flagged, Integer)))
+        .join(Judgment, Judgment.assignment_id == Assignment.id)
+        .join(Trial, Trial.id == Judgment.trial_id)
+        .where(Assignment.study_id == study.id, Trial.phase == "task")
+        .group_by(Assignment.model_id)
+    ):
+        rows[model_id].judgments = int(n)
+        rows[model_id].flagged = int(flagged or 0)
+    return list(rows.values())
+
+
+@dataclass
+class WorkerRow:
+    assignment_id: int
+    platform: str
+    worker_id: str
+    model: str
+    stage: str
+    qualification: str  # "7/8 real, 6/8 fake" or ""
+    stats: WorkerStats
+    exclusions: list[Exclusion] = field(default_factory=list)
+    staircases: list[list[float]] = field(default_factory=list)
+    started_at: Any = None
+
+    @property
+    def active_exclusions(self) -> list[Exclusion]:
+        return [e for e in self.exclusions if e.revoked_at is None]
+
+
+def worker_rows(session: Session, study: Study) -> list[WorkerRow]:
+    """One row per worker who entered, newest first, with the figures the exclusion rules use."""
+    assignments = list(
+        session.scalars(select(Assignment).where(Assignment.study_id == study.id).order_by(Assignment.created_at.desc(), Assignment.id.desc()))
+    )
+    if not assignments:
+        return []
+    ids = [a.id for a in assignments]
+    trials: dict[int, list[TrialRecord]] = defaultdict(list)
+    for assignment_id, is_fake, correct, reaction, flagged in session.execute(
+        select(Judgment.assignment_id, Trial.is_fake, Judgment.correct, Judgment.reaction_ms, Judgment.flagged)
+        .join(Trial, Trial.id == Judgment.trial_id)
+        .where(Judgment.assignment_id.in_(ids), Trial.phase == "task")
+    ):
+        trials[assignment_id].append(TrialRecord(is_fake, correct, reaction, flagged))
+    exclusions: dict[int, list[Exclusion]] = defaultdict(list)
+    for exclusion in session.scalars(select(Exclusion).where(Exclusion.assignment_id.in_(ids)).order_by(Exclusion.created_at)):
+        exclusions[exclusion.assignment_id].append(exclusion)
+    stairs: dict[int, list[list[float]]] = defaultdict(list)
+    for record in session.scalars(select(StaircaseRecord).where(StaircaseRecord.assignment_id.in_(ids)).order_by(StaircaseRecord.block)):
+        stairs[record.assignment_id].append([float(x) for x in record.state.get("intensities", [])])
+    settings = study_settings(study)
+    names = {m.id: m.name for m in study.models}
+    rows = []
+    for a in assignments:
+        qual = ""
+        if a.qualification_real_correct is not None:
+            q = settings.qualification
+            qual = f"{a.qualification_real_correct}/{q.n_real} real, {a.qualification_fake_correct}/{q.n_fake} fake"
+        rows.append(
+            WorkerRow(
+                assignment_id=a.id,
+                platform=a.participant.platform,
+                worker_id=a.participant.worker_id,
+                model=names.get(a.model_id, "?"),
+                stage=a.stage,
+                qualification=qual,
+                stats=worker_stats(trials[a.id], failed_qualification=a.qualification_passed is False),
+                exclusions=exclusions[a.id],
+                staircases=stairs[a.id],
+                started_at=a.created_at,
+            )
+        )
+    return rows
+
+
+def _assignment_of(session: Session, study: Study, assignment_id: int) -> Assignment:
+    assignment = session.get(Assignment, assignment_id)
+    if assignment is None or assignment.study_id != study.id:
+        raise MonitoringError("no such worker in this study")
+    return assignment
+
+
+def exclude(session: Session, study: Study, assignment_id: int, reason: str, rule: str | None = None) -> Exclusion:
+    """Exclude by hand (rule None) or by a rule; a reason is required so the report can show it."""
+    reason = (reason or "").strip()
+    if not reason:
+        raise MonitoringError("say why this worker is excluded (the reason appears in the report)")
+    assignment = _assignment_of(session, study, assignment_id)
+    exclusion = Exclusion(assignment_id=assignment.id, reason=reason[:500], rule=rule)
+    session.add(exclusion)
+    session.flush()
+    return exclusion
+
+
+def revoke(session: Session, study: Study, exclusion_id: int) -> Exclusion:
+    exclusion = session.get(Exclusion, exclusion_id)
+    if exclusion is None or exclusion.assignment.study_id != study.id:
+        raise MonitoringError("no such exclusion in this study")
+    if exclusion.revoked_at is None:
+        exclusion.revoked_at = utcnow()
+    return exclusion
+
+
+def apply_rules(session: Session, study: Study, rules: ExclusionRules) -> list[Exclusion]:
+    """Exclude every finished worker who breaks a rule and is not already excluded by that rule.
+    Workers still in the task are left alone: their figures are not final."""
+    created = []
+    for row in worker_rows(session, study):
+        if row.stage not in ("completed", "failed"):
+            continue
+        active_rules = {e.rule for e in row.active_exclusions}
+        for rule, reason in violations(row.stats, rules):
+            if rule not in active_rules:
+                created.append(exclude(session, study, row.assignment_id, reason, rule=rule))
+    return created
+
+
+def bonus_sheet(session: Session, study: Study) -> str:
+    """CSV of what each finished worker is owed as bonus (PROTOCOL.md: per correct task answer)."""
+    pay = study_settings(study).pay
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["platform", "worker_id", "assignment_id", "stage", "correct_answers", "bonus_usd"])
+    for row in sorted(worker_rows(session, study), key=lambda r: r.assignment_id):
+        if row.stage not in ("completed", "failed"):
+            continue
+        writer.writerow(
+            [row.platform, row.worker_id, row.assignment_id, row.stage, row.stats.n_correct, f"{row.stats.n_correct * pay.bonus_per_correct_usd:.2f}"]
+        )
+    return out.getvalue()

@@ -1,0 +1,332 @@
+"""Researcher dashboard: studies, their lifecycle, monitoring, exclusions and downloads.
+
+Views only translate forms to calls of hype.studies / hype.monitoring / hype.study_scoring and
+back; every study is looked up through `_own_study`, which answers 404 for anyone but its owner.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from flask import Blueprint, Response, abort, flash, jsonify, redirect, render_template, request, url_for
+from sqlalchemy import func, select
+from werkzeug.utils import secure_filename
+
+from hype import monitoring
+from hype.models import Image, Study
+from hype.protocol import MODES
+from hype.quality import ExclusionRules
+from hype.scoring import ScoringError
+from hype.studies import StudyError, close_study, create_study, import_images, publish_study, study_settings
+from hype.web import config, db
+from hype.web.auth import current_researcher, login_required
+
+bp = Blueprint("researcher", __name__)
+
+LIVE_RESAMPLES = 2000  # enough for a live CI to two digits; the report uses the study's own setting
+
+
+def _own_study(study_id: int) -> Study:
+    study = db().get(Study, study_id)
+    researcher = current_researcher()
+    if study is None or researcher is None or study.owner_id != researcher.id:
+        abort(404, description="No such study.")
+    return study
+
+
+@bp.get("/")
+def home():
+    return redirect(url_for("researcher.studies") if current_researcher() else url_for("auth.login"))
+
+
+@bp.get("/studies")
+@login_required
+def studies():
+    researcher = current_researcher()
+    rows = list(db().scalars(select(Study).where(Study.owner_id == researcher.id).order_by(Study.created_at.desc())))
+    return render_template("researcher/studies.html", studies=rows, researcher=researcher)
+
+
+# -- creating -----------------------------------------------------------------------------------------
+
+FORM_FIELDS: dict[str, tuple[str, type]] = {
+    # form field -> (settings path, type)
+    "evaluators_per_model": ("evaluators_per_model", int),
+    "qualification_n_real": ("qualification.n_real", int),
+    "qualification_n_fake": ("qualification.n_fake", int),
+    "qualification_pass_real": ("qualification.pass_real", float),
+    "qualification_pass_fake": ("qualification.pass_fake", float),
+    "infinity_n_real": ("infinity.n_real", int),
+    "infinity_n_fake": ("infinity.n_fake", int),
+    "time_n_blocks": ("time.n_blocks", int),
+    "time_trials_per_block": ("time.trials_per_block", int),
+    "time_start_ms": ("time.start_ms", float),
+    "time_min_ms": ("time.min_ms", float),
+    "time_max_ms": ("time.max_ms", float),
+    "time_step_down_ms": ("time.step_down_ms", float),
+    "time_step_up_ms": ("time.step_up_ms", float),
+}
+
+
+def settings_from_form(form: Any) -> dict[str, Any]:
+    """Nested settings from the flat form; empty fields keep the protocol default."""
+    settings: dict[str, Any] = {}
+    for name, (path, kind) in FORM_FIELDS.items():
+        raw = (form.get(name) or "").strip()
+        if not raw:
+            continue
+        try:
+            value = kind(raw)
+        except ValueError as exc:
+            raise StudyError(f"{name.replace('_', ' ')} must be a number, not {raw!r}") from exc
+        node = settings
+        *parents, leaf = path.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    settings.setdefault("qualification", {})["enabled"] = form.get("qualification_enabled") == "on"
+    return settings
+
+
+@bp.route("/studies/new", methods=["GET", "POST"])
+@login_required
+def new_study():
+    from hype.protocol import StudySettings
+
+    error = None
+    if request.method == "POST":
+        seed_text = (request.form.get("seed") or "").strip()
+        try:
+            seed = int(seed_text) if seed_text else None
+            study = create_study(
+                db(),
+                name=request.form.get("name", ""),
+                mode=request.form.get("mode", ""),
+                seed=seed,
+                settings=settings_from_form(request.form),
+                owner_id=current_researcher().id,
+                prolific_completion_url=(request.form.get("prolific_completion_url") or "").strip() or None,
+            )
+            db().commit()
+            flash("Study created. Add the real images and one image set per model, then publish.")
+            return redirect(url_for("researcher.study", study_id=study.id))
+        except (StudyError, ValueError) as exc:
+            db().rollback()
+            error = str(exc)
+    return render_template("researcher/new_study.html", defaults=StudySettings(), modes=MODES, error=error, form=request.form), 400 if error else 200
+
+
+@bp.post("/studies/<int:study_id>/images")
+@login_required
+def add_images(study_id: int):
+    """A zip upload or a folder on the server, into the real pool or a model's pool."""
+    study = _own_study(study_id)
+    pool = request.form.get("pool", "real")
+    model_name = (request.form.get("model_name") or "").strip() or None
+    upload = request.files.get("archive")
+    folder = (request.form.get("folder") or "").strip()
+    try:
+        if pool not in ("real", "fake"):
+            raise StudyError("choose the real pool or a model")
+        if pool == "fake" and not model_name:
+            raise StudyError("name the model these images come from")
+        with tempfile.TemporaryDirectory(dir=_staging(study)) as tmp:
+            if upload and upload.filename:
+                source = Path(tmp) / (secure_filename(upload.filename) or "upload.zip")
+                upload.save(source)
+            elif folder:
+                source = Path(folder)
+                if not source.is_dir():
+                    raise StudyError(f"{folder} is not a folder on the server")
+            else:
+                raise StudyError("upload a zip or give a server folder")
+            summary = import_images(db(), config(), study, source, pool=pool, model_name=model_name if pool == "fake" else None)
+        db().commit()
+        flash(f"Added {summary.added} images ({summary.width}×{summary.height}) to {'the real pool' if pool == 'real' else model_name}.")
+    except (StudyError, ValueError) as exc:
+        db().rollback()
+        flash(f"Nothing was added: {exc}", "error")
+    return redirect(url_for("researcher.study", study_id=study.id))
+
+
+def _staging(study: Study) -> str:
+    path = config().staging_dir / "uploads"
+    path.mkdir(parents=True, exist_ok=True)
+    return str(path)
+
+
+@bp.post("/studies/<int:study_id>/publish")
+@login_required
+def publish(study_id: int):
+    study = _own_study(study_id)
+    try:
+        publish_study(db(), config(), study)
+        db().commit()
+        flash("Published: the worker links below are live.")
+    except StudyError as exc:
+        db().rollback()
+        flash(str(exc), "error")
+    return redirect(url_for("researcher.study", study_id=study.id))
+
+
+@bp.post("/studies/<int:study_id>/close")
+@login_required
+def close(study_id: int):
+    study = _own_study(study_id)
+    try:
+        close_study(study)
+        db().commit()
+        flash("Closed: nobody new can start; sessions already running can finish.")
+    except StudyError as exc:
+        db().rollback()
+        flash(str(exc), "error")
+    return redirect(url_for("researcher.study", study_id=study.id))
+
+
+# -- watching ---------------------------------------------------------------------------------------------
+
+
+def worker_links(study: Study) -> dict[str, str]:
+    plain = url_for("worker.start", slug=study.slug, _external=True)
+    prolific = f"{plain}?PROLIFIC_PID={{{{%PROLIFIC_PID%}}}}&STUDY_ID={{{{%STUDY_ID%}}}}&SESSION_ID={{{{%SESSION_ID%}}}}"
+    mturk_xml = (
+        '<ExternalQuestion xmlns="http://mechanicalturk.amazonaws.com/AWSMechanicalTurkDataSchemas/2006-07-14/ExternalQuestion.xsd">\n'
+        f"  <ExternalURL>{plain}</ExternalURL>\n"
+        "  <FrameHeight>0</FrameHeight>\n"
+        "</ExternalQuestion>"
+    )
+    return {"plain": plain, "prolific": prolific, "mturk_xml": mturk_xml}
+
+
+def live_score(study: Study) -> dict[str, Any]:
+    from hype.study_scoring import score_study
+
+    try:
+        score = score_study(db(), study, n_resamples=LIVE_RESAMPLES)
+    except ScoringError as exc:
+        return {"available": False, "message": str(exc)}
+    return {"available": True, **score.to_dict()}
+
+
+@bp.get("/studies/<int:study_id>")
+@login_required
+def study(study_id: int):
+    study = _own_study(study_id)
+    pools = db().execute(
+        select(Image.pool, Image.model_id, func.count()).where(Image.study_id == study.id).group_by(Image.pool, Image.model_id)
+    ).all()
+    names = {m.id: m.name for m in study.models}
+    pool_rows = [(("real" if pool == "real" else names.get(model_id, "?")), n) for pool, model_id, n in pools if pool != "mask"]
+    return render_template(
+        "researcher/study.html",
+        study=study,
+        settings=study_settings(study),
+        pools=sorted(pool_rows),
+        links=worker_links(study) if study.status != "draft" else None,
+        progress=monitoring.model_progress(db(), study),
+        workers=monitoring.worker_rows(db(), study),
+        score=live_score(study),
+        rules=ExclusionRules(),
+    )
+
+
+@bp.get("/studies/<int:study_id>/live.json")
+@login_required
+def live(study_id: int):
+    study = _own_study(study_id)
+    return jsonify(
+        status=study.status,
+        progress=[p.to_dict() for p in monitoring.model_progress(db(), study)],
+        score=live_score(study),
+    )
+
+
+# -- quality control --------------------------------------------------------------------------------------
+
+
+@bp.post("/studies/<int:study_id>/exclusions")
+@login_required
+def exclude(study_id: int):
+    study = _own_study(study_id)
+    try:
+        monitoring.exclude(db(), study, int(request.form.get("assignment_id", "0")), request.form.get("reason", ""))
+        db().commit()
+        flash("Worker excluded; scores now leave them out.")
+    except (monitoring.MonitoringError, ValueError) as exc:
+        db().rollback()
+        flash(str(exc), "error")
+    return redirect(url_for("researcher.study", study_id=study.id) + "#workers")
+
+
+@bp.post("/studies/<int:study_id>/exclusions/<int:exclusion_id>/revoke")
+@login_required
+def revoke(study_id: int, exclusion_id: int):
+    study = _own_study(study_id)
+    try:
+        monitoring.revoke(db(), study, exclusion_id)
+        db().commit()
+        flash("Exclusion undone; the worker counts again.")
+    except monitoring.MonitoringError as exc:
+        db().rollback()
+        flash(str(exc), "error")
+    return redirect(url_for("researcher.study", study_id=study.id) + "#workers")
+
+
+@bp.post("/studies/<int:study_id>/exclusion-rules")
+@login_required
+def apply_rules(study_id: int):
+    study = _own_study(study_id)
+    form = request.form
+    try:
+        rules = ExclusionRules(
+            failed_qualification=form.get("failed_qualification") == "on",
+            max_flagged_share=float(form["max_flagged_percent"]) / 100 if form.get("use_flagged") == "on" else None,
+            min_median_reaction_ms=float(form["min_median_reaction_ms"]) if form.get("use_fast") == "on" else None,
+        )
+        created = monitoring.apply_rules(db(), study, rules)
+        db().commit()
+        flash(f"Rules applied: {len(created)} new exclusion(s).")
+    except (ValueError, KeyError) as exc:
+        db().rollback()
+        flash(f"Rules not applied: {exc}", "error")
+    return redirect(url_for("researcher.study", study_id=study.id) + "#workers")
+
+
+# -- downloads ---------------------------------------------------------------------------------------------
+
+
+def _download(data: str | bytes, filename: str, mimetype: str) -> Response:
+    response = Response(data, mimetype=mimetype)
+    response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
+
+
+@bp.get("/studies/<int:study_id>/bonus.csv")
+@login_required
+def bonus(study_id: int):
+    study = _own_study(study_id)
+    return _download(monitoring.bonus_sheet(db(), study), f"bonus-{study.slug}.csv", "text/csv")
+
+
+@bp.get("/studies/<int:study_id>/report.html")
+@login_required
+def report(study_id: int):
+    study = _own_study(study_id)
+    from hype.report import build_report
+
+    return _download(build_report(db(), config(), study), f"hype-report-{study.slug}.html", "text/html")
+
+
+@bp.get("/studies/<int:study_id>/export.zip")
+@login_required
+def export(study_id: int):
+    study = _own_study(study_id)
+    from hype.exports import export_tables, export_zip_bytes
+
+    fmt = request.args.get("format", "csv")
+    if fmt not in ("csv", "json"):
+        abort(400, description="format must be csv or json")
+    bundle = export_tables(db(), study, raw_ids=request.args.get("raw_ids") == "1")
+    return _download(export_zip_bytes(bundle, fmt), f"hype-export-{study.slug}-{fmt}.zip", "application/zip")

@@ -1,0 +1,52 @@
+/* Study dashboard: refreshes the progress table and the live score every 10 s from live.json. */
+"use strict";
+
+(function () {
+  const body = document.body;
+  if (body.dataset.page !== "study") return;
+  const url = body.dataset.live;
+  const cell = (text) => { const td = document.createElement("td"); td.textContent = text; return td; };
+  const pct = (x) => `${(100 * x).toFixed(1)}%`;
+
+  function renderProgress(rows) {
+    const tbody = document.querySelector("#progress tbody");
+    tbody.replaceChildren(...rows.map((p) => {
+      const tr = document.createElement("tr");
+      [p.model, p.started, p.in_qualification, p.failed, p.working, `${p.completed} / ${p.target}`, p.judgments, p.flagged]
+        .forEach((v) => tr.appendChild(cell(String(v))));
+      return tr;
+    }));
+  }
+
+  function renderScore(score) {
+    const box = document.getElementById("live-score");
+    if (!score.available) { const p = document.createElement("p"); p.className = "muted"; p.textContent = score.message; box.replaceChildren(p); return; }
+    const infinity = score.settings.mode === "hype-infinity";
+    const table = document.createElement("table");
+    const head = document.createElement("tr");
+    ["Model", infinity ? "HYPE-∞ error" : "HYPE-time (ms)", "95% CI", "Evaluators"].forEach((h) => { const th = document.createElement("th"); th.textContent = h; head.appendChild(th); });
+    table.createTHead().appendChild(head);
+    const tbody = table.createTBody();
+    for (const row of score.leaderboard.rows) {
+      const tr = document.createElement("tr");
+      tr.appendChild(cell(row.model));
+      tr.appendChild(cell(infinity ? pct(row.estimate) : row.estimate.toFixed(1)));
+      tr.appendChild(cell(infinity ? `${(100 * row.ci_low).toFixed(1)}–${pct(row.ci_high)}` : `${row.ci_low.toFixed(1)}–${row.ci_high.toFixed(1)}`));
+      tr.appendChild(cell(String(row.n_evaluators)));
+      tbody.appendChild(tr);
+    }
+    box.replaceChildren(table);
+  }
+
+  async function refresh() {
+    try {
+      const response = await fetch(url, { headers: { Accept: "application/json" }, credentials: "same-origin" });
+      if (!response.ok) return;
+      const data = await response.json();
+      renderProgress(data.progress);
+      renderScore(data.score);
+      document.getElementById("live-updated").textContent = `updated ${new Date().toLocaleTimeString()}`;
+    } catch (e) { /* keep the last figures; try again next tick */ }
+  }
+  setInterval(refresh, 10000);
+})();
