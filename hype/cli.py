@@ -281,8 +281,8 @@ def demo_cmd(ctx: Context, host: str, port: int, no_serve: bool, images_per_pool
 @click.argument("study", required=False)
 @click.option("--from-csv", "csv_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Score per-participant summaries (id, model, error rates or counts) instead of a stored study.")
-@click.option("--n-fake", type=int, show_default="100", help="(--from-csv) Fake images per participant when the CSV has no n_fake column.")
-@click.option("--n-real", type=int, show_default="100", help="(--from-csv) Real images per participant when the CSV has no n_real column.")
+@click.option("--n-fake", type=int, help="(--from-csv) Fake images per participant when the CSV has no n_fake column [default: 100].")
+@click.option("--n-real", type=int, help="(--from-csv) Real images per participant when the CSV has no n_real column [default: 100].")
 @click.option("--resamples", type=int, help="Bootstrap resamples over evaluators [default: the study's setting; 10000 for --from-csv].")
 @click.option("--method", type=click.Choice(SCORING_METHODS, case_sensitive=False), help="Bootstrap interval [default: percentile].")
 @click.option("--seed", type=int, help="Bootstrap seed [default: the study seed; 0 for --from-csv].")
@@ -394,9 +394,11 @@ def _echo_separability(sep, unit: str, scale: float) -> None:
                f" -> {verdict} at alpha {sep.alpha:g}")
     if sep.test == "anova+tukey":
         click.echo("  Tukey HSD:")
-    for p in sep.pairwise if sep.test == "anova+tukey" else ():
-        click.echo(f"    {p.model_a} - {p.model_b}: {_num(p.difference, scale)} {unit}, p = {_num(p.p_value, spec='.4g')}"
-                   f"{' *' if p.significant else ''}")
+    level = f"{100 * (1 - sep.alpha):g}% CI"
+    indent = "    " if sep.test == "anova+tukey" else "  "
+    for p in sep.pairwise:
+        click.echo(f"{indent}{p.model_a} - {p.model_b}: {_num(p.difference, scale)} {unit} ({level} {_num(p.ci_low, scale)}"
+                   f" to {_num(p.ci_high, scale)}), p = {_num(p.p_value, spec='.4g')}{' *' if p.significant else ''}")
     groups = ", ".join(f"{m} {letters}" for m, letters in sep.letters.items())
     click.echo(f"  groups (models sharing a letter are not separable): {groups}")
 

@@ -62,6 +62,14 @@ def new_code() -> str:
     return secrets.token_hex(6).upper()
 
 
+def new_slug() -> str:
+    """Unguessable study handle; never starting with "-", which a command line would read as an option."""
+    slug = secrets.token_urlsafe(12)
+    while slug.startswith("-"):
+        slug = secrets.token_urlsafe(12)
+    return slug
+
+
 def create_study(
     session: Session,
     *,
@@ -86,7 +94,7 @@ def create_study(
     except SettingsError as exc:
         raise StudyError(str(exc)) from exc
     study = Study(
-        slug=secrets.token_urlsafe(12),
+        slug=new_slug(),
         name=name,
         mode=mode,
         seed=seed,

@@ -395,6 +395,28 @@ def _nothing_to_score(study: Study, evaluators: dict[int, _Evaluator], include_i
     return ScoringError(f"study {study.name!r} has no {what} to score ({detail}){hint}")
 
 
+def _score_settings(study: Study, method: str | None, n_resamples: int | None, seed: int | None,
+                    include_incomplete: bool, on_measured: bool | None) -> ScoreSettings:
+    """The study's statistics settings, with the caller's overrides applied."""
+    settings = study_settings(study)
+    stats = settings.statistics
+    time_mode = settings.mode == "hype-time"
+    measured = time_mode and bool(stats.score_on_measured_exposure if on_measured is None else on_measured)
+    used = ScoreSettings(
+        mode=settings.mode,
+        method=_resolve_method(method),
+        n_resamples=int(stats.n_resamples if n_resamples is None else n_resamples),
+        confidence_level=stats.confidence_level,
+        seed=int(study.seed if seed is None else seed),
+        exclude_flagged_trials=stats.exclude_flagged_trials,
+        include_incomplete=include_incomplete,
+        exposure=("measured" if measured else "requested") if time_mode else None,
+    )
+    if used.n_resamples < 1:
+        raise ScoringError("n_resamples must be >= 1")
+    return used
+
+
 def score_study(
     session: Session,
     study: Study,
@@ -411,42 +433,29 @@ def score_study(
     `n_resamples`: default the study's statistics.n_resamples; `seed`: default the study seed;
     `on_measured`: None follows statistics.score_on_measured_exposure (HYPE-time only).
     Raises ScoringError when there is nothing to score."""
-    settings = study_settings(study)
-    stats = settings.statistics
-    time_mode = settings.mode == "hype-time"
-    measured = bool(stats.score_on_measured_exposure if on_measured is None else on_measured) and time_mode
-    used = ScoreSettings(
-        mode=settings.mode,
-        method=_resolve_method(method),
-        n_resamples=int(stats.n_resamples if n_resamples is None else n_resamples),
-        confidence_level=stats.confidence_level,
-        seed=int(study.seed if seed is None else seed),
-        exclude_flagged_trials=stats.exclude_flagged_trials,
-        include_incomplete=include_incomplete,
-        exposure=("measured" if measured else "requested") if time_mode else None,
-    )
-    if used.n_resamples < 1:
-        raise ScoringError("n_resamples must be >= 1")
+    used = _score_settings(study, method, n_resamples, seed, include_incomplete, on_measured)
+    time_mode, measured = used.mode == "hype-time", used.exposure == "measured"
+    exclude_flagged = used.exclude_flagged_trials
     model_names = _model_names(session, study)
     if not model_names:
         raise ScoringError(f"study {study.name!r} has no models to score")
 
     evaluators = _evaluators(session, study, include_incomplete)
-    answers = [a for a in _answers(session, study, measured) if a.evaluator in evaluators]
+    answers = _answers(session, study, measured)
     left_out = {str(ev.id) for ev in evaluators.values() if ev.status != INCLUDED}
     if not answers or all(str(a.evaluator) in left_out for a in answers):
         raise _nothing_to_score(study, evaluators, include_incomplete)
     data: InfinityCounts | TimeBlocks = (
-        _time_input(answers, evaluators, left_out, stats.exclude_flagged_trials, measured)
+        _time_input(answers, evaluators, left_out, exclude_flagged, measured)
         if time_mode
-        else _infinity_input(answers, evaluators, left_out, stats.exclude_flagged_trials)
+        else _infinity_input(answers, evaluators, left_out, exclude_flagged)
     )
     board = leaderboard(data, n_resamples=used.n_resamples, confidence_level=used.confidence_level,
                         method=used.method, seed=_bootstrap_seed(used.seed))
     if not any(r.n_evaluators for r in board.rows):
         raise ScoringError(f"study {study.name!r}: every evaluator who would count has all trials left out "
                            "(flagged, or without the exposure being scored)")
-    counts = _count(evaluators, answers, board, stats.exclude_flagged_trials, time_mode)
+    counts = _count(evaluators, answers, board, exclude_flagged, time_mode)
     for name in model_names.values():
         counts.setdefault(name, ModelCounts())
     scored = {r.model for r in board.rows}

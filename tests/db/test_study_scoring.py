@@ -437,7 +437,8 @@ def _records(session, study) -> int:
 
 def test_cli_prints_the_leaderboard_and_stores_a_record(session, config, inf):
     study = inf.b.study
-    res = _cli(config, "score", study.slug, "--resamples", "200")
+    # slugs are token_urlsafe and may start with "-": "--" keeps click from reading one as an option
+    res = _cli(config, "score", "--resamples", "200", "--", study.slug)
     assert res.exit_code == 0, res.output
     lines = res.output.splitlines()
     good = next(line for line in lines if line.split()[1:2] == ["good"])
@@ -475,16 +476,16 @@ def test_cli_errors_clearly(session, config, inf, tmp_path):
     assert res.exit_code != 0 and "exactly one of STUDY" in res.output
     csv = tmp_path / "s.csv"
     csv.write_text("id,model,f_err_rt,r_err_rt\na,m,0.5,0.5\n")
-    res = _cli(config, "score", inf.b.study.slug, "--from-csv", str(csv))
+    res = _cli(config, "score", "--from-csv", str(csv), "--", inf.b.study.slug)
     assert res.exit_code != 0 and "exactly one of STUDY" in res.output
     res = _cli(config, "score", "--from-csv", str(csv), "--no-store")
     assert res.exit_code != 0 and "--no-store applies to a stored STUDY" in res.output
-    res = _cli(config, "score", inf.b.study.slug, "--n-fake", "50")
+    res = _cli(config, "score", "--n-fake", "50", str(inf.b.study.id))
     assert res.exit_code != 0 and "--from-csv" in res.output
     empty = _study(session, "hype-infinity")
     empty.model("m")
     session.commit()
-    res = _cli(config, "score", empty.study.slug)
+    res = _cli(config, "score", "--", empty.study.slug)
     assert res.exit_code != 0 and "no completed evaluators" in res.output and "Traceback" not in res.output
     assert _records(session, empty.study) == 0
 
