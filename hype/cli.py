@@ -504,3 +504,9 @@ def run() -> None:  # pragma: no cover
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())
+
+
+from hype import cli_report  # noqa: E402,F401  (registers report)
+
+
+from hype import cli_exports  # noqa: E402,F401  (registers export / import-results)

@@ -43,8 +43,9 @@ TRIAL_STAGES = ("qualification", "task")
 WINDOW_MARGIN_W = 40
 WINDOW_MARGIN_H = 160
 
-_ID_PATTERN = re.compile(r"^[A-Za-z0-9_.:@-]{1,200}$")
-_KEY_PATTERN = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
+_ID_PATTERN = re.compile(r"[A-Za-z0-9_.:@-]{1,200}")
+_KEY_PATTERN = re.compile(r"[A-Za-z0-9_-]{8,64}")
+_TOKEN_PATTERN = re.compile(r"[A-Za-z0-9_-]{20,128}")
 
 
 class SessionError(Exception):
@@ -73,7 +74,7 @@ class Identity:
 
 
 def _clean_id(value: Any, name: str) -> str:
-    if not isinstance(value, str) or not _ID_PATTERN.match(value):
+    if not isinstance(value, str) or not _ID_PATTERN.fullmatch(value):
         raise SessionError(f"{name} must be 1-200 letters, digits or _ . : @ - (got {str(value)[:40]!r})", code="bad-identity")
     return value
 
@@ -142,6 +143,10 @@ def enter(session: Session, study: Study, identity: Identity, user_agent: str | 
     if existing is not None:
         if existing.stage in FINISHED_STAGES:
             raise SessionError("You have already taken part in this study; each person can take part once.", status=409, code="already-participated")
+        if identity.platform_ids and existing.participant.platform_ids != identity.platform_ids:
+            # Back under a new MTurk assignment (HIT returned and accepted again): the completion
+            # form must submit to the assignment that is live now.
+            existing.participant.platform_ids = dict(identity.platform_ids)
         return Entry(existing, created=False)
     if study.status != "published":
         raise SessionError("This study is not taking new participants.", status=409, code="study-closed")
@@ -238,7 +243,7 @@ def _plan(session: Session, study: Study, settings: StudySettings, assignment: A
 def assignment_by_token(session: Session, token: str, *, for_update: bool = False) -> Assignment:
     """The session a token names. Locked for update when answering, so one worker's answers are
     recorded strictly one after another even if the browser sends two at once."""
-    if not isinstance(token, str) or not 20 <= len(token) <= 128:
+    if not isinstance(token, str) or not _TOKEN_PATTERN.fullmatch(token):
         raise SessionError("This session link is not valid.", status=404, code="unknown-session")
     query = select(Assignment).where(Assignment.token == token)
     if for_update:
@@ -394,7 +399,7 @@ def record_answer(session: Session, assignment: Assignment, answer: Answer) -> A
     restarted server) returns the first outcome instead of recording twice, and no worker can block
     another's key.
     """
-    if not _KEY_PATTERN.match(answer.idempotency_key or ""):
+    if not _KEY_PATTERN.fullmatch(answer.idempotency_key or ""):
         raise SessionError("idempotency_key must be 8-64 letters, digits, _ or -", code="bad-request")
     key = f"{assignment.id}:{answer.idempotency_key}"
     settings = study_settings(assignment.participant.study)

@@ -35,6 +35,7 @@ from hype.images import (
     phase_scrambled_mask,
     pixel_hash,
     prepare,
+    served_png,
     store_path,
     write_atomic,
 )
@@ -288,6 +289,19 @@ def ensure_masks(session: Session, config: Config, study: Study) -> int:
     return len(sources)
 
 
+def prepare_served_images(session: Session, config: Config, study: Study) -> int:
+    """Make every image's served copy now, before any worker asks for one.
+
+    Made lazily, the first request for each image would be slower than later ones; real images are
+    shared by every session and fakes only by one model's, so a cache miss would hint "fake" to a
+    script that times image requests (found by tests/hostile/test_cheat_bot.py).
+    """
+    hashes = session.scalars(select(Image.file_sha256).where(Image.study_id == study.id)).all()
+    for digest in hashes:
+        served_png(config.image_store, config.served_dir, digest)
+    return len(hashes)
+
+
 def publish_study(session: Session, config: Config, study: Study) -> None:
     if study.status == "published":
         return
@@ -301,6 +315,7 @@ def publish_study(session: Session, config: Config, study: Study) -> None:
         raise StudyError(f"cannot publish: {exc}") from exc
     if settings.mode == "hype-time":
         ensure_masks(session, config, study)
+    prepare_served_images(session, config, study)
     study.status = "published"
     study.published_at = utcnow()
 

@@ -7,6 +7,7 @@ rules live here so the trial runner's payload and the server's flags can never d
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -26,7 +27,8 @@ def frames_for(ms: float, refresh_interval_ms: float) -> int:
     """Frames to show for ``ms``: round(ms / frame), at least 1 (PROTOCOL.md)."""
     if refresh_interval_ms <= 0:
         raise ValueError(f"refresh interval must be > 0 ms, not {refresh_interval_ms}")
-    return max(1, round(ms / refresh_interval_ms))
+    # Half frames round up, as the browser's Math.round does (Python's round() would go to even).
+    return max(1, math.floor(ms / refresh_interval_ms + 0.5))
 
 
 def within_one_frame(measured_ms: float, requested_ms: float, refresh_interval_ms: float) -> bool:

@@ -6,7 +6,7 @@
   if (body.dataset.page !== "study") return;
   const url = body.dataset.live;
   const cell = (text) => { const td = document.createElement("td"); td.textContent = text; return td; };
-  const pct = (x) => `${(100 * x).toFixed(1)}%`;
+  const fmt = (x, infinity) => (x === null || x === undefined ? "—" : infinity ? `${(100 * x).toFixed(1)}%` : x.toFixed(1));
 
   function renderProgress(rows) {
     const tbody = document.querySelector("#progress tbody");
@@ -30,8 +30,8 @@
     for (const row of score.leaderboard.rows) {
       const tr = document.createElement("tr");
       tr.appendChild(cell(row.model));
-      tr.appendChild(cell(infinity ? pct(row.estimate) : row.estimate.toFixed(1)));
-      tr.appendChild(cell(infinity ? `${(100 * row.ci_low).toFixed(1)}–${pct(row.ci_high)}` : `${row.ci_low.toFixed(1)}–${row.ci_high.toFixed(1)}`));
+      tr.appendChild(cell(fmt(row.estimate, infinity)));
+      tr.appendChild(cell(`${fmt(row.ci_low, infinity)} – ${fmt(row.ci_high, infinity)}`));
       tr.appendChild(cell(String(row.n_evaluators)));
       tbody.appendChild(tr);
     }

@@ -101,9 +101,15 @@
 
   function initInstructions() {
     $("continue").addEventListener("click", async (event) => {
-      event.target.disabled = true;
-      const state = await apiWithRetry("POST", body.dataset.api + "/instructions", {});
-      location.assign(state.url);
+      const button = event.target;
+      button.disabled = true;
+      try {
+        const state = await apiWithRetry("POST", body.dataset.api + "/instructions", {});
+        location.assign(state.url);
+      } catch (err) {
+        showError($("instructions-error"), err);
+        button.disabled = false;
+      }
     });
   }
 
@@ -288,8 +294,9 @@
       const trial = state.trial;
       const image = await bitmap(trial.image_url);
       const masks = await Promise.all(trial.masks.map(bitmap));
-      for (const url of state.preload) bitmap(url).catch(() => preloaded.delete(url));
       const shown = trial.timed ? await presentTimed(trial, image, masks) : await presentUntimed(trial, image);
+      // Preload the next image only after this presentation: decoding during an exposure could drop a frame.
+      for (const url of state.preload) bitmap(url).catch(() => preloaded.delete(url));
       preloaded.delete(trial.image_url);
       const result = await apiWithRetry("POST", apiBase + "/answers", {
         trial: trial.id,

@@ -114,27 +114,6 @@ SMALL_TIME = {
 }
 
 
-def make_pool_images(n: int, rng, size: int, *, smooth: bool) -> list:
-    """Distinct PNGs; 'fake' ones are smoothed so they look different from the 'real' noise, as a
-    generator's images would (tests about labels must not rely on that, but it makes pools honest)."""
-    import io
-
-    import numpy as np
-    from PIL import Image as PILImage
-
-    from hype.images import RawFile
-
-    files = []
-    for k in range(n):
-        pixels = rng.integers(0, 256, size=(size, size, 3)).astype(np.float64)
-        if smooth:
-            pixels = (pixels + np.roll(pixels, 1, 0) + np.roll(pixels, 1, 1) + np.roll(pixels, 1, (0, 1))) / 4
-        buf = io.BytesIO()
-        PILImage.fromarray(pixels.astype(np.uint8)).save(buf, format="PNG")
-        files.append(RawFile(f"img{k:04d}.png", buf.getvalue()))
-    return files
-
-
 @pytest.fixture
 def make_study(session, config):
     """make_study(mode, settings=None, models=("alpha", "beta"), n_real=40, n_fake=30, size=32) -> Study,
@@ -142,6 +121,7 @@ def make_study(session, config):
     import numpy as np
 
     from hype.studies import create_study, import_images, publish_study
+    from pool_factory import make_pool_images
 
     def factory(mode: str = "hype-infinity", settings: dict | None = None, models=("alpha", "beta"), n_real: int = 40,
                 n_fake: int = 30, size: int = 32, seed: int = 7, publish: bool = True, **study_kwargs):

@@ -37,3 +37,6 @@ def register_blueprints(app: Flask, csrf: "CSRFProtect") -> None:
     app.register_blueprint(worker_api_bp)
     app.register_blueprint(auth_bp)
     app.register_blueprint(researcher_bp)
+    from hype.web.openapi import bp as openapi_bp  # GET /api/openapi.json, the worker API's description
+
+    app.register_blueprint(openapi_bp)

@@ -7,6 +7,7 @@ the API: a crowd worker's browser (or a load test) must learn exactly which fiel
 from __future__ import annotations
 
 import math
+import re
 from typing import Any
 
 from flask import request
@@ -16,12 +17,24 @@ from hype.sessions import Answer, BrowserCheck, SessionError
 MAX_MS = 3_600_000.0  # an hour: anything longer is not a measurement of one trial
 MAX_MASKS = 16
 MAX_TIMESTAMPS = 32
+# Opaque trial ids are secrets.token_urlsafe(16) (22 characters); the column holds up to 64.
+TRIAL_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
+# Names the trial runner gives its timestamps (image_on, mask_on, ...).
+TIMESTAMP_KEY_PATTERN = r"^[A-Za-z0-9_.:-]{1,40}$"
+# The same rule hype.sessions applies, checked here with fullmatch so a trailing newline cannot pass.
+IDEMPOTENCY_KEY_PATTERN = r"^[A-Za-z0-9_-]{8,64}$"
+_TRIAL_ID = re.compile(TRIAL_ID_PATTERN)
+_TIMESTAMP_KEY = re.compile(TIMESTAMP_KEY_PATTERN)
+_IDEMPOTENCY_KEY = re.compile(IDEMPOTENCY_KEY_PATTERN)
 
 
 def json_body() -> dict[str, Any]:
     if not request.is_json:
         raise SessionError("Send a JSON body with Content-Type: application/json.", status=415, code="unsupported-media-type")
-    body = request.get_json(silent=True)
+    try:
+        body = request.get_json(silent=True)
+    except RecursionError:  # nesting deeper than the JSON decoder will go: malformed for this API
+        body = None
     if not isinstance(body, dict):
         raise SessionError("The body must be a JSON object.", code="malformed-json")
     return body
@@ -33,7 +46,13 @@ def _number(body: dict[str, Any], name: str, *, required: bool = False, low: flo
         if required:
             raise SessionError(f"Missing field: {name}.", code="missing-field")
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise SessionError(f"{name} must be a number.", code="bad-field")
+    try:
+        value = float(value)  # a JSON integer beyond float range raises OverflowError here
+    except OverflowError:
+        raise SessionError(f"{name} must be between {low:g} and {high:g}.", code="bad-field") from None
+    if not math.isfinite(value):
         raise SessionError(f"{name} must be a number.", code="bad-field")
     if not low <= value <= high:
         raise SessionError(f"{name} must be between {low:g} and {high:g}.", code="bad-field")
@@ -69,15 +88,23 @@ def parse_answer(body: dict[str, Any]) -> Answer:
         raise SessionError(f"client_timestamps must be an object of at most {MAX_TIMESTAMPS} numbers.", code="bad-field")
     clean_stamps: dict[str, float] = {}
     for key, value in stamps.items():
-        if len(key) > 40:
-            raise SessionError("client_timestamps keys must be at most 40 characters.", code="bad-field")
+        if not _TIMESTAMP_KEY.fullmatch(key):
+            raise SessionError(
+                "client_timestamps keys must be 1-40 letters, digits or _ . : - characters.", code="bad-field"
+            )
         number = _number({key: value}, key, required=True, low=-1e13, high=1e13)
         assert number is not None
         clean_stamps[key] = number
+    trial = _string(body, "trial", 64)
+    if not _TRIAL_ID.fullmatch(trial):
+        raise SessionError("trial must be the id the trial came with (letters, digits, _ or -).", code="bad-field")
+    key = _string(body, "idempotency_key", 64)
+    if not _IDEMPOTENCY_KEY.fullmatch(key):
+        raise SessionError("idempotency_key must be 8-64 letters, digits, _ or -", code="bad-request")
     return Answer(
-        trial_token=_string(body, "trial"),
+        trial_token=trial,
         judged_fake=response == "fake",
-        idempotency_key=_string(body, "idempotency_key", 64),
+        idempotency_key=key,
         measured_ms=_number(body, "measured_ms"),
         mask_measured_ms=mask_values,
         refresh_interval_ms=_number(body, "refresh_interval_ms", low=0.0, high=1000.0),

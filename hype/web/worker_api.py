@@ -8,11 +8,13 @@ an answer says whether an image is real or fake.
 from __future__ import annotations
 
 import hashlib
+import re
 import time
 from typing import Any, Callable, TypeVar
 
-from flask import Blueprint, Response, abort, jsonify, session as cookie, url_for
+from flask import Blueprint, Response, abort, jsonify, request, session as cookie, url_for
 from sqlalchemy.exc import IntegrityError, OperationalError
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from hype.images import served_png
 from hype.models import Assignment, Study, Trial
@@ -43,6 +45,44 @@ bp = Blueprint("worker_api", __name__, url_prefix="/api")
 
 T = TypeVar("T")
 WRITE_ATTEMPTS = 5
+
+# The largest body any worker call needs is an answer of well under 2 KiB; the app-wide limit
+# (config.max_upload_bytes) is sized for researchers' image archives, far too much for this API.
+API_MAX_BODY_BYTES = 64 * 1024
+
+# What the path segments can be (hype.studies.new_slug, secrets.token_urlsafe): anything else is
+# answered 404 before it reaches the database (a NUL byte, for one, is an error in PostgreSQL).
+SLUG_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
+TOKEN_PATTERN = r"^[A-Za-z0-9_-]{20,128}$"
+IMAGE_TOKEN_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
+_PATH_RULES: dict[str, tuple[re.Pattern[str], str, str]] = {
+    "slug": (re.compile(SLUG_PATTERN), "This study link is not valid.", "unknown-study"),
+    "token": (re.compile(TOKEN_PATTERN), "This session link is not valid.", "unknown-session"),
+    "image_token": (re.compile(IMAGE_TOKEN_PATTERN), "This image is not available.", "not-found"),
+}
+
+
+@bp.url_value_preprocessor
+def _check_path_values(endpoint: str | None, values: dict[str, Any] | None) -> None:
+    for name, value in (values or {}).items():
+        rule = _PATH_RULES.get(name)
+        if rule is not None and not (isinstance(value, str) and rule[0].fullmatch(value)):
+            raise SessionError(rule[1], status=404, code=rule[2])
+
+
+@bp.before_request
+def _limit_body() -> None:
+    """413 for a body above API_MAX_BODY_BYTES: at once when Content-Length says so; without one (a
+    chunked upload) the body is read here, at most one byte past the limit, and kept for the view."""
+    length = request.content_length
+    if length is None:
+        try:
+            request.max_content_length = API_MAX_BODY_BYTES + 1  # werkzeug stops reading there
+        except AttributeError:  # Flask < 3.1: only the app-wide MAX_CONTENT_LENGTH bounds the read
+            pass
+        length = len(request.get_data(cache=True))
+    if length > API_MAX_BODY_BYTES:
+        raise RequestEntityTooLarge(f"Request bodies sent to this API must be at most {API_MAX_BODY_BYTES:,} bytes.")
 
 
 def _published_study(slug: str) -> Study:
@@ -105,13 +145,15 @@ def create_session(slug: str):
     body = json_body()
     params = parse_entry_params(body)
     study = _published_study(slug)
+    if params.get("assignmentId") == "ASSIGNMENT_ID_NOT_AVAILABLE":
+        # MTurk previews carry no workerId: refuse as a preview before reading an identity.
+        raise SessionError("This is an MTurk preview: accept the HIT to start.", status=403, code="mturk-preview")
     is_plain = not any(k in params for k in ("workerId", "assignmentId", "PROLIFIC_PID"))
     identity: Identity = identity_from_params(params, anonymous_id(slug) if is_plain else None)
-    if params.get("assignmentId") == "ASSIGNMENT_ID_NOT_AVAILABLE":
-        raise SessionError("This is an MTurk preview: accept the HIT to start.", status=403, code="mturk-preview")
-    from flask import request
+    # Stored for the researcher: printable characters only (no NUL, no control codes).
+    user_agent = "".join(ch for ch in request.headers.get("User-Agent", "")[:500] if ch.isprintable())
 
-    entry = with_retries(lambda: enter(db(), study, identity, request.headers.get("User-Agent")))
+    entry = with_retries(lambda: enter(db(), study, identity, user_agent))
     state = session_state(entry.assignment)
     return jsonify(token=entry.assignment.token, created=entry.created, **state), 201 if entry.created else 200
 
@@ -126,6 +168,8 @@ def get_state(token: str):
 
 @bp.post("/w/<token>/instructions")
 def done_instructions(token: str):
+    json_body()  # no fields, but a JSON object like every other write (a form post is refused, 415)
+
     def work() -> Assignment:
         assignment = assignment_by_token(db(), token, for_update=True)
         finish_instructions(assignment)

@@ -16,7 +16,7 @@ from hype.models import Exclusion, Study
 from hype.sessions import Answer, BrowserCheck, current_trial, enter, finish_instructions, identity_from_params, record_answer, record_browser_check, serve_trial
 from hype.studies import study_settings
 
-from conftest import make_pool_images
+from pool_factory import make_pool_images
 
 PASSWORD = "correct horse battery"
 
