@@ -214,6 +214,8 @@ def test_monitoring_exclusions_rules_and_bonus(client, owned_study, session):
     assert client.get(f"/studies/{owned_study.id}/live.json").json["score"]["totals"]["scored_evaluators"] == 2
     page = client.get(f"/studies/{owned_study.id}").get_data(as_text=True)
     assert "spoke to us" in page and "too-fast" in page
+    live_box = page[page.index('id="live-score"'):page.index('id="download-report"')]
+    assert "<table>" in live_box and "alpha" in live_box and "beta" in live_box, "live score must render on page load"
     missing_reason = client.post(f"/studies/{owned_study.id}/exclusions", data={"csrf_token": token, "assignment_id": str(good[1]), "reason": " "}, follow_redirects=True)
     assert "say why" in missing_reason.get_data(as_text=True)
 
