@@ -6,6 +6,7 @@ right step; the JavaScript in static/worker.js only drives the current step thro
 
 from __future__ import annotations
 
+import re
 from typing import Any
 from urllib.parse import urlencode
 
@@ -28,12 +29,16 @@ from hype.web.worker_api import anonymous_id
 
 bp = Blueprint("worker", __name__)
 
+_SLUG = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
 MTURK_PREVIEW = "ASSIGNMENT_ID_NOT_AVAILABLE"
 ENTRY_PARAMS = ("assignmentId", "hitId", "workerId", "turkSubmitTo", "PROLIFIC_PID", "STUDY_ID", "SESSION_ID")
 PROLIFIC_COMPLETE = "https://app.prolific.com/submissions/complete?cc={code}"
 
 
 def _published_study(slug: str) -> Study:
+    if not _SLUG.fullmatch(slug):  # checked before the DB: PostgreSQL refuses NUL bytes with an error
+        abort(404, description="This study link is not valid.")
     study = db().scalar(select(Study).where(Study.slug == slug))
     if study is None or study.status == "draft":
         abort(404, description="This study link is not valid.")
