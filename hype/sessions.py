@@ -43,6 +43,8 @@ TRIAL_STAGES = ("qualification", "task")
 WINDOW_MARGIN_W = 40
 WINDOW_MARGIN_H = 160
 
+_SLUG_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,64}")
+MTURK_PREVIEW = "ASSIGNMENT_ID_NOT_AVAILABLE"
 _ID_PATTERN = re.compile(r"[A-Za-z0-9_.:@-]{1,200}")
 _KEY_PATTERN = re.compile(r"[A-Za-z0-9_-]{8,64}")
 _TOKEN_PATTERN = re.compile(r"[A-Za-z0-9_-]{20,128}")
@@ -77,6 +79,24 @@ def _clean_id(value: Any, name: str) -> str:
     if not isinstance(value, str) or not _ID_PATTERN.fullmatch(value):
         raise SessionError(f"{name} must be 1-200 letters, digits or _ . : @ - (got {str(value)[:40]!r})", code="bad-identity")
     return value
+
+
+def published_study(session: Session, slug: str) -> Study:
+    """The study a worker link names, if it takes workers (published or closed; never a draft).
+    The slug is checked before the DB is asked: PostgreSQL refuses NUL bytes with an error."""
+    study = session.scalar(select(Study).where(Study.slug == slug)) if _SLUG_PATTERN.fullmatch(slug) else None
+    if study is None or study.status == "draft":
+        raise SessionError("This study link is not valid.", status=404, code="unknown-study")
+    return study
+
+
+def is_mturk_preview(params: dict[str, Any]) -> bool:
+    return params.get("assignmentId") == MTURK_PREVIEW
+
+
+def is_plain_link(params: dict[str, Any]) -> bool:
+    """No crowd platform's parameters: the caller identifies the browser by an anonymous id."""
+    return not any(k in params for k in ("workerId", "assignmentId", "PROLIFIC_PID"))
 
 
 def identity_from_params(params: dict[str, Any], anonymous_id: str | None) -> Identity:

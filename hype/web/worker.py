@@ -6,12 +6,10 @@ right step; the JavaScript in static/worker.js only drives the current step thro
 
 from __future__ import annotations
 
-import re
 from typing import Any
 from urllib.parse import urlencode
 
-from flask import Blueprint, abort, redirect, render_template, request, url_for
-from sqlalchemy import select
+from flask import Blueprint, redirect, render_template, request, url_for
 
 from hype.models import Assignment, Study
 from hype.sessions import (
@@ -20,42 +18,31 @@ from hype.sessions import (
     assignment_by_token,
     example_images,
     find_assignment,
-    identity_from_params,
     image_size,
+    is_mturk_preview,
+    published_study,
 )
 from hype.studies import study_settings
 from hype.web import db
-from hype.web.worker_api import anonymous_id
+from hype.web.worker_api import entry_identity
 
 bp = Blueprint("worker", __name__)
 
-_SLUG = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
-MTURK_PREVIEW = "ASSIGNMENT_ID_NOT_AVAILABLE"
 ENTRY_PARAMS = ("assignmentId", "hitId", "workerId", "turkSubmitTo", "PROLIFIC_PID", "STUDY_ID", "SESSION_ID")
 PROLIFIC_COMPLETE = "https://app.prolific.com/submissions/complete?cc={code}"
 
 
-def _published_study(slug: str) -> Study:
-    if not _SLUG.fullmatch(slug):  # checked before the DB: PostgreSQL refuses NUL bytes with an error
-        abort(404, description="This study link is not valid.")
-    study = db().scalar(select(Study).where(Study.slug == slug))
-    if study is None or study.status == "draft":
-        abort(404, description="This study link is not valid.")
-    return study
-
-
 @bp.get("/s/<slug>")
 def start(slug: str):
-    study = _published_study(slug)
+    study = published_study(db(), slug)
     settings = study_settings(study)
     params = {k: request.args[k] for k in ENTRY_PARAMS if k in request.args}
-    preview = params.get("assignmentId") == MTURK_PREVIEW
+    preview = is_mturk_preview(params)
     context: dict[str, Any] = dict(study=study, settings=settings, preview=preview, params=params, closed=False)
     if preview:
         return render_template("worker/start.html", **context)
-    is_plain = not any(k in params for k in ("workerId", "assignmentId", "PROLIFIC_PID"))
-    identity = identity_from_params(params, anonymous_id(slug) if is_plain else None)
+    identity = entry_identity(slug, params)
     assignment = find_assignment(db(), study, identity)
     if assignment is not None:
         if assignment.stage in FINISHED_STAGES:

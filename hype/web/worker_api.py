@@ -17,7 +17,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from hype.images import served_png
-from hype.models import Assignment, Study, Trial
+from hype.models import Assignment, Trial
 from hype.sessions import (
     Identity,
     SessionError,
@@ -27,10 +27,13 @@ from hype.sessions import (
     example_images,
     finish_instructions,
     identity_from_params,
+    is_mturk_preview,
+    is_plain_link,
     is_timed,
     mask_images,
     new_anonymous_id,
     progress,
+    published_study,
     record_answer,
     record_browser_check,
     serve_trial,
@@ -85,15 +88,6 @@ def _limit_body() -> None:
         raise RequestEntityTooLarge(f"Request bodies sent to this API must be at most {API_MAX_BODY_BYTES:,} bytes.")
 
 
-def _published_study(slug: str) -> Study:
-    from sqlalchemy import select
-
-    study = db().scalar(select(Study).where(Study.slug == slug))
-    if study is None or study.status == "draft":
-        raise SessionError("This study link is not valid.", status=404, code="unknown-study")
-    return study
-
-
 def anonymous_id(slug: str) -> str:
     """The browser's anonymous id for a plain link, kept in the signed session cookie so a reload
     finds the same session."""
@@ -103,6 +97,11 @@ def anonymous_id(slug: str) -> str:
         cookie["anon"] = ids
         cookie.permanent = True
     return ids[slug]
+
+
+def entry_identity(slug: str, params: dict[str, str]) -> Identity:
+    """Who a study link's parameters name; a plain link's browser is named by its cookie id."""
+    return identity_from_params(params, anonymous_id(slug) if is_plain_link(params) else None)
 
 
 def with_retries(work: Callable[[], T]) -> T:
@@ -144,12 +143,11 @@ def session_state(assignment: Assignment) -> dict[str, Any]:
 def create_session(slug: str):
     body = json_body()
     params = parse_entry_params(body)
-    study = _published_study(slug)
-    if params.get("assignmentId") == "ASSIGNMENT_ID_NOT_AVAILABLE":
+    study = published_study(db(), slug)
+    if is_mturk_preview(params):
         # MTurk previews carry no workerId: refuse as a preview before reading an identity.
         raise SessionError("This is an MTurk preview: accept the HIT to start.", status=403, code="mturk-preview")
-    is_plain = not any(k in params for k in ("workerId", "assignmentId", "PROLIFIC_PID"))
-    identity: Identity = identity_from_params(params, anonymous_id(slug) if is_plain else None)
+    identity = entry_identity(slug, params)
     # Stored for the researcher: printable characters only (no NUL, no control codes).
     user_agent = "".join(ch for ch in request.headers.get("User-Agent", "")[:500] if ch.isprintable())
 
