@@ -201,6 +201,7 @@ def test_fuzz_operation(world: World, method: str, path: str) -> None:
     @settings(
         max_examples=MAX_EXAMPLES,
         deadline=None,
+        derandomize=True,  # a fixed example stream: the "some request reached a 2xx" check must not depend on luck
         database=None,
         suppress_health_check=list(HealthCheck),
         print_blob=True,
