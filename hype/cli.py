@@ -243,12 +243,13 @@ def create_researcher_cmd(ctx: Context, email: str, password: str) -> None:
 @click.option("--port", default=5000, show_default=True, type=int)
 @click.option("--production", is_flag=True, help="Serve with gunicorn (several worker processes).")
 @click.option("--workers", default=4, show_default=True, type=int, help="gunicorn worker processes.")
+@click.option("--threads", default=2, show_default=True, type=int, help="Threads per gunicorn worker.")
 @pass_ctx
-def serve_cmd(ctx: Context, host: str, port: int, production: bool, workers: int) -> None:
+def serve_cmd(ctx: Context, host: str, port: int, production: bool, workers: int, threads: int) -> None:
     """Serve the platform (Flask's server for one machine, gunicorn with --production)."""
     from hype.serving import serve
 
-    serve(ctx.config, host=host, port=port, production=production, workers=workers)
+    serve(ctx.config, host=host, port=port, production=production, workers=workers, threads=threads)
 
 
 @main.command("demo")

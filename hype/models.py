@@ -173,6 +173,7 @@ class Assignment(Base):
     completed_at: Mapped[Optional[dt.datetime]] = mapped_column(DateTime(timezone=True))
 
     participant: Mapped[Participant] = relationship(back_populates="assignment")
+    study: Mapped[Study] = relationship()
     model: Mapped[GeneratorModel] = relationship()
     trials: Mapped[list["Trial"]] = relationship(
         back_populates="assignment", order_by="Trial.position", cascade="all, delete-orphan"

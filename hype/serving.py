@@ -5,7 +5,7 @@ from __future__ import annotations
 from hype.config import Config
 
 
-def serve(config: Config, *, host: str, port: int, production: bool, workers: int) -> None:
+def serve(config: Config, *, host: str, port: int, production: bool, workers: int, threads: int = 2) -> None:
     if not production:
         from hype.app import create_app
 
@@ -18,7 +18,7 @@ def serve(config: Config, *, host: str, port: int, production: bool, workers: in
             self.cfg.set("bind", f"{host}:{port}")
             self.cfg.set("workers", workers)
             self.cfg.set("worker_class", "gthread")
-            self.cfg.set("threads", 8)
+            self.cfg.set("threads", threads)
             self.cfg.set("timeout", 60)
             self.cfg.set("graceful_timeout", 10)
 

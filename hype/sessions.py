@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import re
 import secrets
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased, joinedload
 
 from hype import staircase as stairs
 from hype.design import plan_session
@@ -48,6 +48,62 @@ MTURK_PREVIEW = "ASSIGNMENT_ID_NOT_AVAILABLE"
 _ID_PATTERN = re.compile(r"[A-Za-z0-9_.:@-]{1,200}")
 _KEY_PATTERN = re.compile(r"[A-Za-z0-9_-]{8,64}")
 _TOKEN_PATTERN = re.compile(r"[A-Za-z0-9_-]{20,128}")
+
+
+# -- statements every worker request runs, built once (building one costs about as much as running it) --
+
+_earlier = aliased(Trial)
+
+
+def _first_open_position(assignment_id, stage):
+    """Position of the first unanswered trial of ``stage`` in the assignment: the current trial."""
+    return (
+        select(func.min(_earlier.position))
+        .outerjoin(Judgment, Judgment.trial_id == _earlier.id)
+        .where(_earlier.assignment_id == assignment_id, _earlier.phase == stage, Judgment.id.is_(None))
+        .scalar_subquery()
+    )
+
+
+_ASSIGNMENT_BY_TOKEN = (
+    select(Assignment).options(joinedload(Assignment.study, innerjoin=True)).where(Assignment.token == bindparam("token"))
+)
+_CURRENT_TRIAL = (
+    select(Trial)
+    .outerjoin(Judgment, Judgment.trial_id == Trial.id)
+    .where(Trial.assignment_id == bindparam("assignment_id"), Trial.phase == bindparam("phase"), Judgment.id.is_(None))
+    .order_by(Trial.position)
+    .limit(1)
+)
+_UPCOMING_TRIALS = (
+    select(Trial)
+    .where(Trial.assignment_id == bindparam("assignment_id"), Trial.phase == bindparam("phase"),
+           Trial.position > bindparam("position"))
+    .order_by(Trial.position)
+    .limit(bindparam("n"))
+)
+_STAIRCASE = select(StaircaseRecord).where(
+    StaircaseRecord.assignment_id == bindparam("assignment_id"), StaircaseRecord.block == bindparam("block")
+)
+_PROGRESS = (
+    select(func.count(Trial.id), func.count(Judgment.id))
+    .outerjoin(Judgment, Judgment.trial_id == Trial.id)
+    .where(Trial.assignment_id == bindparam("assignment_id"), Trial.phase == bindparam("phase"))
+)
+# The trial an answer names, whose trial its key already recorded (if any) and the current position.
+_ANSWER_TARGET = select(
+    Trial,
+    select(Judgment.trial_id).where(Judgment.idempotency_key == bindparam("key")).scalar_subquery(),
+    _first_open_position(bindparam("assignment_id"), bindparam("stage")),
+).options(joinedload(Trial.judgment)).where(Trial.image_token == bindparam("trial_token"))
+# An image request: the trial's position, its session's stage and current position, the file.
+_IMAGE_ACCESS = (
+    select(Trial.position, Assignment.stage, _first_open_position(Trial.assignment_id, Assignment.stage), Image.file_sha256)
+    .join(Assignment, Assignment.id == Trial.assignment_id)
+    .join(Image, Image.id == Trial.image_id)
+    .where(Trial.image_token == bindparam("image_token"))
+)
+_MASK_COUNT = select(func.count()).where(Image.study_id == bindparam("study_id"), Image.pool == "mask")
 
 
 class SessionError(Exception):
@@ -265,10 +321,9 @@ def assignment_by_token(session: Session, token: str, *, for_update: bool = Fals
     recorded strictly one after another even if the browser sends two at once."""
     if not isinstance(token, str) or not _TOKEN_PATTERN.fullmatch(token):
         raise SessionError("This session link is not valid.", status=404, code="unknown-session")
-    query = select(Assignment).where(Assignment.token == token)
-    if for_update:
-        query = query.with_for_update()
-    assignment = session.scalar(query)
+    # The study comes in the same query: every request needs its settings.
+    query = _ASSIGNMENT_BY_TOKEN.with_for_update(of=Assignment) if for_update else _ASSIGNMENT_BY_TOKEN
+    assignment = session.scalar(query, {"token": token})
     if assignment is None:
         raise SessionError("This session link is not valid.", status=404, code="unknown-session")
     return assignment
@@ -330,23 +385,19 @@ def current_trial(session: Session, assignment: Assignment) -> Trial | None:
     """The first unanswered trial of the current stage: the only one the worker may answer."""
     if assignment.stage not in TRIAL_STAGES:
         return None
-    return session.scalar(
-        select(Trial)
-        .outerjoin(Judgment, Judgment.trial_id == Trial.id)
-        .where(Trial.assignment_id == assignment.id, Trial.phase == assignment.stage, Judgment.id.is_(None))
-        .order_by(Trial.position)
-        .limit(1)
-    )
+    return session.scalar(_CURRENT_TRIAL, {"assignment_id": assignment.id, "phase": assignment.stage})
 
 
 def upcoming_trial(session: Session, trial: Trial) -> Trial | None:
     """The trial after ``trial`` in the same phase, so its image can be preloaded while this one runs."""
-    return session.scalar(
-        select(Trial)
-        .where(Trial.assignment_id == trial.assignment_id, Trial.phase == trial.phase, Trial.position > trial.position)
-        .order_by(Trial.position)
-        .limit(1)
-    )
+    ahead = upcoming_trials(session, trial, 1)
+    return ahead[0] if ahead else None
+
+
+def upcoming_trials(session: Session, trial: Trial, n: int) -> list[Trial]:
+    """The next ``n`` trials after ``trial`` in the same phase, in order."""
+    params = {"assignment_id": trial.assignment_id, "phase": trial.phase, "position": trial.position, "n": n}
+    return list(session.scalars(_UPCOMING_TRIALS, params))
 
 
 def is_timed(settings: StudySettings, trial: Trial) -> bool:
@@ -367,9 +418,12 @@ def serve_trial(session: Session, assignment: Assignment, settings: StudySetting
 
 
 def _staircase_record(session: Session, assignment: Assignment, block: int) -> StaircaseRecord:
-    record = session.scalar(
-        select(StaircaseRecord).where(StaircaseRecord.assignment_id == assignment.id, StaircaseRecord.block == block)
-    )
+    # An answer moves the block's staircase and then serves the block's next trial: the record loaded
+    # for the first is the one the second needs (and the one the transaction has changed).
+    for obj in session.identity_map.values():
+        if isinstance(obj, StaircaseRecord) and obj.assignment_id == assignment.id and obj.block == block:
+            return obj
+    record = session.scalar(_STAIRCASE, {"assignment_id": assignment.id, "block": block})
     if record is None:  # pragma: no cover - created with the plan; missing means a corrupted session
         raise SessionError("This session's staircase is missing.", status=500, code="internal")
     return record
@@ -378,14 +432,8 @@ def _staircase_record(session: Session, assignment: Assignment, block: int) -> S
 def progress(session: Session, assignment: Assignment) -> dict[str, int]:
     """Answered / total trials in the current stage's phase (for the progress bar)."""
     phase = assignment.stage if assignment.stage in TRIAL_STAGES else "task"
-    total = session.scalar(select(func.count()).where(Trial.assignment_id == assignment.id, Trial.phase == phase)) or 0
-    done = (
-        session.scalar(
-            select(func.count()).select_from(Judgment).join(Trial).where(Judgment.assignment_id == assignment.id, Trial.phase == phase)
-        )
-        or 0
-    )
-    return {"done": int(done), "total": int(total)}
+    total, done = session.execute(_PROGRESS, {"assignment_id": assignment.id, "phase": phase}).one()
+    return {"done": int(done or 0), "total": int(total or 0)}
 
 
 # -- answers -----------------------------------------------------------------------------------------
@@ -410,6 +458,10 @@ class AnswerOutcome:
     replayed: bool
     feedback_correct: bool | None  # only where the protocol gives feedback (HYPE-time task)
     stage: str
+    # The trial to show next and the one after it, when known without another query (the stage goes
+    # on); else None.
+    next_trial: Trial | None = None
+    after_next: Trial | None = None
 
 
 def record_answer(session: Session, assignment: Assignment, answer: Answer) -> AnswerOutcome:
@@ -422,24 +474,25 @@ def record_answer(session: Session, assignment: Assignment, answer: Answer) -> A
     if not _KEY_PATTERN.fullmatch(answer.idempotency_key or ""):
         raise SessionError("idempotency_key must be 8-64 letters, digits, _ or -", code="bad-request")
     key = f"{assignment.id}:{answer.idempotency_key}"
-    settings = study_settings(assignment.participant.study)
-    previous = session.scalar(select(Judgment).where(Judgment.idempotency_key == key))
-    if previous is not None:
-        if previous.trial.image_token != answer.trial_token:
-            raise SessionError("This idempotency key was already used for another trial.", status=409, code="key-reused")
-        return _outcome(previous, settings, assignment, replayed=True)
-
-    trial = session.scalar(select(Trial).where(Trial.image_token == answer.trial_token))
-    if trial is None:
+    settings = study_settings(assignment.study)
+    # One statement: the trial, whose trial this key already recorded (if any), and the position of the
+    # first unanswered trial of the current stage (the only one that may be answered).
+    params = {"key": key, "assignment_id": assignment.id, "stage": assignment.stage, "trial_token": answer.trial_token}
+    row = session.execute(_ANSWER_TARGET, params).first()
+    if row is None:
         raise SessionError("Unknown trial.", status=404, code="unknown-trial")
+    trial, key_trial_id, open_position = row
+    if key_trial_id is not None:
+        if key_trial_id != trial.id:
+            raise SessionError("This idempotency key was already used for another trial.", status=409, code="key-reused")
+        return _outcome(trial.judgment, settings, assignment, replayed=True)
     if trial.assignment_id != assignment.id:
         raise SessionError("This trial belongs to another session.", status=403, code="foreign-trial")
     if trial.judgment is not None:
         raise SessionError("This trial has already been answered.", status=409, code="already-answered")
-    current = current_trial(session, assignment)
-    if current is None:
+    if assignment.stage not in TRIAL_STAGES or open_position is None:
         raise SessionError(f"No answers are expected now (stage: {assignment.stage}).", status=409, code="wrong-stage")
-    if current.id != trial.id:
+    if trial.phase != assignment.stage or trial.position != open_position:
         raise SessionError("Answers must follow the trial order: answer the current trial first.", status=409, code="out-of-order")
     timed = is_timed(settings, trial)
     if timed and trial.requested_ms is None:
@@ -479,8 +532,12 @@ def record_answer(session: Session, assignment: Assignment, answer: Answer) -> A
     session.flush()
     if timed:
         _advance_staircase(session, assignment, trial.block, correct)
-    _advance_stage(session, assignment, settings)
-    return _outcome(judgment, settings, assignment, replayed=False)
+    # Answers are taken in order, so the trial after this one (if any) is the phase's next current one.
+    ahead = upcoming_trials(session, trial, 2)
+    if not ahead:
+        _finish_stage(session, assignment, settings)
+    outcome = _outcome(judgment, settings, assignment, replayed=False)
+    return replace(outcome, next_trial=ahead[0] if ahead else None, after_next=ahead[1] if len(ahead) > 1 else None)
 
 
 def _outcome(judgment: Judgment, settings: StudySettings, assignment: Assignment, *, replayed: bool) -> AnswerOutcome:
@@ -498,10 +555,9 @@ def _advance_staircase(session: Session, assignment: Assignment, block: int, cor
         record.state = stairs.update(cfg, state, correct).to_dict()
 
 
-def _advance_stage(session: Session, assignment: Assignment, settings: StudySettings) -> None:
-    if current_trial(session, assignment) is not None:
-        return
-    study = assignment.participant.study
+def _finish_stage(session: Session, assignment: Assignment, settings: StudySettings) -> None:
+    """The stage's last trial was answered: qualification passes or fails, the task completes."""
+    study = assignment.study
     if assignment.stage == "qualification":
         real_ok, fake_ok, n_real, n_fake = _qualification_counts(session, assignment)
         assignment.qualification_real_correct = real_ok
@@ -536,19 +592,17 @@ def _qualification_counts(session: Session, assignment: Assignment) -> tuple[int
 # -- images the worker may load ------------------------------------------------------------------------
 
 
-def trial_for_image(session: Session, image_token: str) -> Trial | None:
-    """The trial an opaque image URL names, if the worker may load it now: its session is in a trial
-    stage and the trial is the current one, the one after it (preload), or already answered."""
-    trial = session.scalar(select(Trial).where(Trial.image_token == image_token))
-    if trial is None:
+def image_file_for_token(session: Session, image_token: str) -> str | None:
+    """The stored file an opaque image URL names, if the worker may load it now: its session is in a
+    trial stage and the trial is the current one, the one after it (preload), or already answered."""
+    row = session.execute(_IMAGE_ACCESS, {"image_token": image_token}).first()
+    if row is None or row.stage not in TRIAL_STAGES or row[2] is None or row.position > row[2] + 1:
         return None
-    assignment = trial.assignment
-    if assignment.stage not in TRIAL_STAGES:
-        return None
-    current = current_trial(session, assignment)
-    if current is None or trial.position > current.position + 1:
-        return None
-    return trial
+    return row.file_sha256
+
+
+def mask_count(session: Session, study_id: int) -> int:
+    return int(session.scalar(_MASK_COUNT, {"study_id": study_id}) or 0)
 
 
 def mask_images(session: Session, study_id: int) -> list[Image]:

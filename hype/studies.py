@@ -14,6 +14,7 @@ import secrets
 import shutil
 import uuid
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -113,7 +114,14 @@ def create_study(
 
 
 def study_settings(study: Study) -> StudySettings:
-    return StudySettings.from_dict(study.settings)
+    """Parsed settings; cached by their text, since every worker request needs them and they only
+    change while a study is a draft (StudySettings is frozen, so sharing one is safe)."""
+    return _parse_settings(json.dumps(study.settings, sort_keys=True))
+
+
+@lru_cache(maxsize=256)
+def _parse_settings(text: str) -> StudySettings:
+    return StudySettings.from_dict(json.loads(text))
 
 
 def find_study(session: Session, ref: str | int) -> Study:

@@ -320,12 +320,14 @@
 
     async function loop() {
       const phase = body.dataset.phase;
+      // The first trial comes from GET /trial; each answer's reply carries the next one.
+      let state = await apiWithRetry("GET", apiBase + "/trial");
       for (;;) {
-        const state = await apiWithRetry("GET", apiBase + "/trial");
         setProgress(state.progress);
         if (!state.trial || state.stage !== phase) { location.assign(state.url); return; }
         const result = await runTrial(state);
         if (result.stage !== phase) { location.assign(result.url); return; }
+        state = result.next || await apiWithRetry("GET", apiBase + "/trial");
       }
     }
 

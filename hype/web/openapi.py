@@ -171,7 +171,7 @@ SCHEMAS: dict[str, Any] = {
     },
     "AnswerResult": {
         "type": "object",
-        "required": ["recorded", "replayed", "feedback", "stage", "progress", "url"],
+        "required": ["recorded", "replayed", "feedback", "stage", "progress", "url", "next"],
         "properties": {
             "recorded": {"type": "boolean", "const": True},
             "replayed": {"type": "boolean", "description": "true when this idempotency key was already recorded."},
@@ -188,6 +188,11 @@ SCHEMAS: dict[str, Any] = {
                 ],
             },
             **_STATE_PROPERTIES,
+            "next": {
+                **_ref("TrialState"),
+                "description": "What GET /trial would return now: the trial to show next (served), so the "
+                "runner needs no request between answers.",
+            },
         },
         "additionalProperties": False,
     },

@@ -26,10 +26,12 @@ from hype.sessions import (
     enter,
     example_images,
     finish_instructions,
+    image_file_for_token,
     identity_from_params,
     is_mturk_preview,
     is_plain_link,
     is_timed,
+    mask_count,
     mask_images,
     new_anonymous_id,
     progress,
@@ -37,7 +39,6 @@ from hype.sessions import (
     record_answer,
     record_browser_check,
     serve_trial,
-    trial_for_image,
     upcoming_trial,
 )
 from hype.studies import study_settings
@@ -161,7 +162,7 @@ def create_session(slug: str):
 
 @bp.get("/w/<token>")
 def get_state(token: str):
-    return jsonify(session_state(assignment_by_token(db(), token)))
+    return jsonify(with_retries(lambda: session_state(assignment_by_token(db(), token))))
 
 
 @bp.post("/w/<token>/instructions")
@@ -192,20 +193,30 @@ def browser_check(token: str):
 def next_trial(token: str):
     def work() -> dict[str, Any]:
         assignment = assignment_by_token(db(), token)
-        trial = current_trial(db(), assignment)
-        state = session_state(assignment)
-        if trial is None:
-            return {**state, "trial": None, "preload": []}
-        settings = study_settings(assignment.participant.study)
-        exposure = serve_trial(db(), assignment, settings, trial)
-        following = upcoming_trial(db(), trial)
-        return {
-            **state,
-            "trial": _trial_payload(assignment, settings, trial, exposure),
-            "preload": [url_for("worker_api.trial_image", image_token=following.image_token)] if following else [],
-        }
+        return trial_state(assignment, current_trial(db(), assignment))
 
     return jsonify(with_retries(work))
+
+
+_LOOK_UP = object()
+
+
+def trial_state(assignment: Assignment, trial: Trial | None, following: Any = _LOOK_UP) -> dict[str, Any]:
+    """The session state with the trial to show now (its exposure fixed on first serving) and the
+    image to preload during it: what GET /trial returns and what an answer returns as `next`.
+    ``following`` is the trial after ``trial`` (or None) when the caller already has it."""
+    state = session_state(assignment)
+    if trial is None:
+        return {**state, "trial": None, "preload": []}
+    settings = study_settings(assignment.study)
+    exposure = serve_trial(db(), assignment, settings, trial)
+    if following is _LOOK_UP:
+        following = upcoming_trial(db(), trial)
+    return {
+        **state,
+        "trial": _trial_payload(assignment, settings, trial, exposure),
+        "preload": [url_for("worker_api.trial_image", image_token=following.image_token)] if following else [],
+    }
 
 
 def _trial_payload(assignment: Assignment, settings, trial: Trial, exposure: float | None) -> dict[str, Any]:
@@ -213,7 +224,7 @@ def _trial_payload(assignment: Assignment, settings, trial: Trial, exposure: flo
     t = settings.time
     masks: list[str] = []
     if timed:
-        n_available = len(mask_images(db(), assignment.study_id))
+        n_available = mask_count(db(), assignment.study_id)
         masks = [
             url_for("worker_api.mask_image", token=assignment.token, index=k)
             for k in _mask_indices(trial.image_token, t.n_masks, n_available)
@@ -247,14 +258,20 @@ def answer(token: str):
     def work():
         assignment = assignment_by_token(db(), token, for_update=True)
         outcome = record_answer(db(), assignment, parsed)
-        return assignment, outcome
+        # The next trial rides along (served, so its exposure is fixed in this same transaction): the
+        # runner needs no GET /trial between answers, a third fewer requests per judgment.
+        if outcome.next_trial is not None:
+            return outcome, trial_state(assignment, outcome.next_trial, following=outcome.after_next)
+        return outcome, trial_state(assignment, current_trial(db(), assignment))
 
-    assignment, outcome = with_retries(work)
+    outcome, following = with_retries(work)
+    state = {key: following[key] for key in ("stage", "progress", "url")}
     body = {
         "recorded": True,
         "replayed": outcome.replayed,
         "feedback": None if outcome.feedback_correct is None else {"correct": outcome.feedback_correct},
-        **session_state(assignment),
+        **state,
+        "next": following,
     }
     return jsonify(body), 200 if outcome.replayed else 201
 
@@ -277,10 +294,10 @@ def _served(file_sha256: str) -> bytes:
 
 @bp.get("/img/<image_token>")
 def trial_image(image_token: str):
-    trial = trial_for_image(db(), image_token)
-    if trial is None:
+    file_sha256 = with_retries(lambda: image_file_for_token(db(), image_token))
+    if file_sha256 is None:
         abort(404, description="This image is not available.")
-    return _png(_served(trial.image.file_sha256))
+    return _png(_served(file_sha256))
 
 
 @bp.get("/w/<token>/masks/<int:index>")

@@ -672,16 +672,41 @@ def test_served_exposure_is_fixed_and_the_client_cannot_choose_it(make_study, wo
     assert stored == 500.0
 
 
-def test_answering_an_unserved_timed_trial_says_so(make_study, worker, oracle):
+def test_answering_an_unserved_timed_trial_says_so(make_study, worker, oracle, db_read):
+    # Without a qualification the check leads straight into the task, whose first trial nobody has served.
+    study = make_study("hype-time", settings={"qualification": {"enabled": False}, "time": {"n_blocks": 1, "trials_per_block": 6}})
+    w = worker(study)
+    assert w.start()["stage"] == "task"
+    first = db_read(lambda s: s.scalar(
+        select(Trial.image_token).join(Assignment).where(Assignment.token == w.token).order_by(Trial.position).limit(1)))
+    assert_json_error(w.answer(first, oracle(first)), 409, "not-served")
+    trial = w.trial()["trial"]
+    assert trial["id"] == first
+    assert w.answer(first, oracle(first), timing=faithful_timing(trial)).status_code == 201
+
+
+def test_an_answer_carries_the_next_trial_already_served(make_study, worker, oracle):
+    """`next` in an answer's reply is exactly what GET /trial gives afterwards: same trial, same
+    exposure (fixed when the answer served it), same preload; and at a stage's end, the next stage's."""
     study = make_study("hype-time")
     w = worker(study)
     w.start()
-    pass_qualification(w, oracle)
     state = w.trial()
-    trial = state["trial"]
-    assert w.answer(trial["id"], oracle(trial["id"]), timing=faithful_timing(trial)).status_code == 201
-    # the next trial is current now, but its exposure has not been fixed by GET /trial yet
-    assert_json_error(w.answer(token_of(state["preload"][0]), "real"), 409, "not-served")
+    stages = []
+    for k in itertools.count():
+        trial = state["trial"]
+        if trial is None:
+            break
+        # right on the qualification, then right twice and wrong once, so the staircases move both ways
+        right = trial["phase"] == "qualification" or k % 3 != 0
+        reply = w.answer(trial["id"], oracle(trial["id"], right), timing=faithful_timing(trial))
+        assert reply.status_code == 201, reply.get_data(as_text=True)
+        body = reply.get_json()
+        assert body["next"] == w.trial(), "next differs from GET /trial"
+        assert {key: body[key] for key in ("stage", "progress", "url")} == {key: body["next"][key] for key in ("stage", "progress", "url")}
+        stages.append(body["stage"])
+        state = body["next"]
+    assert stages[-1] == "completed" and {"qualification", "task"} <= set(stages)
 
 
 def test_feedback_only_in_the_hype_time_task(make_study, worker, oracle):

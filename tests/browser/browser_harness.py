@@ -177,7 +177,8 @@ class Worker:
         self.base_url = base_url
         self.truth = truth
         self.image_requests: list[str] = []  # trial image tokens, in the order the page fetched them
-        self.trial_responses: list[Any] = []  # responses of GET /api/w/<token>/trial
+        # Responses that told the page which trial to show: GET .../trial, and POST .../answers (`next`).
+        self.trial_responses: list[Any] = []
         self.page_errors: list[str] = []
         self.console_errors: list[str] = []
         page.on("request", self._on_request)
@@ -193,7 +194,10 @@ class Worker:
 
     def _on_response(self, response: Any) -> None:
         path = urlsplit(response.url).path
-        if path.startswith("/api/w/") and path.endswith("/trial") and response.request.method == "GET":
+        method = response.request.method
+        if path.startswith("/api/w/") and (
+            (path.endswith("/trial") and method == "GET") or (path.endswith("/answers") and method == "POST" and response.ok)
+        ):
             self.trial_responses.append(response)
 
     # navigation
@@ -253,7 +257,10 @@ class Worker:
         # a quarter second per trial. A timer, not rAF, so the check never runs inside the runner's frames.
         self.page.wait_for_function(ANSWER_EXPECTED_JS, polling=10)
         assert self.trial_responses, "an answer is expected but the page fetched no trial"
-        payload = self.trial_responses[-1].json()
+        last = self.trial_responses[-1]
+        payload = last.json()
+        if urlsplit(last.url).path.endswith("/answers"):
+            payload = payload["next"]
         trial = payload["trial"]
         assert trial is not None, payload
         assert trial["id"] in self.image_requests, "the trial shown was never fetched as an image"

@@ -1,0 +1,327 @@
+"""What the load benchmark and the crash test stand on: a load-sized study, the production server in
+its own process group (so `kill -9` takes every gunicorn process at once), a fresh database on either
+backend, and the database check that decides whether any answer was lost or stored twice.
+
+Nothing here is timed; experiments/load_crowd.py prints the figures.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections import Counter
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+from sqlalchemy import create_engine, func, select, text
+from sqlalchemy.engine import make_url
+
+from hype.config import Config, load_config
+from hype.db import make_engine, make_session_factory, transaction
+from hype.images import RawFile
+from hype.migrate import upgrade
+from hype.models import Assignment, Judgment, Trial
+
+# Short enough that a session is a few minutes of think time, long enough to exercise every stage:
+# qualification, the task, HYPE-time's staircases and stage changes.
+LOAD_SETTINGS: dict[str, dict] = {
+    "hype-infinity": {"qualification": {"n_real": 5, "n_fake": 5, "pass_real": 0.6, "pass_fake": 0.6},
+                      "infinity": {"n_real": 15, "n_fake": 15}},
+    "hype-time": {"qualification": {"n_real": 5, "n_fake": 5, "pass_real": 0.6, "pass_fake": 0.6},
+                  "time": {"n_blocks": 2, "trials_per_block": 20}},
+}
+LOAD_MODELS = ("alpha", "beta")
+
+
+# -- databases -----------------------------------------------------------------------------------------
+
+
+@contextmanager
+def fresh_postgres_database(admin_url: str) -> Iterator[str]:
+    """A new, empty database on the server ``admin_url`` points at; dropped afterwards."""
+    name = f"hype_load_{secrets.token_hex(5)}"
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@contextmanager
+def throwaway_postgres(port: int = 54339) -> Iterator[str]:
+    """A private PostgreSQL cluster on 127.0.0.1 (Debian's binaries; as root it runs as `postgres`),
+    for running the benchmark outside the test suite, which starts its own."""
+    bins = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
+    if not bins:
+        raise RuntimeError("no PostgreSQL binaries under /usr/lib/postgresql: pass --postgres-url")
+    pgbin = bins[-1].parent
+    root = Path(tempfile.mkdtemp(prefix="hype-load-pg."))
+    run_as: list[str] = []
+    if os.geteuid() == 0:
+        shutil.chown(root, "postgres")
+        run_as = ["runuser", "-u", "postgres", "--"]
+    data = root / "data"
+    subprocess.run([*run_as, str(pgbin / "initdb"), "-D", str(data), "-U", "hype", "-A", "trust"], check=True,
+                   stdout=subprocess.DEVNULL)
+    options = f"-h 127.0.0.1 -p {port} -k {root} -c max_connections=300 -c shared_buffers=256MB"
+    subprocess.run([*run_as, str(pgbin / "pg_ctl"), "-D", str(data), "-l", str(root / "log"), "-w", "-o", options, "start"],
+                   check=True, stdout=subprocess.DEVNULL)
+    try:
+        yield f"postgresql+psycopg://hype@127.0.0.1:{port}/postgres"
+    finally:
+        subprocess.run([*run_as, str(pgbin / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+# -- the study ---------------------------------------------------------------------------------------
+
+
+def _noise_pngs(n: int, size: int, rng: np.random.Generator, *, smooth: bool) -> list[RawFile]:
+    from PIL import Image as PILImage
+
+    files = []
+    for k in range(n):
+        pixels = rng.integers(0, 256, size=(size, size, 3)).astype(np.float64)
+        if smooth:
+            pixels = (pixels + np.roll(pixels, 1, 0) + np.roll(pixels, 1, 1)) / 3
+        buf = io.BytesIO()
+        PILImage.fromarray(pixels.astype(np.uint8)).save(buf, format="PNG")
+        files.append(RawFile(f"img{k:04d}.png", buf.getvalue()))
+    return files
+
+
+@dataclass(frozen=True)
+class LoadStudy:
+    study_id: int
+    slug: str
+    mode: str
+
+
+def build_load_studies(config: Config, *, image_size: int = 128, seed: int = 11,
+                       modes: tuple[str, ...] = ("hype-infinity", "hype-time")) -> list[LoadStudy]:
+    """One published study per mode, open to any number of workers, on a migrated database."""
+    from hype.studies import create_study, import_images, publish_study
+
+    config.data_dir.mkdir(parents=True, exist_ok=True)
+    engine = make_engine(config.database_url)
+    upgrade(engine)
+    rng = np.random.default_rng(seed)
+    built = []
+    try:
+        with transaction(make_session_factory(engine)) as session:
+            for mode in modes:
+                settings = {**LOAD_SETTINGS[mode], "evaluators_per_model": 100_000}
+                study = create_study(session, name=f"load {mode}", mode=mode, seed=seed, settings=settings)
+                import_images(session, config, study, _noise_pngs(80, image_size, rng, smooth=False), pool="real")
+                for name in LOAD_MODELS:
+                    import_images(session, config, study, _noise_pngs(80, image_size, rng, smooth=True),
+                                  pool="fake", model_name=name)
+                publish_study(session, config, study)
+                session.flush()
+                built.append(LoadStudy(study.id, study.slug, mode))
+    finally:
+        engine.dispose()
+    return built
+
+
+# -- the server ------------------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Server:
+    """`hype serve --production` (gunicorn, gthread) on 127.0.0.1 in a process group of its own."""
+
+    def __init__(self, config: Config, *, workers: int, threads: int = 2, port: int | None = None,
+                 log_path: Path | None = None):
+        self.config = config
+        self.workers = workers
+        self.threads = threads
+        self.port = port or free_port()
+        self.log_path = log_path or config.data_dir / "server.log"
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout_s: float = 60.0) -> None:
+        command = [sys.executable, "-c", "from hype.cli import main; main()",
+                   "--data-dir", str(self.config.data_dir), "--database-url", self.config.database_url,
+                   "serve", "--production", "--workers", str(self.workers), "--threads", str(self.threads),
+                   "--port", str(self.port)]
+        log = open(self.log_path, "ab")
+        env = {**os.environ, "HYPE_SECRET_KEY": self.config.secret_key}
+        self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=env)
+        log.close()
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"server exited with {self.process.returncode}; see {self.log_path}")
+            try:
+                with urllib.request.urlopen(self.base_url + "/api/openapi.json", timeout=2) as response:
+                    if response.status == 200:
+                        return
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                time.sleep(0.1)
+        self.kill()
+        raise RuntimeError(f"server did not answer within {timeout_s:.0f} s; see {self.log_path}")
+
+    def kill(self) -> None:
+        """SIGKILL to the whole group: the gunicorn arbiter and every worker die mid-request."""
+        if self.process and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+def load_server_config(data_dir: Path, database_url: str) -> Config:
+    return load_config(data_dir=data_dir, database_url=database_url, secret_key=secrets.token_hex(16))
+
+
+# -- the check -------------------------------------------------------------------------------------------
+
+
+@dataclass
+class AnswerRecord:
+    """What the client knows of one answer it sent: its session, key, trial and response."""
+
+    token: str
+    key: str
+    trial: str
+    judged_fake: bool
+
+
+@dataclass
+class DatabaseCheck:
+    stored: int = 0
+    acknowledged: int = 0
+    missing: list[str] = field(default_factory=list)  # acknowledged, not stored (or stored differently)
+    duplicated: list[str] = field(default_factory=list)  # one trial or key stored more than once
+    refused_but_stored: list[str] = field(default_factory=list)
+    unexplained: list[str] = field(default_factory=list)  # stored, never sent or never settled by the client
+    out_of_order: list[str] = field(default_factory=list)  # a session's answers are not a prefix of its plan
+    stages: Counter = field(default_factory=Counter)
+
+    @property
+    def ok(self) -> bool:
+        return not (self.missing or self.duplicated or self.refused_but_stored or self.unexplained or self.out_of_order)
+
+    def summary(self) -> str:
+        parts = [f"stored {self.stored}", f"acknowledged {self.acknowledged}", f"missing {len(self.missing)}",
+                 f"duplicated {len(self.duplicated)}", f"refused-but-stored {len(self.refused_but_stored)}",
+                 f"unexplained {len(self.unexplained)}", f"out-of-order {len(self.out_of_order)}"]
+        stages = ", ".join(f"{k} {v}" for k, v in sorted(self.stages.items()))
+        return "; ".join(parts) + f" | sessions: {stages}"
+
+
+def check_database(database_url: str, study_ids: list[int], acknowledged: list[AnswerRecord],
+                   refused: list[AnswerRecord], unsettled: list[AnswerRecord]) -> DatabaseCheck:
+    """Every acknowledged answer stored exactly once with what was sent; no refused answer stored;
+    nothing stored that the client never sent; each session's answers fill its plan in order.
+
+    ``unsettled`` answers (the client gave up without a reply) may or may not be stored; they are the
+    only ones allowed to be either.
+    """
+    engine = make_engine(database_url)
+    result = DatabaseCheck(acknowledged=len(acknowledged))
+    try:
+        with make_session_factory(engine)() as session:
+            rows = session.execute(
+                select(Assignment.token, Assignment.id, Judgment.idempotency_key, Trial.image_token, Judgment.judged_fake,
+                       Judgment.trial_id)
+                .join(Judgment, Judgment.assignment_id == Assignment.id)
+                .join(Trial, Trial.id == Judgment.trial_id)
+                .where(Assignment.study_id.in_(study_ids))
+            ).all()
+            result.stored = len(rows)
+            stored: dict[tuple[str, str], list[tuple[str, bool]]] = {}
+            per_trial = Counter(row.trial_id for row in rows)
+            result.duplicated += [f"trial {t} judged {n} times" for t, n in per_trial.items() if n > 1]
+            for row in rows:
+                key = row.idempotency_key.split(":", 1)[1]
+                stored.setdefault((row.token, key), []).append((row.image_token, bool(row.judged_fake)))
+            result.duplicated += [f"{tok[:8]}:{key} stored {len(v)} times" for (tok, key), v in stored.items() if len(v) > 1]
+            for answer in acknowledged:
+                got = stored.get((answer.token, answer.key))
+                if got != [(answer.trial, answer.judged_fake)]:
+                    result.missing.append(f"{answer.token[:8]}:{answer.key} -> {got}")
+            for answer in refused:
+                if (answer.token, answer.key) in stored:
+                    result.refused_but_stored.append(f"{answer.token[:8]}:{answer.key}")
+            known = {(a.token, a.key) for a in [*acknowledged, *unsettled]}
+            result.unexplained = [f"{tok[:8]}:{key}" for tok, key in stored if (tok, key) not in known]
+            result.out_of_order = _gaps(session, study_ids)
+            stages = session.execute(
+                select(Assignment.stage, func.count()).where(Assignment.study_id.in_(study_ids)).group_by(Assignment.stage)
+            ).all()
+            result.stages = Counter({stage: int(n) for stage, n in stages})
+    finally:
+        engine.dispose()
+    return result
+
+
+def _gaps(session, study_ids: list[int]) -> list[str]:
+    """Sessions whose answered trials are not the first k of each phase (an answer skipped or lost)."""
+    rows = session.execute(
+        select(Trial.assignment_id, Trial.phase, Trial.position, Judgment.id.is_not(None))
+        .outerjoin(Judgment, Judgment.trial_id == Trial.id)
+        .join(Assignment, Assignment.id == Trial.assignment_id)
+        .where(Assignment.study_id.in_(study_ids))
+        .order_by(Trial.assignment_id, Trial.phase, Trial.position)
+    ).all()
+    bad, seen_gap = set(), {}
+    for assignment_id, phase, _position, answered in rows:
+        slot = (assignment_id, phase)
+        if not answered:
+            seen_gap[slot] = True
+        elif seen_gap.get(slot):
+            bad.add(f"assignment {assignment_id} {phase}")
+    return sorted(bad)
+
+
+def truth_by_token(database_url: str):
+    """The client's oracle: a session's trials -> is_fake, read from the database once per session (the
+    API never tells; the simulated observer needs the truth to answer like a person of given skill)."""
+    engine = make_engine(database_url, pool_size=4)
+    factory = make_session_factory(engine)
+
+    def lookup(token: str) -> dict[str, bool]:
+        with factory() as session:
+            rows = session.execute(
+                select(Trial.image_token, Trial.is_fake).join(Assignment, Assignment.id == Trial.assignment_id)
+                .where(Assignment.token == token)
+            ).all()
+        return {image_token: bool(is_fake) for image_token, is_fake in rows}
+
+    lookup.dispose = engine.dispose  # type: ignore[attr-defined]
+    return lookup

@@ -1,0 +1,155 @@
+"""Load benchmark: a simulated crowd against the production server, on SQLite and PostgreSQL in turn.
+
+    python experiments/load_crowd.py                          # N = 50, 200, 1000 on both databases
+    python experiments/load_crowd.py --workers 200 --db sqlite --think-scale 0.3
+
+For each (database, N): a fresh database and data dir, two load studies (HYPE-infinity and HYPE-time,
+workers spread over both), `hype serve --production` on 127.0.0.1, N simulated workers doing whole
+sessions (experiments/crowd_client.py), then the database check (experiments/crowd_setup.py): every
+answer that got a 2xx stored exactly once with what was sent, none that got a 4xx stored, nothing
+stored that was never sent, every session's answers a prefix of its plan. Exit status 1 if any check
+fails or any worker did not finish.
+
+Latencies are measured by the clients, which share this machine's cores with the server: they include
+the time a request waited for the client's own event loop, so they are upper bounds on the server's.
+PostgreSQL: --postgres-url (or HYPE_TEST_POSTGRES_URL) names a server to create fresh databases on;
+without either, a throwaway cluster is started from Debian's binaries.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+import tempfile
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from crowd_client import CrowdLog, CrowdPlan, percentile_table, run_crowd  # noqa: E402
+from crowd_setup import (  # noqa: E402
+    DatabaseCheck,
+    Server,
+    build_load_studies,
+    check_database,
+    fresh_postgres_database,
+    load_server_config,
+    throwaway_postgres,
+    truth_by_token,
+)
+
+
+@dataclass
+class LoadResult:
+    database: str
+    n_workers: int
+    log: CrowdLog
+    check: DatabaseCheck
+
+    @property
+    def ok(self) -> bool:
+        return self.check.ok and not self.log.unfinished and not self.log.unsettled
+
+    @property
+    def judgments_per_s(self) -> float:
+        return len(self.log.acknowledged) / self.log.wall_s if self.log.wall_s else 0.0
+
+
+@contextmanager
+def fresh_database(kind: str, data_dir: Path, postgres_admin: str | None) -> Iterator[str]:
+    if kind == "sqlite":
+        yield f"sqlite:///{data_dir / 'hype.db'}"
+    else:
+        assert postgres_admin, "PostgreSQL needs a server"
+        with fresh_postgres_database(postgres_admin) as url:
+            yield url
+
+
+def run_load(database_url: str, data_dir: Path, n_workers: int, *, server_workers: int = 3, server_threads: int = 2,
+             think_scale: float = 1.0, ramp_s: float = 10.0, deadline_s: float = 900.0, image_size: int = 128,
+             seed: int = 0) -> LoadResult:
+    """One benchmark run on an empty database: studies, server, crowd, check."""
+    config = load_server_config(data_dir, database_url)
+    studies = build_load_studies(config, image_size=image_size, seed=seed)
+    with ExitStack() as stack:
+        server = Server(config, workers=server_workers, threads=server_threads)
+        server.start()
+        stack.callback(server.stop)
+        oracle = truth_by_token(database_url)
+        stack.callback(oracle.dispose)
+        plan = CrowdPlan(base_url=server.base_url, slugs=tuple(s.slug for s in studies), n_workers=n_workers,
+                         ramp_s=ramp_s, think_scale=think_scale, deadline_s=deadline_s, seed=seed)
+        log = asyncio.run(run_crowd(plan, oracle))
+    check = check_database(database_url, [s.study_id for s in studies], log.acknowledged, log.refused,
+                           [*log.unsettled, *log.abandoned])
+    kind = "sqlite" if database_url.startswith("sqlite") else "postgres"
+    return LoadResult(kind, n_workers, log, check)
+
+
+def print_result(result: LoadResult) -> None:
+    log = result.log
+    print(f"\n== {result.database}, {result.n_workers} workers: {len(log.acknowledged)} judgments in {log.wall_s:.1f} s "
+          f"= {result.judgments_per_s:.1f} judgments/s; sessions finished {len(log.final_stage)}/{result.n_workers}")
+    print(f"{'endpoint':<13}{'requests':>9}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'max ms':>9}")
+    for endpoint, n, p50, p95, p99, top in percentile_table(log):
+        print(f"{endpoint:<13}{n:>9}{p50:>9.1f}{p95:>9.1f}{p99:>9.1f}{top:>9.1f}")
+    errors = ", ".join(f"{endpoint} {what} x{n}" for (endpoint, what), n in sorted(log.errors.items())) or "none"
+    print(f"errors (retried or final): {errors}")
+    for line in log.unfinished[:5]:
+        print(f"  unfinished: {line}")
+    print(f"database check: {'PASS' if result.check.ok else 'FAIL'} - {result.check.summary()}")
+    for name in ("missing", "duplicated", "refused_but_stored", "unexplained", "out_of_order"):
+        for line in getattr(result.check, name)[:5]:
+            print(f"  {name}: {line}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--db", default="sqlite,postgres", help="comma-separated: sqlite, postgres")
+    parser.add_argument("--workers", default="50,200,1000", help="comma-separated crowd sizes")
+    parser.add_argument("--server-workers", type=int, default=3, help="gunicorn processes")
+    parser.add_argument("--server-threads", type=int, default=2, help="threads per gunicorn process")
+    parser.add_argument("--think-scale", type=float, default=1.0, help="1 = a person's pace")
+    parser.add_argument("--ramp", type=float, default=10.0, help="seconds over which workers arrive")
+    parser.add_argument("--deadline", type=float, default=900.0, help="seconds before clients stop retrying")
+    parser.add_argument("--image-size", type=int, default=128)
+    parser.add_argument("--postgres-url", default=os.environ.get("HYPE_TEST_POSTGRES_URL"))
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    kinds = [k.strip() for k in args.db.split(",") if k.strip()]
+    unknown = set(kinds) - {"sqlite", "postgres"}
+    if unknown:
+        parser.error(f"unknown database kind(s): {', '.join(sorted(unknown))}")
+    sizes = [int(n) for n in args.workers.split(",")]
+    results = []
+    with ExitStack() as stack:
+        admin = args.postgres_url
+        if "postgres" in kinds and not admin:
+            admin = stack.enter_context(throwaway_postgres())
+        root = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="hype-load.")))
+        for kind in kinds:
+            for n in sizes:
+                data_dir = root / f"{kind}-{n}"
+                with fresh_database(kind, data_dir, admin) as url:
+                    result = run_load(url, data_dir, n, server_workers=args.server_workers,
+                                      server_threads=args.server_threads, think_scale=args.think_scale,
+                                      ramp_s=args.ramp, deadline_s=args.deadline, image_size=args.image_size,
+                                      seed=args.seed)
+                print_result(result)
+                results.append(result)
+    print("\nsummary")
+    print(f"{'database':<10}{'workers':>8}{'judg/s':>8}{'answer p50':>11}{'p95':>8}{'p99':>8}{'errors':>8}  check")
+    for r in results:
+        answer = next((row for row in percentile_table(r.log) if row[0] == "answer"), None)
+        p50, p95, p99 = (answer[2], answer[3], answer[4]) if answer else (float("nan"),) * 3
+        print(f"{r.database:<10}{r.n_workers:>8}{r.judgments_per_s:>8.1f}{p50:>11.1f}{p95:>8.1f}{p99:>8.1f}"
+              f"{sum(r.log.errors.values()):>8}  {'PASS' if r.ok else 'FAIL'}")
+    return 0 if all(r.ok for r in results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
