@@ -26,8 +26,7 @@ from pathlib import Path
 from typing import Iterator
 
 import numpy as np
-from sqlalchemy import create_engine, func, select, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import func, select
 
 from hype.config import Config, load_config
 from hype.db import make_engine, make_session_factory, transaction
@@ -47,21 +46,6 @@ LOAD_MODELS = ("alpha", "beta")
 
 
 # -- databases -----------------------------------------------------------------------------------------
-
-
-@contextmanager
-def fresh_postgres_database(admin_url: str) -> Iterator[str]:
-    """A new, empty database on the server ``admin_url`` points at; dropped afterwards."""
-    name = f"hype_load_{secrets.token_hex(5)}"
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield make_url(admin_url).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 @contextmanager

@@ -1,6 +1,6 @@
 """Load benchmark: a simulated crowd against the production server, on SQLite and PostgreSQL in turn.
 
-    python experiments/load_crowd.py                          # N = 50, 200, 1000 on both databases
+    python experiments/load_crowd.py                          # N = 50, 200, 500, 1000 on both databases
     python experiments/load_crowd.py --workers 200 --db sqlite --think-scale 0.3
 
 For each (database, N): a fresh database and data dir, two load studies (HYPE-infinity and HYPE-time,
@@ -31,12 +31,12 @@ from typing import Iterator
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from crowd_client import CrowdLog, CrowdPlan, percentile_table, run_crowd  # noqa: E402
+from hype.db import scratch_postgres_database  # noqa: E402
 from crowd_setup import (  # noqa: E402
     DatabaseCheck,
     Server,
     build_load_studies,
     check_database,
-    fresh_postgres_database,
     load_server_config,
     throwaway_postgres,
     truth_by_token,
@@ -65,7 +65,7 @@ def fresh_database(kind: str, data_dir: Path, postgres_admin: str | None) -> Ite
         yield f"sqlite:///{data_dir / 'hype.db'}"
     else:
         assert postgres_admin, "PostgreSQL needs a server"
-        with fresh_postgres_database(postgres_admin) as url:
+        with scratch_postgres_database(postgres_admin, prefix="hype_load") as url:
             yield url
 
 
@@ -110,7 +110,7 @@ def print_result(result: LoadResult) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--db", default="sqlite,postgres", help="comma-separated: sqlite, postgres")
-    parser.add_argument("--workers", default="50,200,1000", help="comma-separated crowd sizes")
+    parser.add_argument("--workers", default="50,200,500,1000", help="comma-separated crowd sizes")
     parser.add_argument("--server-workers", type=int, default=3, help="gunicorn processes")
     parser.add_argument("--server-threads", type=int, default=2, help="threads per gunicorn process")
     parser.add_argument("--think-scale", type=float, default=1.0, help="1 = a person's pace")

@@ -10,15 +10,13 @@ a missing PostgreSQL into a failure rather than a skip, so CI cannot go green on
 from __future__ import annotations
 
 import os
-import secrets
 from pathlib import Path
 from typing import Iterator
 
 import pytest
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 
 from hype.config import Config, load_config
+from hype.db import scratch_postgres_database
 
 POSTGRES_URL = os.environ.get("HYPE_TEST_POSTGRES_URL")
 REQUIRE_POSTGRES = os.environ.get("HYPE_TEST_REQUIRE_POSTGRES") == "1"
@@ -53,16 +51,8 @@ def db_url(db_backend: str, tmp_path: Path) -> Iterator[str]:
         if REQUIRE_POSTGRES:
             pytest.fail("HYPE_TEST_REQUIRE_POSTGRES=1 but HYPE_TEST_POSTGRES_URL is not set")
         pytest.skip("no PostgreSQL server (set HYPE_TEST_POSTGRES_URL)")
-    name = f"hype_test_{secrets.token_hex(6)}"
-    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with scratch_postgres_database(POSTGRES_URL, prefix="hype_test") as url:
+        yield url
 
 
 @pytest.fixture
