@@ -134,14 +134,25 @@ class SimulatedWorker:
                     try:
                         stage = await self.step(http, token, stage, truth)
                     except Reload:
-                        # As a reloaded page does: back in through the study link, which must find the
-                        # same session (the platform ids are the same), then on from GET /trial.
-                        self.next_state, self.reloads = None, False  # one reload per worker
-                        again, stage = await self.enter(http)
-                        self.log.resumed.append((token, again))
+                        stage = await self.reload(http, token)
                 self.log.final_stage[token] = stage
             except GaveUp as exc:
                 self.log.unfinished.append(f"worker {self.index} ({token and token[:8]}): gave up on {exc}")
+
+    async def reload(self, http: aiohttp.ClientSession, token: str) -> str:
+        """As a reloaded page does: ask the server where the session is (its page, by token). If it is
+        not over, come back in through the study link as well, which must find the same session (the
+        platform ids are the same); then go on from GET /trial. Once per worker."""
+        self.next_state, self.reloads = None, False
+        status, body = await self.call(http, "GET", f"/api/w/{token}", "state")
+        if status != 200:
+            raise GaveUp(f"state after a reload answered {status}: {body}")
+        if body["stage"] in ("completed", "failed"):  # the answer in flight was the last one
+            self.log.resumed.append((token, token))
+            return body["stage"]
+        again, stage = await self.enter(http)
+        self.log.resumed.append((token, again))
+        return stage
 
     async def enter(self, http: aiohttp.ClientSession) -> tuple[str, str]:
         status, body = await self.call(http, "POST", f"/api/s/{self.slug}/sessions", "entry",
