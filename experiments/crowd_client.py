@@ -21,6 +21,7 @@ import aiohttp
 import numpy as np
 
 from crowd_setup import AnswerRecord
+from hype.sessions import FINISHED_STAGES
 from hype.simulate import Observer
 
 FRAME_MS = 1000 / 60
@@ -130,7 +131,7 @@ class SimulatedWorker:
             try:
                 token, stage = await self.enter(http)
                 truth = await self.oracle(token)
-                while stage not in ("completed", "failed"):
+                while stage not in FINISHED_STAGES:
                     try:
                         stage = await self.step(http, token, stage, truth)
                     except Reload:
@@ -147,7 +148,7 @@ class SimulatedWorker:
         status, body = await self.call(http, "GET", f"/api/w/{token}", "state")
         if status != 200:
             raise GaveUp(f"state after a reload answered {status}: {body}")
-        if body["stage"] in ("completed", "failed"):  # the answer in flight was the last one
+        if body["stage"] in FINISHED_STAGES:  # the answer in flight was the last one
             self.log.resumed.append((token, token))
             return body["stage"]
         again, stage = await self.enter(http)
@@ -256,6 +257,15 @@ async def run_crowd(plan: CrowdPlan, oracle: Callable[[str], dict[str, bool]],
         worker.deadline = log.started_at + plan.deadline_s
     tasks = [asyncio.create_task(w.run()) for w in workers]
     side = asyncio.create_task(during(log)) if during else None
+    if side:
+        # A failure beside the crowd (a server that did not come back) ends the run at once, rather
+        # than after every worker has retried up to the deadline.
+        await asyncio.wait([side, *tasks], return_when=asyncio.FIRST_EXCEPTION)
+        if side.done() and side.exception() is not None:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            raise side.exception()
     await asyncio.gather(*tasks)
     if side:
         await side

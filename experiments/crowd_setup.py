@@ -233,6 +233,9 @@ def check_database(database_url: str, study_ids: list[int], acknowledged: list[A
     """Every acknowledged answer stored exactly once with what was sent; no refused answer stored;
     nothing stored that the client never sent; each session's answers fill its plan in order.
 
+    "Stored twice" is also what the schema forbids (judgments.trial_id and idempotency_key are
+    unique); it is checked anyway, so that a schema change cannot make this check blind to it.
+
     ``unsettled`` answers (the client gave up without a reply) may or may not be stored; they are the
     only ones allowed to be either.
     """

@@ -9,10 +9,10 @@ def serve(config: Config, *, host: str, port: int, production: bool, workers: in
     """Production: gunicorn gthread, ``workers`` processes x ``threads`` threads.
 
     Few threads per process: a request is mostly Python (the GIL), so more threads only queue behind
-    it; on 2 cores 3 x 2 and 2 x 4 served the same 73 judgments/s in experiments/load_crowd.py and
-    4 x 1 fewer (64). Each process keeps a pool of 10 PostgreSQL connections (+ 10 overflow), so the
-    server needs max_connections >= workers x 20 beside its other clients. A pool of `threads` would
-    do as well: with 500 simulated workers it served 93 judgments/s against 91 with 10.
+    it (experiments/load_crowd.py, 2 cores, one saturated run each: 3 x 2 and 2 x 4 served the same,
+    4 x 1 a seventh less). Each process keeps a pool of 10 PostgreSQL connections (+ 10 overflow), so
+    the server needs max_connections >= workers x 20 beside its other clients; a smaller pool
+    (`threads`) measured the same.
     """
     if not production:
         from hype.app import create_app

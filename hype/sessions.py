@@ -98,7 +98,8 @@ _ANSWER_TARGET = select(
 ).options(joinedload(Trial.judgment)).where(Trial.image_token == bindparam("trial_token"))
 # An image request: the trial's position, its session's stage and current position, the file.
 _IMAGE_ACCESS = (
-    select(Trial.position, Assignment.stage, _first_open_position(Trial.assignment_id, Assignment.stage), Image.file_sha256)
+    select(Trial.position, Assignment.stage, _first_open_position(Trial.assignment_id, Assignment.stage).label("open_position"),
+           Image.file_sha256)
     .join(Assignment, Assignment.id == Trial.assignment_id)
     .join(Image, Image.id == Trial.image_id)
     .where(Trial.image_token == bindparam("image_token"))
@@ -418,8 +419,9 @@ def serve_trial(session: Session, assignment: Assignment, settings: StudySetting
 
 
 def _staircase_record(session: Session, assignment: Assignment, block: int) -> StaircaseRecord:
-    # An answer moves the block's staircase and then serves the block's next trial: the record loaded
-    # for the first is the one the second needs (and the one the transaction has changed).
+    # An answer moves the block's staircase and then serves the block's next trial, which needs the
+    # same record: take it from the session instead of a second round trip (a query would return this
+    # very object). Worker requests have small sessions, so the scan is short.
     for obj in session.identity_map.values():
         if isinstance(obj, StaircaseRecord) and obj.assignment_id == assignment.id and obj.block == block:
             return obj
@@ -458,8 +460,8 @@ class AnswerOutcome:
     replayed: bool
     feedback_correct: bool | None  # only where the protocol gives feedback (HYPE-time task)
     stage: str
-    # The trial to show next and the one after it, when known without another query (the stage goes
-    # on); else None.
+    # The trial to show next and the one after it, when the stage goes on (found with the query that
+    # decides whether it does); None on a replay or when the stage changed.
     next_trial: Trial | None = None
     after_next: Trial | None = None
 
@@ -596,7 +598,7 @@ def image_file_for_token(session: Session, image_token: str) -> str | None:
     """The stored file an opaque image URL names, if the worker may load it now: its session is in a
     trial stage and the trial is the current one, the one after it (preload), or already answered."""
     row = session.execute(_IMAGE_ACCESS, {"image_token": image_token}).first()
-    if row is None or row.stage not in TRIAL_STAGES or row[2] is None or row.position > row[2] + 1:
+    if row is None or row.stage not in TRIAL_STAGES or row.open_position is None or row.position > row.open_position + 1:
         return None
     return row.file_sha256
 

@@ -140,10 +140,20 @@
 
   // -- trials ---------------------------------------------------------------------------------------
 
-  async function loadBitmap(url) {
-    const response = await fetch(url, { credentials: "same-origin" });
-    if (!response.ok) throw new Error(`could not load an image (HTTP ${response.status})`);
-    return createImageBitmap(await response.blob());
+  /* Network failures and 5xx are retried like API calls (a restarted server or database answers
+   * once with an error); a 4xx is final. */
+  async function loadBitmap(url, attempts = 6) {
+    let delay = 250;
+    for (let k = 1; ; k++) {
+      let response = null;
+      try { response = await fetch(url, { credentials: "same-origin" }); } catch (e) { response = null; }
+      if (response && response.ok) return createImageBitmap(await response.blob());
+      if ((response && response.status < 500) || k >= attempts) {
+        throw new Error(`could not load an image (${response ? `HTTP ${response.status}` : "network error"})`);
+      }
+      await sleep(delay);
+      delay = Math.min(delay * 2, 4000);
+    }
   }
 
   function initTrials() {

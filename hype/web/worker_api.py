@@ -106,11 +106,13 @@ def entry_identity(slug: str, params: dict[str, str]) -> Identity:
 
 
 def with_retries(work: Callable[[], T]) -> T:
-    """Run one short write transaction, retrying when a concurrent writer got there first.
+    """Run one short transaction (every worker-API request's database work), retrying when a
+    concurrent writer got there first or the connection was lost.
 
     An IntegrityError means another request recorded the same thing (a retried answer racing its
     original): the retry then finds that record and answers as a replay. OperationalError covers
-    SQLite's "database is locked" under many writers.
+    SQLite's "database is locked" under many writers, and a pooled PostgreSQL connection the server
+    dropped (there is no pre-ping, see hype.db): SQLAlchemy invalidates it and the retry gets a new one.
     """
     session = db()
     for attempt in range(WRITE_ATTEMPTS):
@@ -144,7 +146,7 @@ def session_state(assignment: Assignment) -> dict[str, Any]:
 def create_session(slug: str):
     body = json_body()
     params = parse_entry_params(body)
-    study = published_study(db(), slug)
+    study = with_retries(lambda: published_study(db(), slug))
     if is_mturk_preview(params):
         # MTurk previews carry no workerId: refuse as a preview before reading an identity.
         raise SessionError("This is an MTurk preview: accept the HIT to start.", status=403, code="mturk-preview")
@@ -264,14 +266,13 @@ def answer(token: str):
             return outcome, trial_state(assignment, outcome.next_trial, following=outcome.after_next)
         return outcome, trial_state(assignment, current_trial(db(), assignment))
 
-    outcome, following = with_retries(work)
-    state = {key: following[key] for key in ("stage", "progress", "url")}
+    outcome, next_state = with_retries(work)
     body = {
         "recorded": True,
         "replayed": outcome.replayed,
         "feedback": None if outcome.feedback_correct is None else {"correct": outcome.feedback_correct},
-        **state,
-        "next": following,
+        **{key: value for key, value in next_state.items() if key not in ("trial", "preload")},  # the session state
+        "next": next_state,
     }
     return jsonify(body), 200 if outcome.replayed else 201
 
@@ -302,8 +303,7 @@ def trial_image(image_token: str):
 
 @bp.get("/w/<token>/masks/<int:index>")
 def mask_image(token: str, index: int):
-    assignment = assignment_by_token(db(), token)
-    masks = mask_images(db(), assignment.study_id)
+    masks = with_retries(lambda: mask_images(db(), assignment_by_token(db(), token).study_id))
     if not 0 <= index < len(masks):
         abort(404, description="No such mask.")
     return _png(_served(masks[index].file_sha256))
@@ -311,8 +311,7 @@ def mask_image(token: str, index: int):
 
 @bp.get("/w/<token>/examples/<kind>")
 def example_image(token: str, kind: str):
-    assignment = assignment_by_token(db(), token)
-    image = example_images(db(), assignment).get(kind)
+    image = with_retries(lambda: example_images(db(), assignment_by_token(db(), token))).get(kind)
     if image is None:
         abort(404, description="No example image.")
     return _png(_served(image.file_sha256))

@@ -283,9 +283,10 @@ def test_image_tokens_are_random_and_independent_of_the_label(collected):
             trial = t["body"]["trial"]
             assert trial["image_url"] == f"/api/img/{trial['id']}"
     assert len(first_bytes[True]) > 20 and len(first_bytes[False]) > 20
-    # 1% false-alarm rate by construction: a real dependence on the label gives p far below
+    # Tokens come from `secrets`, so this is random: a 0.1% false-alarm rate by construction (1% failed
+    # one run in about fifty). A real dependence on the label gives p far below it.
     p = mannwhitneyu(first_bytes[True], first_bytes[False]).pvalue
-    assert p > 0.01, p
+    assert p > 0.001, p
     assert len(decode_token(runs[0].session_token)) >= 32
 
 

@@ -699,10 +699,15 @@ def test_an_answer_carries_the_next_trial_already_served(make_study, worker, ora
             break
         # right on the qualification, then right twice and wrong once, so the staircases move both ways
         right = trial["phase"] == "qualification" or k % 3 != 0
-        reply = w.answer(trial["id"], oracle(trial["id"], right), timing=faithful_timing(trial))
+        key = new_key()
+        reply = w.answer(trial["id"], oracle(trial["id"], right), key, timing=faithful_timing(trial))
         assert reply.status_code == 201, reply.get_data(as_text=True)
         body = reply.get_json()
         assert body["next"] == w.trial(), "next differs from GET /trial"
+        if k == 3:  # a replay (lost reply, retried) carries the state as it is now, the same next trial
+            replay = w.answer(trial["id"], oracle(trial["id"], right), key, timing=faithful_timing(trial))
+            assert replay.status_code == 200 and replay.get_json()["replayed"] is True
+            assert replay.get_json()["next"] == body["next"]
         assert {key: body[key] for key in ("stage", "progress", "url")} == {key: body["next"][key] for key in ("stage", "progress", "url")}
         stages.append(body["stage"])
         state = body["next"]
