@@ -14,6 +14,7 @@ import asyncio
 import secrets
 import time
 from collections import Counter, defaultdict
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable
 
@@ -271,6 +272,15 @@ async def run_crowd(plan: CrowdPlan, oracle: Callable[[str], dict[str, bool]],
         await side
     log.finished_at = time.monotonic()
     return log
+
+
+def run_crowd_blocking(plan: CrowdPlan, oracle: Callable[[str], dict[str, bool]],
+                       during: Callable[[CrowdLog], Awaitable[None]] | None = None) -> CrowdLog:
+    """run_crowd from synchronous code, on an event loop in a thread of its own: the caller's thread may
+    already run one (in the test suite, Playwright's sync API keeps a loop running in the main thread,
+    and asyncio.run refuses to start a second there)."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(lambda: asyncio.run(run_crowd(plan, oracle, during))).result()
 
 
 def percentile_table(log: CrowdLog) -> list[tuple[str, int, float, float, float, float]]:

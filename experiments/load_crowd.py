@@ -19,7 +19,6 @@ without either, a throwaway cluster is started from Debian's binaries.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import sys
 import tempfile
@@ -30,7 +29,7 @@ from typing import Iterator
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from crowd_client import CrowdLog, CrowdPlan, percentile_table, run_crowd  # noqa: E402
+from crowd_client import CrowdLog, CrowdPlan, percentile_table, run_crowd_blocking  # noqa: E402
 from hype.db import scratch_postgres_database  # noqa: E402
 from crowd_setup import (  # noqa: E402
     DatabaseCheck,
@@ -83,7 +82,7 @@ def run_load(database_url: str, data_dir: Path, n_workers: int, *, server_worker
         stack.callback(oracle.dispose)
         plan = CrowdPlan(base_url=server.base_url, slugs=tuple(s.slug for s in studies), n_workers=n_workers,
                          ramp_s=ramp_s, think_scale=think_scale, deadline_s=deadline_s, seed=seed)
-        log = asyncio.run(run_crowd(plan, oracle))
+        log = run_crowd_blocking(plan, oracle)
     check = check_database(database_url, [s.study_id for s in studies], log.acknowledged, log.refused,
                            [*log.unsettled, *log.abandoned])
     kind = "sqlite" if database_url.startswith("sqlite") else "postgres"

@@ -11,7 +11,7 @@ import random
 
 import pytest
 
-from crowd_client import CrowdPlan, run_crowd
+from crowd_client import CrowdPlan, run_crowd_blocking
 from crowd_setup import Server, build_load_studies, check_database, load_server_config, truth_by_token
 
 pytestmark = [pytest.mark.slow, pytest.mark.db]
@@ -46,7 +46,7 @@ def test_kill_9_under_load_loses_nothing_and_everyone_resumes(db_url, tmp_path):
     plan = CrowdPlan(base_url=server.base_url, slugs=tuple(s.slug for s in studies), n_workers=N_WORKERS, ramp_s=2.0,
                      think_scale=0.1, deadline_s=300.0, seed=chance.randrange(2**31), reload_share=0.5)
     try:
-        log = asyncio.run(run_crowd(plan, oracle, during=kill_and_restart))
+        log = run_crowd_blocking(plan, oracle, during=kill_and_restart)
     finally:
         server.stop()
         oracle.dispose()
