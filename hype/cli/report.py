@@ -1,6 +1,4 @@
-"""`hype report STUDY -o report.html`: the study report as one self-contained HTML file.
-
-Registered on the `hype` group by the import at the end of hype/cli.py."""
+"""`hype report STUDY -o report.html`: the study report as one self-contained HTML file."""
 
 from __future__ import annotations
 
@@ -8,10 +6,10 @@ from pathlib import Path
 
 import click
 
-from hype.cli import Context, fail, main, pass_ctx
+from hype.cli.base import Context, fail, pass_ctx
 
 
-@main.command("report")
+@click.command("report")
 @click.argument("study")
 @click.option("-o", "--output", "output", type=click.Path(dir_okay=False, path_type=Path), default=Path("report.html"),
               show_default=True, help="HTML file to write.")
@@ -34,3 +32,6 @@ def report_cmd(ctx: Context, study: str, output: Path, resamples: int | None) ->
         except OSError as exc:
             fail(f"cannot write {output}: {exc}")
     click.echo(f"report written: {path} ({path.stat().st_size / 1024:.0f} KiB)")
+
+
+commands = [report_cmd]

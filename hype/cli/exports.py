@@ -1,5 +1,5 @@
 """`hype export` and `hype import-results`: a study's results out to csv / json / parquet, and back in
-as a new study that scores the same. Registered on `hype.cli.main` by the import at the end of cli.py."""
+as a new study that scores the same."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ from pathlib import Path
 
 import click
 
-from hype.cli import Context, fail, main, pass_ctx
+from hype.cli.base import Context, fail, pass_ctx
 
 
-@main.command("export")
+@click.command("export")
 @click.argument("study")
 @click.option("--format", "fmt", type=click.Choice(["csv", "json", "parquet"]), default="csv", show_default=True,
               help="csv: a folder of CSV files + study.json; json: one document; parquet: a folder (needs pyarrow).")
@@ -46,7 +46,7 @@ def export_cmd(ctx: Context, study: str, fmt: str, output: Path | None, raw_ids:
         click.echo("worker ids are pseudonymised (per-study salted HMAC); --raw-ids includes the raw ones")
 
 
-@main.command("import-results")
+@click.command("import-results")
 @click.argument("path", type=click.Path(exists=True, path_type=Path))
 @click.option("--name", help="Name of the new study [default: the exported name + ' (imported)'].")
 @pass_ctx
@@ -62,3 +62,6 @@ def import_results_cmd(ctx: Context, path: Path, name: str | None) -> None:
         study_id, study_name, slug, mode = s.id, s.name, s.slug, s.mode
     click.echo(f"imported {path} as study {study_id} {study_name!r} ({mode}, closed, slug {slug})")
     click.echo(f"score it with: hype score {study_id}")
+
+
+commands = [export_cmd, import_results_cmd]

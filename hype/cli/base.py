@@ -1,0 +1,50 @@
+"""What every command shares: the lazily built config / engine / session, and one way to fail."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Iterator
+
+import click
+from sqlalchemy.orm import Session
+
+from hype.config import Config, load_config
+from hype.db import make_engine, make_session_factory
+
+
+class Context:
+    def __init__(self, data_dir: str | None, database_url: str | None):
+        self._overrides = {k: v for k, v in {"data_dir": data_dir, "database_url": database_url}.items() if v}
+        self._config: Config | None = None
+        self._engine = None
+
+    @property
+    def config(self) -> Config:
+        if self._config is None:
+            self._config = load_config(**self._overrides)
+        return self._config
+
+    @property
+    def engine(self):
+        if self._engine is None:
+            self._engine = make_engine(self.config.database_url)
+        return self._engine
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        factory = make_session_factory(self.engine)
+        with factory() as session:
+            try:
+                yield session
+                session.commit()
+            except BaseException:
+                session.rollback()
+                raise
+
+
+pass_ctx = click.make_pass_decorator(Context)
+
+
+def fail(message: str) -> None:
+    """Stop the command with a message for a person (click prints it and exits 1)."""
+    raise click.ClickException(message)

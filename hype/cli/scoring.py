@@ -1,0 +1,206 @@
+"""Scoring commands: the leaderboard from stored judgments or a CSV, and study planning."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from hype.cli.base import Context, fail, pass_ctx
+
+# hype.scoring.METHODS, spelled out so `hype --help` need not import scipy (a test keeps them equal).
+SCORING_METHODS = ("percentile", "BCa", "expanded")
+
+
+@click.command("score")
+@click.argument("study", required=False)
+@click.option("--from-csv", "csv_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Score per-participant summaries (id, model, error rates or counts) instead of a stored study.")
+@click.option("--n-fake", type=int, help="(--from-csv) Fake images per participant when the CSV has no n_fake column [default: 100].")
+@click.option("--n-real", type=int, help="(--from-csv) Real images per participant when the CSV has no n_real column [default: 100].")
+@click.option("--resamples", type=int, help="Bootstrap resamples over evaluators [default: the study's setting; 10000 for --from-csv].")
+@click.option("--method", type=click.Choice(SCORING_METHODS, case_sensitive=False), help="Bootstrap interval [default: percentile].")
+@click.option("--seed", type=int, help="Bootstrap seed [default: the study seed; 0 for --from-csv].")
+@click.option("--measured/--requested", default=None,
+              help="(STUDY, HYPE-time) Score the measured on-screen exposures / the requested ones [default: the study's setting].")
+@click.option("--include-incomplete", is_flag=True, help="(STUDY) Also score evaluators who have not completed their task.")
+@click.option("--no-store", is_flag=True, help="(STUDY) Do not store this run as a score record.")
+@click.option("--json", "as_json", is_flag=True, help="Print the leaderboard and tests as JSON.")
+@pass_ctx
+def score_cmd(ctx: Context, study: str | None, csv_path: Path | None, n_fake: int | None, n_real: int | None,
+              resamples: int | None, method: str | None, seed: int | None, measured: bool | None,
+              include_incomplete: bool, no_store: bool, as_json: bool) -> None:
+    """HYPE leaderboard with bootstrap CIs, separability tests and ranking stability.
+
+    `hype score STUDY` scores a stored study (id, slug or name) from its task judgments and stores the
+    result; `hype score --from-csv FILE` scores per-participant summaries run elsewhere."""
+    if (study is None) == (csv_path is None):
+        fail("give exactly one of STUDY (a stored study's id, slug or name) or --from-csv FILE")
+    if csv_path is not None:
+        study_only = [name for name, used in (("--measured/--requested", measured is not None),
+                                               ("--include-incomplete", include_incomplete), ("--no-store", no_store)) if used]
+        if study_only:
+            fail(f"{', '.join(study_only)} appl{'ies' if len(study_only) == 1 else 'y'} to a stored STUDY, not to --from-csv")
+        _score_csv(csv_path, n_fake, n_real, resamples, method, seed, as_json)
+        return
+    if n_fake is not None or n_real is not None:
+        fail("--n-fake/--n-real describe a --from-csv file; a stored study knows its own trials")
+    _score_stored(ctx, study, resamples=resamples, method=method, seed=seed, measured=measured,
+                  include_incomplete=include_incomplete, store=not no_store, as_json=as_json)
+
+
+def _score_csv(csv_path: Path, n_fake: int | None, n_real: int | None, resamples: int | None, method: str | None,
+               seed: int | None, as_json: bool) -> None:
+    import json
+
+    from hype.scoring import leaderboard
+    from hype.summaries import SummaryError, read_summaries
+
+    try:
+        counts = read_summaries(csv_path, n_fake=100 if n_fake is None else n_fake, n_real=100 if n_real is None else n_real)
+        board = leaderboard(counts, n_resamples=10_000 if resamples is None else resamples,
+                            method=method or "percentile", seed=0 if seed is None else seed)
+    except (SummaryError, ValueError) as exc:
+        fail(str(exc))
+    if as_json:
+        click.echo(json.dumps(board.to_dict(), indent=2))
+        return
+    _echo_leaderboard(board)
+
+
+def _score_stored(ctx: Context, ref: str, *, resamples: int | None, method: str | None, seed: int | None,
+                  measured: bool | None, include_incomplete: bool, store: bool, as_json: bool) -> None:
+    import json
+
+    from hype import studies
+    from hype.study_scoring import score_study, store_score
+
+    with ctx.session() as session:
+        try:
+            s = studies.find_study(session, ref)
+            score = score_study(session, s, method=method, n_resamples=resamples, seed=seed,
+                                include_incomplete=include_incomplete, on_measured=measured)
+        except ValueError as exc:  # StudyError, ScoringError, SettingsError
+            fail(str(exc))
+        record_id = store_score(session, s, score).id if store else None
+    if as_json:
+        click.echo(json.dumps({"score_record_id": record_id, **score.to_dict()}, indent=2))
+        return
+    _echo_study_score(score)
+    click.echo(f"stored as score record {record_id}" if store else "not stored (--no-store)")
+
+
+def _num(value: float | None, scale: float = 1.0, spec: str = ".1f") -> str:
+    import math
+
+    return "-" if value is None or not math.isfinite(value) else format(scale * value, spec)
+
+
+def _echo_leaderboard(board) -> None:
+    """The leaderboard table, the separability test and ranking stability (both input kinds)."""
+    infinity = board.mode == "hype-infinity"
+    scale = 100.0 if infinity else 1.0
+    ci = f"{100 * board.confidence_level:g}% CI"
+    if infinity:
+        click.echo(f"{'#':>2}  {'model':<24} {'HYPE-inf %':>10}  {ci:<13} {'fakes err':>9} {'reals err':>9} {'n':>4}  group")
+    else:
+        click.echo(f"{'#':>2}  {'model':<24} {'HYPE-time ms':>12}  {ci:<13} {'n':>4}  group")
+    for r in board.rows:
+        interval = f"{_num(r.ci_low, scale)}-{_num(r.ci_high, scale)}"
+        line = f"{r.rank:>2}  {r.model:<24} "
+        if infinity:
+            line += (f"{_num(r.estimate, scale):>10}  {interval:<13} {_num(r.fakes_error, scale):>9}"
+                     f" {_num(r.reals_error, scale):>9}")
+        else:
+            line += f"{_num(r.estimate, scale):>12}  {interval:<13}"
+        click.echo(f"{line} {r.n_evaluators:>4}  {r.letters}")
+    _echo_separability(board.separability, "points" if infinity else "ms", scale)
+    _echo_ranking(board.ranking)
+
+
+def _echo_separability(sep, unit: str, scale: float) -> None:
+    if sep is None:
+        click.echo("separability: not tested (needs two models with at least two scored evaluators each)")
+        return
+    name = {"student-t": "unpaired t-test", "welch-t": "Welch t-test", "anova+tukey": "one-way ANOVA"}.get(sep.test, sep.test)
+    stat = "F" if sep.test == "anova+tukey" else "t"
+    verdict = "models differ" if sep.p_value < sep.alpha else "no significant difference"
+    click.echo(f"separability ({name}): {stat} = {_num(sep.statistic, spec='.3f')}, p = {_num(sep.p_value, spec='.4g')}"
+               f" -> {verdict} at alpha {sep.alpha:g}")
+    if sep.test == "anova+tukey":
+        click.echo("  Tukey HSD:")
+    level = f"{100 * (1 - sep.alpha):g}% CI"
+    indent = "    " if sep.test == "anova+tukey" else "  "
+    for p in sep.pairwise:
+        click.echo(f"{indent}{p.model_a} - {p.model_b}: {_num(p.difference, scale)} {unit} ({level} {_num(p.ci_low, scale)}"
+                   f" to {_num(p.ci_high, scale)}), p = {_num(p.p_value, spec='.4g')}{' *' if p.significant else ''}")
+    groups = ", ".join(f"{m} {letters}" for m, letters in sep.letters.items())
+    click.echo(f"  groups (models sharing a letter are not separable): {groups}")
+
+
+def _echo_ranking(ranking) -> None:
+    if ranking is None:
+        click.echo("ranking stability: needs at least two scored models")
+        return
+    held = ", ".join(f"{m} {100 * ranking.p_at_rank[m]:.1f}%" for m in ranking.ranking)
+    click.echo(f"ranking stability: the point ranking recurs in {100 * ranking.p_same_ranking:.1f}% of resamples;"
+               f" each model holds its rank in: {held}")
+
+
+def _echo_study_score(score) -> None:
+    s, t = score.settings, score.totals
+    exposure = f", {s.exposure} exposure" if s.exposure else ""
+    click.echo(f"study {score.study_name!r} ({s.mode}): {s.method} bootstrap, {s.n_resamples} resamples, seed {s.seed}{exposure}"
+               f"{', incomplete evaluators included' if s.include_incomplete else ''}")
+    _echo_leaderboard(score.leaderboard)
+    if score.unscored_models:
+        click.echo(f"not scored (no evaluators yet): {', '.join(score.unscored_models)}")
+    click.echo(f"evaluators: {t.scored_evaluators} scored; left out: {t.excluded_evaluators} excluded,"
+               f" {t.failed_qualification} failed qualification, {t.incomplete_evaluators} incomplete,"
+               f" {t.no_trials_left} with no trial left")
+    flagged = "flagged" if s.exclude_flagged_trials else "flagged (kept: exclude_flagged_trials is off)"
+    missing = f", {t.missing_exposure_trials} without {s.exposure} exposure" if s.exposure else ""
+    click.echo(f"trials: {t.scored_trials} scored; left out: {t.flagged_trials} {flagged}{missing},"
+               f" {t.trials_of_left_out_evaluators} of left-out evaluators")
+    _echo_metrics(score)
+
+
+def _echo_metrics(score) -> None:
+    if not score.metrics:
+        return
+    click.echo("automated metrics (newest run per model, same images):")
+    click.echo(f"  {'model':<24} {'FID':>8} {'KID':>8} {'F_8':>6} {'F_1/8':>6} {'prec':>6} {'recall':>6} {'dens':>6} {'cover':>6}")
+    order = [r.model for r in score.leaderboard.rows] + [m for m in sorted(score.metrics) if m not in {r.model for r in score.leaderboard.rows}]
+    for model in order:
+        v = score.metrics.get(model)
+        if v is None:
+            continue
+        click.echo(
+            f"  {model:<24} {_num(v.get('fid'), spec='.2f'):>8} {_num(v.get('kid_mean'), spec='.4f'):>8}"
+            f" {_num(v.get('f_8'), spec='.3f'):>6} {_num(v.get('f_1_8'), spec='.3f'):>6} {_num(v.get('precision'), spec='.3f'):>6}"
+            f" {_num(v.get('recall'), spec='.3f'):>6} {_num(v.get('density'), spec='.3f'):>6} {_num(v.get('coverage'), spec='.3f'):>6}"
+        )
+
+
+@click.command("plan")
+@click.option("--mode", type=click.Choice(["hype-infinity", "hype-time"]), default="hype-infinity", show_default=True)
+@click.option("--evaluators", default="10,20,30,60,120", show_default=True, help="Comma-separated evaluator counts.")
+@click.option("--trials", type=int, help="Trials per evaluator (HYPE-infinity) or per block (HYPE-time).")
+@click.option("--simulations", default=200, show_default=True, help="Simulated studies per size.")
+@click.option("--seed", default=0, show_default=True)
+def plan_cmd(mode: str, evaluators: str, trials: int | None, simulations: int, seed: int) -> None:
+    """Expected 95% CI half-width per number of evaluators, by simulation, to buy only what is needed."""
+    from hype.simulate import plan_ci_halfwidth
+
+    try:
+        sizes = [int(v) for v in evaluators.split(",") if v.strip()]
+    except ValueError:
+        fail(f"--evaluators is a comma-separated list of integers, not {evaluators!r}")
+    rows = plan_ci_halfwidth(mode, sizes, trials, n_sim=simulations, seed=seed)
+    unit, scale = ("points", 100.0) if mode == "hype-infinity" else ("ms", 1.0)
+    click.echo(f"{'evaluators':>10}  {'CI half-width (' + unit + ')':>24}  {'10%-90% of studies':>20}")
+    for r in rows:
+        click.echo(f"{r.n_evaluators:>10}  {scale * r.mean_halfwidth:>24.2f}  {scale * r.q10_halfwidth:>9.2f}-{scale * r.q90_halfwidth:<9.2f}")
+
+
+commands = [score_cmd, plan_cmd]

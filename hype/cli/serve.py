@@ -1,0 +1,50 @@
+"""Serving commands: the platform itself, and the demo that builds studies and serves them."""
+
+from __future__ import annotations
+
+import click
+
+from hype.cli.base import Context, pass_ctx
+
+
+@click.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=5000, show_default=True, type=int)
+@click.option("--production", is_flag=True, help="Serve with gunicorn (several worker processes).")
+@click.option("--workers", default=4, show_default=True, type=int, help="gunicorn worker processes.")
+@click.option("--threads", default=2, show_default=True, type=int, help="Threads per gunicorn worker.")
+@pass_ctx
+def serve_cmd(ctx: Context, host: str, port: int, production: bool, workers: int, threads: int) -> None:
+    """Serve the platform (Flask's server for one machine, gunicorn with --production)."""
+    from hype.serving import serve
+
+    serve(ctx.config, host=host, port=port, production=production, workers=workers, threads=threads)
+
+
+@click.command("demo")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=5000, show_default=True, type=int)
+@click.option("--no-serve", is_flag=True, help="Build the demo studies and exit.")
+@click.option("--images-per-pool", default=200, show_default=True, type=int)
+@pass_ctx
+def demo_cmd(ctx: Context, host: str, port: int, no_serve: bool, images_per_pool: int) -> None:
+    """Build demo studies from bundled photographs (no network), print the links, serve."""
+    from hype.demo import build_demo
+    from hype.migrate import upgrade
+
+    ctx.config.data_dir.mkdir(parents=True, exist_ok=True)
+    upgrade(ctx.engine)
+    with ctx.session() as session:
+        info = build_demo(session, ctx.config, images_per_pool=images_per_pool, progress=True)
+    base = f"http://{host}:{port}"
+    click.echo("")
+    click.echo(f"data dir:            {ctx.config.data_dir}")
+    for line in info.describe(base):
+        click.echo(line)
+    if not no_serve:
+        from hype.serving import serve
+
+        serve(ctx.config, host=host, port=port, production=False, workers=1)
+
+
+commands = [serve_cmd, demo_cmd]
