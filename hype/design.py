@@ -1,6 +1,6 @@
 """Per-participant trial plans, drawn reproducibly from the pools and the study seed. Pure.
 
-PROTOCOL.md: every task is half real / half fake; qualification fakes come equally from all models
+docs/protocol.md: every task is half real / half fake; qualification fakes come equally from all models
 and are disjoint from the images the participant sees later; HYPE-time blocks use disjoint images.
 """
 

@@ -233,7 +233,7 @@ def write_atomic(path: Path, data: bytes) -> None:
 
 
 def phase_scrambled_mask(pixels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """A backward mask with the image's power spectrum but random phase (PROTOCOL.md decision).
+    """A backward mask with the image's power spectrum but random phase (docs/protocol.md decision).
 
     The same random phase field is used for the three channels, which keeps colours plausible;
     the Hermitian symmetry of the FFT of a real noise image keeps the result real.

@@ -173,7 +173,7 @@ def apply_rules(session: Session, study: Study, rules: ExclusionRules) -> list[E
 
 
 def bonus_sheet(session: Session, study: Study) -> str:
-    """CSV of what each finished worker is owed as bonus (PROTOCOL.md: per correct task answer)."""
+    """CSV of what each finished worker is owed as bonus (docs/protocol.md: per correct task answer)."""
     pay = study_settings(study).pay
     out = io.StringIO()
     writer = csv.writer(out)

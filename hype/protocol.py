@@ -1,6 +1,6 @@
 """The HYPE protocol settings, in one place.
 
-Every default here is a fact from PROTOCOL.md (the paper, or a decision recorded there); a study stores
+Every default here is a fact from docs/protocol.md (the paper, or a decision recorded there); a study stores
 its own copy so a later change of default never rewrites a finished study. Pure: no Flask, no DB.
 """
 

@@ -123,7 +123,7 @@ def pseudonym(study: Study, platform: str, worker_id: str) -> str:
 def _environment() -> Environment:
     # Not Flask's environment: the CLI renders the report without an app. Autoescape everything.
     return Environment(loader=FileSystemLoader(str(TEMPLATES_DIR)), autoescape=True, undefined=StrictUndefined,
-                       trim_blocks=True, lstrip_blocks=True)
+                       lstrip_blocks=True)  # no trim_blocks: a line break after a tag is the space between words
 
 
 # --------------------------------------------------------------------------------------------------

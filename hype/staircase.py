@@ -221,7 +221,7 @@ class StaircaseConfig:
 
     @classmethod
     def hype_default(cls) -> "StaircaseConfig":
-        """The protocol's defaults (PROTOCOL.md §HYPE-time), taken from hype.protocol so the numbers
+        """The protocol's defaults (docs/protocol.md §HYPE-time), taken from hype.protocol so the numbers
         live in one place."""
         from hype.protocol import TimeSettings
 

@@ -267,7 +267,7 @@ def pool_ids(session: Session, study: Study) -> tuple[list[int], dict[int, list[
 
 
 def ensure_masks(session: Session, config: Config, study: Study) -> int:
-    """Phase-scrambled masks from real pool images, made once per study (PROTOCOL.md decision)."""
+    """Phase-scrambled masks from real pool images, made once per study (docs/protocol.md decision)."""
     have = session.scalar(select(func.count()).where(Image.study_id == study.id, Image.pool == "mask")) or 0
     if have:
         return have

@@ -1,4 +1,4 @@
-"""Presentation-timing rules (PROTOCOL.md §Presentation timing). Pure: no Flask, no DB.
+"""Presentation-timing rules (docs/protocol.md §Presentation timing). Pure: no Flask, no DB.
 
 The browser shows whole display frames, so the server and the client must agree on how a requested
 exposure in ms becomes frames, and on when a measured presentation is too far off to trust. Both
@@ -24,7 +24,7 @@ FLAG_FOCUS_LOST = "focus-lost"
 
 
 def frames_for(ms: float, refresh_interval_ms: float) -> int:
-    """Frames to show for ``ms``: round(ms / frame), at least 1 (PROTOCOL.md)."""
+    """Frames to show for ``ms``: round(ms / frame), at least 1 (docs/protocol.md)."""
     if refresh_interval_ms <= 0:
         raise ValueError(f"refresh interval must be > 0 ms, not {refresh_interval_ms}")
     # Half frames round up, as the browser's Math.round does (Python's round() would go to even).

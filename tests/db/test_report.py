@@ -319,3 +319,44 @@ def test_spearman_p_is_exact_for_few_models():
     exact = stats.permutation_test((x,), lambda v: stats.spearmanr(y, v).statistic, permutation_type="pairings",
                                    n_resamples=np.inf)
     assert spearman(x, y) == pytest.approx((exact.statistic, exact.pvalue))
+
+
+# --------------------------------------------------------------------------------------------------
+# Report text: no two words run together where a template line ends in a tag
+
+
+def _visible_text(html: str) -> str:
+    body = re.sub(r"<style>.*?</style>", " ", html, flags=re.S)
+    body = re.sub(r"<img[^>]*>", " ", body)  # the data: URIs
+    body = re.sub(r"</?(span|strong|em|b|i|a|code|kbd|abbr|sub|sup)\b[^>]*>", "", body)  # inline: no word break
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", body))
+
+
+def _known_words(*extra: str) -> set[str]:
+    """Every lowercase word the template, the report's formatting code, the scoring module or the data
+    can produce. A word outside it was glued together from two (as "differat" was)."""
+    from pathlib import Path
+
+    import hype.protocol
+    import hype.report
+    import hype.scoring
+
+    sources = [Path(hype.report.TEMPLATES_DIR, "report", "report.html").read_text(encoding="utf-8"),
+               Path(hype.report.__file__).read_text(encoding="utf-8"), Path(hype.scoring.__file__).read_text(encoding="utf-8"),
+               Path(hype.protocol.__file__).read_text(encoding="utf-8"), str(metric_values(1.0, 0.5)), *extra]
+    return {w.lower() for s in sources for w in re.findall(r"[A-Za-z]+", s)}
+
+
+@pytest.mark.parametrize("mode", ["hype-infinity", "hype-time"])
+def test_report_words_do_not_run_together(session, config, make_study, mode):
+    models = ("alpha", "beta", "gamma")
+    settings = INF_SETTINGS if mode == "hype-infinity" else TIME_SETTINGS
+    study = make_study(mode, settings=settings, models=models, n_real=80, n_fake=40)
+    fill(session, study, 6, {"alpha": 0.45, "beta": 0.3, "gamma": 0.05})
+    add_metrics(session, study, {"alpha": 10.0, "beta": 30.0, "gamma": 20.0})
+    html = build_report(session, config, study, n_resamples=RESAMPLES)
+    text = _visible_text(html)
+    assert re.search(r"(the models differ|no significant difference) at α", text), text
+    known = _known_words(study.name, study.slug, WEIGHTS, *models)
+    glued = sorted({w for w in re.findall(r"[A-Za-z]{3,}", text) if w.lower() not in known})
+    assert not glued, (glued, text)

@@ -1,4 +1,4 @@
-"""Frame rules and presentation flags (hype/timing.py, PROTOCOL.md §Presentation timing).
+"""Frame rules and presentation flags (hype/timing.py, docs/protocol.md §Presentation timing).
 
 Every expected value is worked out by hand in the comment beside it, never computed by the code under
 test: at 60 Hz a frame is 1000/60 = 16.667 ms.
