@@ -57,6 +57,10 @@ Method = Literal["percentile", "BCa", "expanded"]
 METHODS: tuple[str, ...] = ("percentile", "BCa", "expanded")
 
 _DEFAULTS = StatisticsSettings()
+# Below this many evaluators a bootstrap over evaluators says nothing: with one, every resample is that
+# evaluator and the interval has no width ("0.0% - 0.0%"), which reads as certainty; with a handful,
+# the interval is far narrower than the population's spread. Pages show no CI below it.
+MIN_EVALUATORS_FOR_CI = 5
 DEFAULT_CHUNK_ELEMENTS = 4_000_000  # bounds one chunk's index matrix (~32 MB of int64)
 
 ConfidenceInterval = namedtuple("ConfidenceInterval", ["low", "high"])

@@ -40,7 +40,7 @@ from hype.images import (
     store_path,
     write_atomic,
 )
-from hype.models import GeneratorModel, Image, Study, utcnow
+from hype.models import GeneratorModel, Image, Participant, Study, utcnow
 from hype.protocol import MODES, SettingsError, StudySettings
 
 N_MASK_IMAGES = 24  # distinct masks per study; each trial draws its 4 from these
@@ -122,6 +122,45 @@ def study_settings(study: Study) -> StudySettings:
 @lru_cache(maxsize=256)
 def _parse_settings(text: str) -> StudySettings:
     return StudySettings.from_dict(json.loads(text))
+
+
+def has_started(session: Session, study: Study) -> bool:
+    """Whether any worker has entered the study (from then on its protocol is fixed)."""
+    return session.scalar(select(Participant.id).where(Participant.study_id == study.id).limit(1)) is not None
+
+
+def update_settings(session: Session, study: Study, changes: dict[str, Any]) -> list[str]:
+    """Lay ``changes`` (nested, partial) over the study's settings; returns the paths that changed.
+
+    Everything can change until the first worker starts; after that only the target and the pay
+    (hype.settings_form.EDITABLE_WHILE_RUNNING), so every evaluator of a study runs one protocol.
+    A published study's pools must still be large enough for the new counts."""
+    from hype.settings_form import EDITABLE_WHILE_RUNNING, changed_paths, merge
+
+    if study.status == "closed":
+        raise StudyError("a closed study's settings cannot change")
+    before = study_settings(study).to_dict()
+    after = merge(before, changes)
+    after["mode"], after["seed"] = before["mode"], before["seed"]
+    try:
+        parsed = StudySettings.from_dict(after)
+    except SettingsError as exc:
+        raise StudyError(str(exc)) from exc
+    changed = changed_paths(before, parsed.to_dict())
+    if changed and has_started(session, study):
+        locked = [p for p in changed if p not in EDITABLE_WHILE_RUNNING]
+        if locked:
+            raise StudyError(
+                "workers have started, so only the target and the pay can change now, not " + ", ".join(locked)
+            )
+    if changed and study.status != "draft":
+        real, fakes = pool_ids(session, study)
+        try:
+            check_pools(parsed, real, fakes)
+        except ValueError as exc:
+            raise StudyError(f"the pools are too small for these settings: {exc}") from exc
+    study.settings = parsed.to_dict()
+    return changed
 
 
 def find_study(session: Session, ref: str | int) -> Study:
@@ -244,7 +283,8 @@ def _prepare_all(
             raise ImageImportError(
                 item.source_name,
                 f"is {item.width}x{item.height} but the study's images are {size[0]}x{size[1]}; "
-                "every pool must share one size (declare a resize to convert)",
+                "every pool must share one size (resize them on import: 'Resize to' on the study page, "
+                "--resize for hype import-images, resize: in a study file)",
             )
         seen[item.pixel_sha256] = item.source_name
         (staging / item.file_sha256).write_bytes(item.encoded)

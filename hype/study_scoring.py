@@ -385,14 +385,22 @@ def _bootstrap_seed(seed: int) -> int:
     return seed if seed >= 0 else seed & (2**64 - 1)
 
 
-def _nothing_to_score(study: Study, evaluators: dict[int, _Evaluator], include_incomplete: bool) -> ScoringError:
+class NothingToScoreError(ScoringError):
+    """No evaluator counts yet; ``by_status`` says where the evaluators are, so a page can say it in words."""
+
+    def __init__(self, message: str, by_status: dict[str, int]) -> None:
+        super().__init__(message)
+        self.by_status = by_status
+
+
+def _nothing_to_score(study: Study, evaluators: dict[int, _Evaluator], include_incomplete: bool) -> NothingToScoreError:
     by_status: dict[str, int] = defaultdict(int)
     for ev in evaluators.values():
         by_status[ev.status] += 1
     what = "evaluators with task answers" if include_incomplete else "completed evaluators"
     detail = ", ".join(f"{n} {s.replace('_', ' ')}" for s, n in sorted(by_status.items())) or "no evaluators yet"
-    hint = "" if include_incomplete else "; wait for tasks to complete, or score partial ones with include_incomplete"
-    return ScoringError(f"study {study.name!r} has no {what} to score ({detail}){hint}")
+    hint = "" if include_incomplete else "; wait for tasks to complete, or score partial ones with --include-incomplete"
+    return NothingToScoreError(f"study {study.name!r} has no {what} to score ({detail}){hint}", dict(by_status))
 
 
 def _score_settings(study: Study, method: str | None, n_resamples: int | None, seed: int | None,

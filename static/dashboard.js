@@ -31,11 +31,19 @@
       const tr = document.createElement("tr");
       tr.appendChild(cell(row.model));
       tr.appendChild(cell(fmt(row.estimate, infinity)));
-      tr.appendChild(cell(`${fmt(row.ci_low, infinity)} – ${fmt(row.ci_high, infinity)}`));
+      if (row.ci_low === null || row.ci_low === undefined) {
+        const td = cell(row.ci_note || "—"); td.className = "muted"; tr.appendChild(td);
+      } else {
+        tr.appendChild(cell(`${fmt(row.ci_low, infinity)} – ${fmt(row.ci_high, infinity)}`));
+      }
       tr.appendChild(cell(String(row.n_evaluators)));
       tbody.appendChild(tr);
     }
-    box.replaceChildren(table);
+    const rule = document.createElement("p");
+    rule.className = "muted small"; rule.id = "ci-rule";
+    rule.textContent = `A confidence interval is shown from ${score.min_evaluators_for_ci} evaluators of a model on: ` +
+      "with fewer, resampling them gives an interval far narrower than the truth (with one, no width at all).";
+    box.replaceChildren(table, rule);
   }
 
   async function refresh() {

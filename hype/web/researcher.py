@@ -18,8 +18,19 @@ from hype import monitoring
 from hype.models import Image, Study
 from hype.protocol import MODES
 from hype.quality import ExclusionRules
-from hype.scoring import ScoringError
-from hype.studies import StudyError, close_study, create_study, import_images, publish_study, study_settings
+from hype.scoring import MIN_EVALUATORS_FOR_CI, ScoringError
+from hype.protocol import SettingsError, StudySettings
+from hype.settings_form import EDITABLE_WHILE_RUNNING, current_values, sections, settings_from_form
+from hype.studies import (
+    StudyError,
+    close_study,
+    create_study,
+    has_started,
+    import_images,
+    publish_study,
+    study_settings,
+    update_settings,
+)
 from hype.web import config, db
 from hype.web.auth import current_researcher, login_required
 
@@ -51,50 +62,9 @@ def studies():
 
 # -- creating -----------------------------------------------------------------------------------------
 
-FORM_FIELDS: dict[str, tuple[str, type]] = {
-    # form field -> (settings path, type)
-    "evaluators_per_model": ("evaluators_per_model", int),
-    "qualification_n_real": ("qualification.n_real", int),
-    "qualification_n_fake": ("qualification.n_fake", int),
-    "qualification_pass_real": ("qualification.pass_real", float),
-    "qualification_pass_fake": ("qualification.pass_fake", float),
-    "infinity_n_real": ("infinity.n_real", int),
-    "infinity_n_fake": ("infinity.n_fake", int),
-    "time_n_blocks": ("time.n_blocks", int),
-    "time_trials_per_block": ("time.trials_per_block", int),
-    "time_start_ms": ("time.start_ms", float),
-    "time_min_ms": ("time.min_ms", float),
-    "time_max_ms": ("time.max_ms", float),
-    "time_step_down_ms": ("time.step_down_ms", float),
-    "time_step_up_ms": ("time.step_up_ms", float),
-}
-
-
-def settings_from_form(form: Any) -> dict[str, Any]:
-    """Nested settings from the flat form; empty fields keep the protocol default."""
-    settings: dict[str, Any] = {}
-    for name, (path, kind) in FORM_FIELDS.items():
-        raw = (form.get(name) or "").strip()
-        if not raw:
-            continue
-        try:
-            value = kind(raw)
-        except ValueError as exc:
-            raise StudyError(f"{name.replace('_', ' ')} must be a number, not {raw!r}") from exc
-        node = settings
-        *parents, leaf = path.split(".")
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[leaf] = value
-    settings.setdefault("qualification", {})["enabled"] = form.get("qualification_enabled") == "on"
-    return settings
-
-
 @bp.route("/studies/new", methods=["GET", "POST"])
 @login_required
 def new_study():
-    from hype.protocol import StudySettings
-
     error = None
     if request.method == "POST":
         seed_text = (request.form.get("seed") or "").strip()
@@ -112,10 +82,37 @@ def new_study():
             db().commit()
             flash("Study created. Add the real images and one image set per model, then publish.")
             return redirect(url_for("researcher.study", study_id=study.id))
-        except (StudyError, ValueError) as exc:
+        except (StudyError, SettingsError, ValueError) as exc:
             db().rollback()
             error = str(exc)
-    return render_template("researcher/new_study.html", defaults=StudySettings(), modes=MODES, error=error, form=request.form), 400 if error else 200
+    values = request.form if request.method == "POST" else current_values(StudySettings())
+    return render_template(
+        "researcher/new_study.html", sections=sections(), values=values, modes=MODES, error=error, form=request.form
+    ), 400 if error else 200
+
+
+@bp.route("/studies/<int:study_id>/settings", methods=["GET", "POST"])
+@login_required
+def edit_settings(study_id: int):
+    """Every setting until the first worker starts; then only the target and the pay."""
+    study = _own_study(study_id)
+    started = has_started(db(), study)
+    editable = EDITABLE_WHILE_RUNNING if started else None
+    error = None
+    if request.method == "POST":
+        try:
+            changed = update_settings(db(), study, settings_from_form(request.form, only=editable))
+            db().commit()
+            flash(f"Settings saved ({', '.join(changed)} changed)." if changed else "Nothing changed.")
+            return redirect(url_for("researcher.study", study_id=study.id))
+        except (StudyError, SettingsError) as exc:
+            db().rollback()
+            error = str(exc)
+    values = request.form if request.method == "POST" else current_values(study_settings(study))
+    return render_template(
+        "researcher/edit_settings.html", study=study, sections=sections(), values=values, editable=editable,
+        started=started, error=error,
+    ), 400 if error else 200
 
 
 @bp.post("/studies/<int:study_id>/images")
@@ -128,6 +125,7 @@ def add_images(study_id: int):
     upload = request.files.get("archive")
     folder = (request.form.get("folder") or "").strip()
     try:
+        resize = _size((request.form.get("resize") or "").strip())
         if pool not in ("real", "fake"):
             raise StudyError("choose the real pool or a model")
         if pool == "fake" and not model_name:
@@ -142,13 +140,24 @@ def add_images(study_id: int):
                     raise StudyError(f"{folder} is not a folder on the server")
             else:
                 raise StudyError("upload a zip or give a server folder")
-            summary = import_images(db(), config(), study, source, pool=pool, model_name=model_name if pool == "fake" else None)
+            summary = import_images(db(), config(), study, source, pool=pool, model_name=model_name if pool == "fake" else None,
+                                    resize=resize)
         db().commit()
         flash(f"Added {summary.added} images ({summary.width}×{summary.height}) to {'the real pool' if pool == 'real' else model_name}.")
     except (StudyError, ValueError) as exc:
         db().rollback()
         flash(f"Nothing was added: {exc}", "error")
     return redirect(url_for("researcher.study", study_id=study.id))
+
+
+def _size(text: str) -> tuple[int, int] | None:
+    """'256x256' (or '256×256', '256 x 256') -> (256, 256); empty -> None (keep the images' size)."""
+    if not text:
+        return None
+    parts = text.lower().replace("×", "x").replace(" ", "").split("x")
+    if len(parts) != 2 or not all(p.isdigit() and 0 < int(p) <= 8192 for p in parts):
+        raise StudyError(f"resize is width x height in pixels, e.g. 256x256, not {text!r}")
+    return int(parts[0]), int(parts[1])
 
 
 def _staging(study: Study) -> str:
@@ -201,13 +210,28 @@ def worker_links(study: Study) -> dict[str, str]:
 
 
 def live_score(study: Study) -> dict[str, Any]:
-    from hype.study_scoring import score_study
+    """The score so far, in words a researcher reads: no CI for a model below MIN_EVALUATORS_FOR_CI."""
+    from hype.study_scoring import NothingToScoreError, score_study
 
     try:
         score = score_study(db(), study, n_resamples=LIVE_RESAMPLES)
-    except ScoringError as exc:
-        return {"available": False, "message": str(exc)}
-    return {"available": True, **score.to_dict()}
+    except NothingToScoreError as exc:
+        return {"available": False, "message": _nothing_yet(exc.by_status)}
+    except ScoringError:
+        return {"available": False, "message": "No score yet: every finished worker's trials are left out "
+                                               "(flagged for timing or lost focus)."}
+    data = score.to_dict()
+    for row in data["leaderboard"]["rows"]:
+        if row["n_evaluators"] < MIN_EVALUATORS_FOR_CI:
+            row["ci_low"] = row["ci_high"] = None
+            row["ci_note"] = f"needs {MIN_EVALUATORS_FOR_CI} evaluators"
+    return {"available": True, "min_evaluators_for_ci": MIN_EVALUATORS_FOR_CI, **data}
+
+
+def _nothing_yet(by_status: dict[str, int]) -> str:
+    words = {"incomplete": "still working", "failed_qualification": "failed the qualification", "excluded": "excluded"}
+    detail = ", ".join(f"{n} {words.get(s, s.replace('_', ' '))}" for s, n in sorted(by_status.items()))
+    return "No score yet: a score counts only workers who finished the task, and none has" + (f" ({detail})." if detail else ".")
 
 
 @bp.get("/studies/<int:study_id>")
@@ -223,6 +247,7 @@ def study(study_id: int):
         "researcher/study.html",
         study=study,
         settings=study_settings(study),
+        started=has_started(db(), study),
         pools=sorted(pool_rows),
         links=worker_links(study) if study.status != "draft" else None,
         progress=monitoring.model_progress(db(), study),

@@ -78,6 +78,8 @@ def test_researcher_creates_publishes_monitors_excludes_and_downloads(
 
         # -- create a HYPE-∞ study through the form ----------------------------------------------
         page.goto(f"{base}/studies/new")
+        if WRITE_SCREENSHOTS:
+            page.screenshot(path=str(SCREENSHOTS / "new-study.png"), full_page=True)
         page.fill("input[name=name]", STUDY_NAME)
         page.check("input[name=mode][value=hype-infinity]")
         page.fill("input[name=qualification_n_real]", str(N_QUAL[0]))
@@ -136,9 +138,29 @@ def test_researcher_creates_publishes_monitors_excludes_and_downloads(
         row_text = worker_rows.first.inner_text()
         assert "completed" in row_text and "gan" in row_text, row_text
         page.wait_for_load_state("networkidle")
+        # At 1400 px the worker table fits, and its exclusion action is on screen without scrolling.
+        page.set_viewport_size({"width": 1400, "height": 900})
+        overflow = page.evaluate("() => { const s = document.getElementById('workers'); return s.scrollWidth - s.clientWidth; }")
+        assert overflow <= 0, f"the worker table scrolls sideways by {overflow} px at 1400 px"
+        box = worker_rows.first.locator("button", has_text="exclude").bounding_box()
+        assert box is not None and box["x"] + box["width"] <= 1400, box
+        live_text = page.inner_text("#live-score")
+        assert "needs 5 evaluators" in live_text and "0.0% – 0.0%" not in live_text, live_text
         if WRITE_SCREENSHOTS:
             SCREENSHOTS.mkdir(parents=True, exist_ok=True)
             page.screenshot(path=str(SCREENSHOTS / "dashboard.png"), full_page=True)
+        page.set_viewport_size({"width": 1200, "height": 900})
+
+        # -- after the first worker, only the target and the pay can change ------------------------
+        page.click("#edit-settings")
+        assert page.locator("#settings-locked").is_visible()
+        assert page.locator("input[name=infinity_n_real]").is_disabled()
+        page.fill("input[name=evaluators_per_model]", "12")
+        if WRITE_SCREENSHOTS:
+            page.screenshot(path=str(SCREENSHOTS / "settings-locked.png"), full_page=True)
+        with page.expect_navigation():
+            page.click("form.settings-form button[type=submit]")
+        assert "evaluators_per_model changed" in page.inner_text("body")
 
         # -- exclude the worker with a reason -------------------------------------------------------
         reason = "told us they guessed"

@@ -248,3 +248,126 @@ def test_hostile_worker_ids_never_enter(client, owned_study):
     response = client.post(f"/api/s/{owned_study.slug}/sessions",
                            json={"consent": True, "params": {"PROLIFIC_PID": "<script>alert(1)</script>", "STUDY_ID": "s", "SESSION_ID": "t"}})
     assert response.status_code == 400 and "PROLIFIC_PID" in response.json["message"]
+
+
+# -- issue 16: every protocol setting in the form, editable until the first worker starts ------------------
+
+
+def _leaf_paths(data: dict, prefix: str = "") -> list[str]:
+    out = []
+    for key, value in data.items():
+        out += _leaf_paths(value, f"{prefix}{key}.") if isinstance(value, dict) else [f"{prefix}{key}"]
+    return out
+
+
+def test_new_study_form_offers_every_protocol_setting(client, researchers):
+    from hype.protocol import StudySettings
+
+    login(client, "alice@example.org")
+    page = client.get("/studies/new").get_data(as_text=True)
+    paths = [p for p in _leaf_paths(StudySettings().to_dict()) if p not in ("mode", "seed")]
+    missing = [p for p in paths if f'name="{p.replace(".", "_")}"' not in page]
+    assert not missing, missing
+    assert "PROTOCOL.md" not in page and "docs/protocol.md" in page
+
+
+def test_form_sets_pay_countdown_masks_exposure_and_steps(client, researchers, session):
+    login(client, "alice@example.org")
+    token = csrf_token(client, "/studies/new")
+    form = {"csrf_token": token, "name": "tuned", "mode": "hype-time", "qualification_enabled": "on",
+            "pay_base_usd": "1.5", "pay_bonus_per_correct_usd": "0.03", "time_countdown_steps": "2",
+            "time_countdown_ms": "400", "time_n_masks": "3", "time_mask_ms": "40", "time_min_ms": "50",
+            "time_max_ms": "800", "time_start_ms": "400", "time_step_down_ms": "5", "time_step_up_ms": "15",
+            "time_interleave_blocks": "on", "statistics_confidence_level": "0.9"}
+    assert client.post("/studies/new", data=form).status_code == 302
+    s = study_settings(session.scalar(select(Study).where(Study.name == "tuned")))
+    assert (s.pay.base_usd, s.pay.bonus_per_correct_usd) == (1.5, 0.03)
+    assert (s.time.countdown_steps, s.time.countdown_ms, s.time.n_masks, s.time.mask_ms) == (2, 400.0, 3, 40.0)
+    assert (s.time.min_ms, s.time.max_ms, s.time.start_ms, s.time.step_down_ms, s.time.step_up_ms) == (50, 800, 400, 5, 15)
+    assert s.time.interleave_blocks and s.qualification.enabled and s.statistics.confidence_level == 0.9
+    assert not s.statistics.exclude_flagged_trials  # an unticked box is off, as a browser sends it
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("time_min_ms", "600", "0 < min_ms <= start_ms <= max_ms"),
+    ("qualification_pass_real", "1.5", "is a share in [0, 1]"),
+    ("time_n_blocks", "2.5", "must be a whole number"),
+    ("pay_base_usd", "inf", "must be a finite number"),
+    ("statistics_n_resamples", "10", "n_resamples must be >= 100"),
+])
+def test_form_validation_is_the_study_files(client, researchers, session, field, value, message):
+    from hype.protocol import SettingsError, StudySettings
+
+    login(client, "alice@example.org")
+    token = csrf_token(client, "/studies/new")
+    response = client.post("/studies/new", data={"csrf_token": token, "name": "bad", "mode": "hype-time", field: value})
+    from markupsafe import escape
+
+    assert response.status_code == 400 and str(escape(message)) in response.get_data(as_text=True)
+    assert session.scalar(select(Study).where(Study.name == "bad")) is None
+    if field in ("time_min_ms", "qualification_pass_real", "statistics_n_resamples"):  # a study file says the same
+        section, key = field.split("_", 1)
+        with pytest.raises(SettingsError, match=re.escape(message)):
+            StudySettings.from_dict({"mode": "hype-time", section: {key: float(value) if "." in value else int(value)}})
+
+
+def test_settings_change_until_the_first_worker_then_only_target_and_pay(client, owned_study, session):
+    login(client, "alice@example.org")
+    url = f"/studies/{owned_study.id}/settings"
+    token = csrf_token(client, url)
+    page = client.get(url).get_data(as_text=True)
+    assert 'name="infinity_n_real"' in page and "disabled" not in page
+    client.post(url, data={"csrf_token": token, "infinity_n_real": "6", "qualification_enabled": "on",
+                           "statistics_exclude_flagged_trials": "on"})
+    session.expire_all()
+    assert study_settings(owned_study).infinity.n_real == 6
+    too_many = client.post(url, data={"csrf_token": token, "infinity_n_real": "500", "qualification_enabled": "on"})
+    assert too_many.status_code == 400 and "pools are too small" in too_many.get_data(as_text=True)
+
+    play(session, owned_study, "anon-first", accuracy=0.9, rng=np.random.default_rng(1))
+    page = client.get(url).get_data(as_text=True)
+    assert "only the target" in page
+    assert re.search(r'name="infinity_n_real"[^>]*disabled', page) and not re.search(r'name="pay_base_usd"[^>]*disabled', page)
+    response = client.post(url, data={"csrf_token": token, "infinity_n_real": "7", "evaluators_per_model": "40",
+                                      "pay_base_usd": "2", "pay_bonus_per_correct_usd": "0.05"})
+    assert response.status_code == 302
+    session.expire_all()
+    s = study_settings(owned_study)
+    assert (s.infinity.n_real, s.evaluators_per_model, s.pay.base_usd, s.pay.bonus_per_correct_usd) == (6, 40, 2.0, 0.05)
+    assert s.qualification.enabled  # locked checkboxes are not sent, and not read
+    from hype.studies import StudyError, update_settings
+
+    with pytest.raises(StudyError, match="only the target and the pay"):
+        update_settings(session, owned_study, {"infinity": {"n_real": 8}})
+
+
+def test_upload_with_resize_brings_other_sizes_to_the_study_size(client, researchers, session):
+    login(client, "alice@example.org")
+    token = csrf_token(client, "/studies/new")
+    client.post("/studies/new", data={"csrf_token": token, "name": "sizes", "mode": "hype-infinity"})
+    study = session.scalar(select(Study).where(Study.name == "sizes"))
+    rng = np.random.default_rng(5)
+    for size, resize in ((16, ""), (24, "16x16")):
+        data = {"csrf_token": token, "pool": "real", "resize": resize,
+                "archive": (_zip_of(make_pool_images(3, rng, size, smooth=False)), "r.zip")}
+        page = client.post(f"/studies/{study.id}/images", data=data, content_type="multipart/form-data", follow_redirects=True)
+        assert "Added 3 images (16×16)" in page.get_data(as_text=True)
+    data = {"csrf_token": token, "pool": "real", "resize": "big", "archive": (_zip_of(make_pool_images(1, rng, 16, smooth=False)), "r.zip")}
+    page = client.post(f"/studies/{study.id}/images", data=data, content_type="multipart/form-data", follow_redirects=True)
+    assert "resize is width x height" in page.get_data(as_text=True)
+
+
+def test_live_score_shows_no_ci_below_the_minimum_and_no_cli_words(client, owned_study, session):
+    from hype.scoring import MIN_EVALUATORS_FOR_CI
+
+    login(client, "alice@example.org")
+    page = client.get(f"/studies/{owned_study.id}").get_data(as_text=True)
+    assert "No score yet" in page and "include_incomplete" not in page and "--include" not in page
+    play(session, owned_study, "anon-only", accuracy=0.9, rng=np.random.default_rng(2))
+    live = client.get(f"/studies/{owned_study.id}/live.json").json["score"]
+    row = next(r for r in live["leaderboard"]["rows"] if r["n_evaluators"] == 1)
+    assert row["ci_low"] is None and row["ci_high"] is None and str(MIN_EVALUATORS_FOR_CI) in row["ci_note"]
+    page = client.get(f"/studies/{owned_study.id}").get_data(as_text=True)
+    box = page[page.index('id="live-score"'):page.index('id="download-report"')]
+    assert "0.0% – 0.0%" not in box and f"needs {MIN_EVALUATORS_FOR_CI} evaluators" in box
+    assert f"from {MIN_EVALUATORS_FOR_CI} evaluators of a model on" in box

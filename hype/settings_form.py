@@ -1,0 +1,185 @@
+"""The study-settings form, generated from hype.protocol so that every setting a study file can set is
+also a form field, with the same validation (StudySettings.from_dict). Pure: no Flask, no DB.
+
+A field is named after its settings path with dots as underscores ("time.step_up_ms" ->
+"time_step_up_ms"); the form only adds a label, a unit and a sentence of help. A setting added to
+hype.protocol appears in the form without any change here (with a label made from its name).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import Any, Iterator, Mapping
+
+from hype.protocol import SettingsError, StudySettings
+
+# Chosen when a study is created and fixed afterwards (mode decides the pools' use, seed the draws).
+CREATE_ONLY = ("mode", "seed")
+# What may still change once a worker has started: the target and the pay. Anything else would mean
+# that evaluators of one study ran different protocols.
+EDITABLE_WHILE_RUNNING = ("evaluators_per_model", "pay.base_usd", "pay.bonus_per_correct_usd")
+
+SECTIONS: dict[str, str] = {
+    "": "Study",
+    "qualification": "Qualification",
+    "infinity": "HYPE-∞ task",
+    "time": "HYPE-time task",
+    "pay": "Pay",
+    "statistics": "Statistics",
+}
+
+# path -> (label, unit, help)
+LABELS: dict[str, tuple[str, str, str]] = {
+    "evaluators_per_model": ("Evaluators per model (target)", "", "The paper's CIs settled at about 30."),
+    "qualification.enabled": ("Qualification before the task", "", "Switch off only for pilots."),
+    "qualification.n_real": ("Real images", "", ""),
+    "qualification.n_fake": ("Fake images", "", "Drawn equally from every model."),
+    "qualification.pass_real": ("Pass mark on real images", "share", "0.65 = 65% right needed."),
+    "qualification.pass_fake": ("Pass mark on fake images", "share", ""),
+    "infinity.n_real": ("Real images", "", ""),
+    "infinity.n_fake": ("Fake images", "", ""),
+    "time.n_blocks": ("Blocks (staircases)", "", "A pause is offered between blocks."),
+    "time.trials_per_block": ("Trials per block", "", "Even: half real, half fake."),
+    "time.start_ms": ("Start exposure", "ms", ""),
+    "time.min_ms": ("Shortest exposure", "ms", ""),
+    "time.max_ms": ("Longest exposure", "ms", ""),
+    "time.step_down_ms": ("Step after a right answer", "ms", "Shorter exposure."),
+    "time.step_up_ms": ("Step after a wrong answer", "ms", "Longer exposure; 10 / 30 settles at 75% right."),
+    "time.countdown_steps": ("Countdown numbers", "", ""),
+    "time.countdown_ms": ("Countdown per number", "ms", ""),
+    "time.n_masks": ("Masks after the image", "", ""),
+    "time.mask_ms": ("Mask duration", "ms", ""),
+    "time.interleave_blocks": ("Interleave the blocks", "", "Off: one block after the other, as in the paper."),
+    "pay.base_usd": ("Base pay", "USD", "For the qualification."),
+    "pay.bonus_per_correct_usd": ("Bonus per right answer", "USD", ""),
+    "statistics.n_resamples": ("Bootstrap resamples", "", ""),
+    "statistics.confidence_level": ("Confidence level", "share", "0.95 = 95% intervals."),
+    "statistics.exclude_flagged_trials": ("Leave flagged trials out of scores", "", "Exposure off by over a frame, or focus lost."),
+    "statistics.score_on_measured_exposure": ("Score on the measured exposure", "", "Off: on the requested one, as the paper did."),
+}
+
+
+@dataclass(frozen=True)
+class FormField:
+    path: str  # "time.step_up_ms"
+    kind: type  # bool, int or float
+    default: Any
+    label: str
+    unit: str
+    help: str
+
+    @property
+    def is_bool(self) -> bool:
+        return self.kind is bool
+
+    @property
+    def name(self) -> str:
+        return self.path.replace(".", "_")
+
+    @property
+    def section(self) -> str:
+        return self.path.rsplit(".", 1)[0] if "." in self.path else ""
+
+    @property
+    def step(self) -> str:
+        if self.kind is int:
+            return "1"
+        return "0.01" if self.unit in ("share", "USD") else "any"
+
+
+def _leaves(cls: type, prefix: str = "") -> Iterator[tuple[str, Any]]:
+    instance = cls()
+    for f in dataclasses.fields(cls):
+        value = getattr(instance, f.name)
+        path = f"{prefix}{f.name}"
+        if dataclasses.is_dataclass(value):
+            yield from _leaves(type(value), f"{path}.")
+        else:
+            yield path, value
+
+
+def form_fields() -> list[FormField]:
+    """Every StudySettings leaf but mode and seed, in the protocol's own order."""
+    out = []
+    for path, default in _leaves(StudySettings):
+        if path in CREATE_ONLY:
+            continue
+        label, unit, help_text = LABELS.get(path, (path.rsplit(".", 1)[-1].replace("_", " ").capitalize(), "", ""))
+        out.append(FormField(path, type(default), default, label, unit, help_text))
+    return out
+
+
+def sections(fields: list[FormField] | None = None) -> list[tuple[str, str, list[FormField]]]:
+    """(section key, title, fields), sections in SECTIONS order, unknown ones after."""
+    fields = form_fields() if fields is None else fields
+    keys = list(SECTIONS) + sorted({f.section for f in fields} - set(SECTIONS))
+    return [(k, SECTIONS.get(k, k.capitalize()), [f for f in fields if f.section == k]) for k in keys if any(f.section == k for f in fields)]
+
+
+def current_values(settings: StudySettings) -> dict[str, Any]:
+    """Form field name -> the value these settings hold (for an edit form)."""
+    data = settings.to_dict()
+    out = {}
+    for f in form_fields():
+        node: Any = data
+        for part in f.path.split("."):
+            node = node[part]
+        out[f.name] = node
+    return out
+
+
+def settings_from_form(form: Mapping[str, str], only: tuple[str, ...] | None = None) -> dict[str, Any]:
+    """Nested settings from the flat form. An empty number keeps the default (or the study's value);
+    a checkbox is off when absent. ``only`` restricts to those paths (the others are not read)."""
+    settings: dict[str, Any] = {}
+    for f in form_fields():
+        if only is not None and f.path not in only:
+            continue
+        if f.kind is bool:
+            value: Any = form.get(f.name) in ("on", "true", "1")
+        else:
+            raw = (form.get(f.name) or "").strip()
+            if not raw:
+                continue
+            value = _number(raw, f)
+        node = settings
+        *parents, leaf = f.path.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return settings
+
+
+def _number(raw: str, f: FormField) -> int | float:
+    what = f"{f.label} ({f.path})"
+    try:
+        if f.kind is int:
+            return int(raw)
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(f"{what} must be {'a whole number' if f.kind is int else 'a number'}, not {raw!r}") from None
+    if not math.isfinite(value):
+        raise SettingsError(f"{what} must be a finite number, not {raw!r}")
+    return value
+
+
+def merge(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+    """``base`` with ``changes`` laid over it, nested dicts merged (neither argument is modified)."""
+    out = dict(base)
+    for key, value in changes.items():
+        out[key] = merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+def changed_paths(before: dict[str, Any], after: dict[str, Any], prefix: str = "") -> list[str]:
+    """Settings paths whose value differs between two settings dicts."""
+    out = []
+    for key in sorted(set(before) | set(after)):
+        a, b = before.get(key), after.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += changed_paths(a, b, f"{prefix}{key}.")
+        elif a != b:
+            out.append(f"{prefix}{key}")
+    return out
