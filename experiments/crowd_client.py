@@ -212,7 +212,7 @@ class SimulatedWorker:
             await self.fetch(http, url)
         record = AnswerRecord(token, secrets.token_urlsafe(12), trial["id"], judged_fake)
         body = {"trial": record.trial, "response": "fake" if judged_fake else "real", "idempotency_key": record.key,
-                **_faithful_timing(trial, reaction)}
+                **faithful_timing(trial, reaction)}
         try:
             status, result = await self.call(http, "POST", f"{api}/answers", "answer", json=body)
         except GaveUp:
@@ -232,7 +232,7 @@ class SimulatedWorker:
         return result["stage"]
 
 
-def _faithful_timing(trial: dict[str, Any], reaction_ms: float) -> dict[str, Any]:
+def faithful_timing(trial: dict[str, Any], reaction_ms: float) -> dict[str, Any]:
     """What a 60 Hz browser that showed the trial exactly as asked would report."""
     if not trial["timed"]:
         return {"measured_ms": reaction_ms, "mask_measured_ms": [], "refresh_interval_ms": FRAME_MS, "reaction_ms": reaction_ms}

@@ -100,8 +100,10 @@ class LoadStudy:
 
 
 def build_load_studies(config: Config, *, image_size: int = 128, seed: int = 11,
-                       modes: tuple[str, ...] = ("hype-infinity", "hype-time")) -> list[LoadStudy]:
-    """One published study per mode, open to any number of workers, on a migrated database."""
+                       modes: tuple[str, ...] = ("hype-infinity", "hype-time"),
+                       settings_by_mode: dict[str, dict] | None = None) -> list[LoadStudy]:
+    """One published study per mode, open to any number of workers, on a migrated database.
+    ``settings_by_mode`` replaces LOAD_SETTINGS (80 images per pool bound what a session can draw)."""
     from hype.studies import create_study, import_images, publish_study
 
     config.data_dir.mkdir(parents=True, exist_ok=True)
@@ -112,7 +114,7 @@ def build_load_studies(config: Config, *, image_size: int = 128, seed: int = 11,
     try:
         with transaction(make_session_factory(engine)) as session:
             for mode in modes:
-                settings = {**LOAD_SETTINGS[mode], "evaluators_per_model": 100_000}
+                settings = {**(settings_by_mode or LOAD_SETTINGS)[mode], "evaluators_per_model": 100_000}
                 study = create_study(session, name=f"load {mode}", mode=mode, seed=seed, settings=settings)
                 import_images(session, config, study, _noise_pngs(80, image_size, rng, smooth=False), pool="real")
                 for name in LOAD_MODELS:

@@ -1,0 +1,168 @@
+"""The baselines experiments/bench_serving.py measures hype against: the least a Flask handler can do
+for the same database work, served by gunicorn exactly as `hype serve --production` is.
+
+- ``sqlite3``: POST /answer parses the JSON body, INSERTs one judgment row with the DB-API (one
+  connection per thread, the same pragmas as hype.db) and commits; GET /img/<name> reads a PNG from
+  disk and returns it with the same headers as hype's images.
+- ``orm``: the same answer through a SQLAlchemy 2 mapped class, session.add() and commit.
+
+    python experiments/bare_apps.py sqlite3 --db /tmp/bare.db --images DIR --port 8001 --workers 3 --threads 2
+
+Nothing here checks a token, an order or a staircase: it is the floor, not a rival implementation.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sqlite3
+import threading
+from pathlib import Path
+
+from typing import Optional
+
+from flask import Flask, Response, abort, jsonify, request
+from sqlalchemy import Boolean, Float, String, create_engine, event
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+
+PRAGMAS = ("PRAGMA journal_mode=WAL", "PRAGMA foreign_keys=ON", "PRAGMA busy_timeout=10000", "PRAGMA synchronous=NORMAL")
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS judgments (
+    id INTEGER PRIMARY KEY,
+    session_token TEXT NOT NULL,
+    trial TEXT NOT NULL,
+    idempotency_key TEXT NOT NULL UNIQUE,
+    judged_fake BOOLEAN NOT NULL,
+    measured_ms REAL,
+    reaction_ms REAL,
+    refresh_interval_ms REAL
+)
+"""
+
+
+def create_schema(db_path: Path) -> None:
+    with sqlite3.connect(db_path) as conn:
+        for pragma in PRAGMAS:
+            conn.execute(pragma)
+        conn.execute(SCHEMA)
+
+
+def _image_route(app: Flask, images: Path) -> None:
+    @app.get("/img/<name>")
+    def image(name: str):
+        path = images / name
+        if "/" in name or not path.is_file():
+            abort(404)
+        response = Response(path.read_bytes(), mimetype="image/png")
+        response.headers["Cache-Control"] = "private, no-store"
+        return response
+
+    @app.get("/health")
+    def health():
+        return "ok"
+
+
+def sqlite3_app(db_path: Path, images: Path) -> Flask:
+    app = Flask("bare_sqlite3")
+    local = threading.local()
+
+    def connection() -> sqlite3.Connection:
+        conn = getattr(local, "conn", None)
+        if conn is None:
+            conn = local.conn = sqlite3.connect(db_path, timeout=10, check_same_thread=False)
+            for pragma in PRAGMAS:
+                conn.execute(pragma)
+        return conn
+
+    @app.post("/answer/<token>")
+    def answer(token: str):
+        body = request.get_json()
+        conn = connection()
+        with conn:  # commits
+            cursor = conn.execute(
+                "INSERT INTO judgments (session_token, trial, idempotency_key, judged_fake, measured_ms, reaction_ms, "
+                "refresh_interval_ms) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (token, body["trial"], body["idempotency_key"], body["response"] == "fake", body.get("measured_ms"),
+                 body.get("reaction_ms"), body.get("refresh_interval_ms")),
+            )
+        return jsonify(recorded=True, id=cursor.lastrowid), 201
+
+    _image_route(app, images)
+    return app
+
+
+class _Base(DeclarativeBase):
+    pass
+
+
+class BareJudgment(_Base):
+    __tablename__ = "judgments"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    session_token: Mapped[str] = mapped_column(String)
+    trial: Mapped[str] = mapped_column(String)
+    idempotency_key: Mapped[str] = mapped_column(String, unique=True)
+    judged_fake: Mapped[bool] = mapped_column(Boolean)
+    measured_ms: Mapped[Optional[float]] = mapped_column(Float)
+    reaction_ms: Mapped[Optional[float]] = mapped_column(Float)
+    refresh_interval_ms: Mapped[Optional[float]] = mapped_column(Float)
+
+
+def orm_app(db_path: Path, images: Path) -> Flask:
+    engine = create_engine(f"sqlite:///{db_path}", connect_args={"timeout": 10})
+
+    @event.listens_for(engine, "connect")
+    def _pragmas(dbapi_conn, _record) -> None:
+        cursor = dbapi_conn.cursor()
+        for pragma in PRAGMAS:
+            cursor.execute(pragma)
+        cursor.close()
+
+    app = Flask("bare_orm")
+
+    @app.post("/answer/<token>")
+    def answer(token: str):
+        body = request.get_json()
+        with Session(engine, expire_on_commit=False) as session:
+            row = BareJudgment(session_token=token, trial=body["trial"], idempotency_key=body["idempotency_key"],
+                              judged_fake=body["response"] == "fake", measured_ms=body.get("measured_ms"),
+                              reaction_ms=body.get("reaction_ms"), refresh_interval_ms=body.get("refresh_interval_ms"))
+            session.add(row)
+            session.commit()
+            return jsonify(recorded=True, id=row.id), 201
+
+    _image_route(app, images)
+    return app
+
+
+APPS = {"sqlite3": sqlite3_app, "orm": orm_app}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("kind", choices=sorted(APPS))
+    parser.add_argument("--db", type=Path, required=True)
+    parser.add_argument("--images", type=Path, required=True)
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--workers", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    create_schema(args.db)
+
+    from gunicorn.app.base import BaseApplication
+
+    class _Gunicorn(BaseApplication):  # the settings hype.serving gives gunicorn
+        def load_config(self) -> None:
+            self.cfg.set("bind", f"127.0.0.1:{args.port}")
+            self.cfg.set("workers", args.workers)
+            self.cfg.set("worker_class", "gthread")
+            self.cfg.set("threads", args.threads)
+            self.cfg.set("timeout", 60)
+            self.cfg.set("graceful_timeout", 10)
+
+        def load(self):
+            return APPS[args.kind](args.db, args.images)
+
+    _Gunicorn().run()
+
+
+if __name__ == "__main__":
+    main()

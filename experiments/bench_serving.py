@@ -1,0 +1,463 @@
+"""What a judgment costs the server: hype against bare Flask handlers doing the same database work,
+side by side in one run, under the same gunicorn configuration and the same closed-loop clients.
+
+    python experiments/bench_serving.py                    # 2000 requests a phase, SQLite + PostgreSQL
+    python experiments/bench_serving.py --requests 300 --db sqlite      # a quick look
+
+Servers (each `gunicorn gthread`, --workers x --threads, default 3 x 2, as `hype serve --production`):
+- hype on SQLite, and hype on PostgreSQL (a throwaway cluster unless --postgres-url is given);
+- bare Flask + sqlite3 INSERT, and bare Flask + SQLAlchemy ORM INSERT (experiments/bare_apps.py).
+
+Phases, each run by --clients closed-loop clients with no think time (a client sends its next request
+the moment the previous one is answered):
+- answer: POST answers back to back (hype: each answer's reply carries the next trial, as the runner
+  uses it; HYPE-infinity and HYPE-time sessions in turn);
+- image: GET the current trial's image again and again;
+- judgment: GET image, then POST answer (what one trial costs).
+
+The CPU figure is server CPU only: user + system time of the gunicorn arbiter and its workers (and, on
+PostgreSQL, of the cluster's processes, shown apart), read from /proc before and after each phase, so
+the clients' own CPU is not in it. Latencies are the clients' (they include time waiting for the
+client's event loop, on the same cores) and are upper bounds on the server's.
+
+Sessions are entered and moved to the task before a phase starts; a phase sends only its own requests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import secrets
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from crowd_client import FRAME_MS, faithful_timing  # noqa: E402
+from crowd_setup import Server, _noise_pngs, build_load_studies, free_port, load_server_config  # noqa: E402
+from hype.db import scratch_postgres_database  # noqa: E402
+
+# Long sessions without qualification: a phase seldom needs a new one, and every answer is a task
+# answer (HYPE-time: one staircase of 100 trials; pools hold 80 images each, 50 + 50 are drawn).
+BENCH_SETTINGS: dict[str, dict] = {
+    "hype-infinity": {"qualification": {"enabled": False}, "infinity": {"n_real": 50, "n_fake": 50}},
+    "hype-time": {"qualification": {"enabled": False}, "time": {"n_blocks": 1, "trials_per_block": 100}},
+}
+TRIALS_PER_SESSION = 100
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+BENCH_PG_PORT = 54341
+
+
+# -- CPU of a process tree, from /proc ---------------------------------------------------------------------
+
+
+def _stat(pid: int) -> list[str] | None:
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return text[text.rindex(")") + 2:].split()  # fields from 3 (state) on; the name may hold spaces
+
+
+def descendants(root: int) -> list[int]:
+    """``root`` and every process below it."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            fields = _stat(int(entry.name))
+            if fields:
+                children.setdefault(int(fields[1]), []).append(int(entry.name))
+    out, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        out.append(pid)
+        todo.extend(children.get(pid, []))
+    return out
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU of these processes (all their threads), in seconds."""
+    total = 0
+    for pid in pids:
+        fields = _stat(pid)
+        if fields:
+            total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
+    return total / CLK_TCK
+
+
+def postmaster_pid(port: int) -> int | None:
+    """The PostgreSQL server listening on ``port`` (its command line names the port)."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if argv and argv[0].endswith(b"postgres") and b"-p" in argv and str(port).encode() in argv:
+            return int(entry.name)
+    return None
+
+
+# -- the servers ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Target:
+    """One server under test and how to reach its sessions."""
+
+    name: str
+    base_url: str
+    pid: int
+    kind: str  # "hype" or "bare"
+    slugs: dict[str, str] = field(default_factory=dict)  # hype: mode -> study slug
+    images: list[str] = field(default_factory=list)  # bare: image file names
+    db_pid: int | None = None  # PostgreSQL's postmaster, when its CPU can be read
+
+    def server_pids(self) -> list[int]:
+        return descendants(self.pid)
+
+    def db_pids(self) -> list[int]:
+        return descendants(self.db_pid) if self.db_pid else []
+
+
+class BareServer:
+    def __init__(self, kind: str, root: Path, image_files: list[Path], *, workers: int, threads: int):
+        self.kind, self.root, self.workers, self.threads = kind, root, workers, threads
+        self.port = free_port()
+        self.images = root / "images"
+        self.images.mkdir(parents=True, exist_ok=True)
+        for path in image_files:
+            (self.images / path.name).write_bytes(path.read_bytes())
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        log = open(self.root / "server.log", "ab")
+        command = [sys.executable, str(Path(__file__).with_name("bare_apps.py")), self.kind, "--db", str(self.root / "bare.db"),
+                   "--images", str(self.images), "--port", str(self.port), "--workers", str(self.workers),
+                   "--threads", str(self.threads)]
+        self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        log.close()
+        _wait_for(f"http://127.0.0.1:{self.port}/health", self.process)
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            os.killpg(self.process.pid, 15)
+            self.process.wait(timeout=20)
+
+
+def _wait_for(url: str, process: subprocess.Popen, timeout_s: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited with {process.returncode}")
+        try:
+            with urllib.request.urlopen(url, timeout=2):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"{url} did not answer within {timeout_s:.0f} s")
+
+
+# -- the clients ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class PhaseResult:
+    target: str
+    phase: str
+    units: int
+    wall_s: float
+    server_cpu_s: float
+    db_cpu_s: float
+    latencies_ms: dict[str, list[float]]
+    errors: dict[str, int]
+
+    @property
+    def cpu_ms(self) -> float:
+        return self.server_cpu_s * 1000 / self.units
+
+    @property
+    def db_cpu_ms(self) -> float:
+        return self.db_cpu_s * 1000 / self.units
+
+    def percentile(self, request: str, q: float) -> float:
+        values = self.latencies_ms.get(request)
+        return float(np.percentile(values, q)) if values else float("nan")
+
+
+class Client:
+    """One closed-loop client: its own keep-alive connection, no think time."""
+
+    def __init__(self, target: Target, http: aiohttp.ClientSession, latencies: dict[str, list[float]], errors: dict[str, int]):
+        self.target, self.http, self.latencies, self.errors = target, http, latencies, errors
+
+    async def request(self, name: str, method: str, path: str, json: Any = None) -> Any:
+        begun = time.perf_counter()
+        async with self.http.request(method, self.target.base_url + path, json=json) as response:
+            body = await (response.read() if name == "image" else response.json(content_type=None))
+            self.latencies.setdefault(name, []).append((time.perf_counter() - begun) * 1000)
+            if response.status >= 300:
+                self.errors[f"{name} {response.status}"] = self.errors.get(f"{name} {response.status}", 0) + 1
+                raise RuntimeError(f"{method} {path} answered {response.status}: {body!r:.200}")
+            return body
+
+
+def _answer_body(trial: dict[str, Any], rng: np.random.Generator) -> dict[str, Any]:
+    reaction = float(rng.lognormal(np.log(900), 0.3))
+    return {"trial": trial["id"], "response": "fake" if rng.random() < 0.5 else "real",
+            "idempotency_key": secrets.token_urlsafe(12), **faithful_timing(trial, reaction)}
+
+
+async def prepare_hype_sessions(target: Target, mode: str, n: int) -> list[dict[str, Any]]:
+    """``n`` sessions entered, past the instructions and the browser check, with their first trial."""
+    connector = aiohttp.TCPConnector(limit=8)
+    async with aiohttp.ClientSession(connector=connector, cookie_jar=aiohttp.DummyCookieJar()) as http:
+        client = Client(target, http, {}, {})
+
+        async def one(k: int) -> dict[str, Any]:
+            params = {"PROLIFIC_PID": f"bench{secrets.token_hex(6)}", "STUDY_ID": "bench", "SESSION_ID": f"s{k}"}
+            entry = await client.request("entry", "POST", f"/api/s/{target.slugs[mode]}/sessions",
+                                         {"consent": True, "params": params})
+            api = f"/api/w/{entry['token']}"
+            await client.request("instructions", "POST", f"{api}/instructions", {})
+            await client.request("check", "POST", f"{api}/check",
+                                 {"refresh_interval_ms": FRAME_MS, "window_width": 1280, "window_height": 900})
+            state = await client.request("trial", "GET", f"{api}/trial")
+            return {**state, "token": entry["token"]}
+
+        return list(await asyncio.gather(*(one(k) for k in range(n))))
+
+
+async def run_phase(target: Target, phase: str, units: int, clients: int, sessions: list[dict[str, Any]], seed: int,
+                    measure: bool = True) -> PhaseResult:
+    """``units`` answers, images or judgments, shared by ``clients`` closed-loop clients."""
+    latencies: dict[str, list[float]] = {}
+    errors: dict[str, int] = {}
+    remaining = [units]
+    rng = np.random.default_rng(seed)
+
+    def take() -> bool:
+        if remaining[0] <= 0:
+            return False
+        remaining[0] -= 1
+        return True
+
+    async def hype_client(client: Client) -> None:
+        state = sessions.pop()
+        while take():
+            while state["trial"] is None:
+                state = sessions.pop()
+            trial, token = state["trial"], state["token"]
+            if phase in ("image", "judgment"):
+                await client.request("image", "GET", trial["image_url"])
+            if phase in ("answer", "judgment"):
+                reply = await client.request("answer", "POST", f"/api/w/{token}/answers", _answer_body(trial, rng))
+                state = {**reply["next"], "token": token}
+
+    async def bare_client(client: Client, index: int) -> None:
+        token = secrets.token_urlsafe(32)
+        k = index
+        while take():
+            name = target.images[k % len(target.images)]
+            k += clients
+            if phase in ("image", "judgment"):
+                await client.request("image", "GET", f"/img/{name}")
+            if phase in ("answer", "judgment"):
+                trial = {"id": name, "timed": False}
+                await client.request("answer", "POST", f"/answer/{token}", _answer_body(trial, rng))
+
+    async def one(index: int) -> None:
+        connector = aiohttp.TCPConnector(limit=1)
+        async with aiohttp.ClientSession(connector=connector, cookie_jar=aiohttp.DummyCookieJar()) as http:
+            client = Client(target, http, latencies, errors)
+            if target.kind == "hype":
+                await hype_client(client)
+            else:
+                await bare_client(client, index)
+
+    pids, db_pids = target.server_pids(), target.db_pids()
+    cpu0, db0, t0 = cpu_seconds(pids), cpu_seconds(db_pids), time.perf_counter()
+    await asyncio.gather(*(one(k) for k in range(clients)))
+    wall = time.perf_counter() - t0
+    cpu, db = cpu_seconds(pids) - cpu0, cpu_seconds(db_pids) - db0
+    return PhaseResult(target.name, phase, units, wall, cpu, db, latencies, errors)
+
+
+def bench_target(target: Target, phases: list[tuple[str, str]], units: int, clients: int, warmup: int,
+                 seed: int) -> list[PhaseResult]:
+    """Each (phase, mode) in turn; hype sessions are made beforehand, outside the measured time."""
+    results = []
+    for k, (phase, mode) in enumerate(phases):
+        sessions: list[dict[str, Any]] = []
+        if target.kind == "hype":
+            per_session = TRIALS_PER_SESSION if phase != "image" else units + warmup
+            needed = clients + -(-(units + warmup) // per_session) + clients
+            sessions = asyncio.run(prepare_hype_sessions(target, mode, needed))
+        if warmup:
+            asyncio.run(run_phase(target, phase, warmup, clients, sessions, seed + 1000 + k))
+        result = asyncio.run(run_phase(target, phase, units, clients, sessions, seed + k))
+        result.phase = f"{phase} ({_short(mode)})" if mode else phase
+        results.append(result)
+        print(f"  {target.name:<16} {result.phase:<20} {result.units:>6} in {result.wall_s:5.1f} s  "
+              f"server CPU {result.cpu_ms:5.2f} ms/unit"
+              + (f" + PostgreSQL {result.db_cpu_ms:4.2f}" if target.db_pid else "")
+              + f"  answer p50/p99 {result.percentile('answer', 50):5.1f}/{result.percentile('answer', 99):5.1f}"
+              + f"  image p50/p99 {result.percentile('image', 50):5.1f}/{result.percentile('image', 99):5.1f}", flush=True)
+    return results
+
+
+def _short(mode: str) -> str:
+    return {"hype-infinity": "HYPE-inf", "hype-time": "HYPE-time"}.get(mode, mode)
+
+
+# -- the report ------------------------------------------------------------------------------------------------
+
+
+ROWS = (  # label, hype's phase, the bare apps' phase, the request whose latency is shown
+    ("POST answer (HYPE-inf)", "answer (HYPE-inf)", "answer", "answer"),
+    ("POST answer (HYPE-time)", "answer (HYPE-time)", "answer", "answer"),
+    ("GET image", "image (HYPE-inf)", "image", "image"),
+    ("judgment (image+answer)", "judgment (HYPE-inf)", "judgment", None),
+)
+TARGETS = ("hype sqlite", "hype postgres", "bare sqlite3", "bare orm")
+SHORT = {"hype sqlite": "hype-sqlite", "hype postgres": "hype-pg", "bare sqlite3": "sqlite3", "bare orm": "orm"}
+
+
+def print_table(results: list[PhaseResult]) -> None:
+    """The CPU table (ratios against the bare sqlite3 app, and the bare ORM app), then latencies."""
+    by = {(r.target, r.phase): r for r in results}
+    targets = [t for t in TARGETS if any(r.target == t for r in results)]
+    hypes = [t for t in targets if t.startswith("hype")]
+
+    def cell(target: str, hype_phase: str, bare_phase: str) -> PhaseResult | None:
+        return by.get((target, hype_phase if target.startswith("hype") else bare_phase))
+
+    ratios = [(h, b) for h in hypes for b in ("bare sqlite3", "bare orm") if b in targets]
+    print("\nserver CPU per request, ms (gunicorn processes; [PostgreSQL's own processes])")
+    print(f"{'request':<26}" + "".join(f"{t:>16}" for t in targets)
+          + "".join(f"{SHORT[h] + '/' + SHORT[b]:>20}" for h, b in ratios))
+    for label, hype_phase, bare_phase, _ in ROWS:
+        line = f"{label:<26}"
+        for t in targets:
+            r = cell(t, hype_phase, bare_phase)
+            text = "-" if r is None else f"{r.cpu_ms:.2f}" + (f" [{r.db_cpu_ms:.2f}]" if r.db_cpu_s else "")
+            line += f"{text:>16}"
+        for h, b in ratios:
+            hype, bare = cell(h, hype_phase, bare_phase), cell(b, hype_phase, bare_phase)
+            line += f"{(f'{hype.cpu_ms / bare.cpu_ms:.2f}x' if hype and bare else '-'):>20}"
+        print(line)
+
+    print("\nclient latency p50 / p99, ms (closed-loop clients on the same cores)")
+    print(f"{'request':<34}" + "".join(f"{t:>16}" for t in targets)
+          + "".join(f"{SHORT[h] + '/sqlite3':>20}" for h in hypes if "bare sqlite3" in targets))
+    for label, hype_phase, bare_phase, request in ROWS:
+        for req in ((request,) if request else ("image", "answer")):
+            line = f"{(label if request else f'{label}: {req}'):<34}"
+            for t in targets:
+                r = cell(t, hype_phase, bare_phase)
+                ok = r is not None and req in r.latencies_ms
+                line += f"{(f'{r.percentile(req, 50):.1f} / {r.percentile(req, 99):.1f}' if ok else '-'):>16}"
+            base = cell("bare sqlite3", hype_phase, bare_phase)
+            for h in hypes:
+                if "bare sqlite3" not in targets:
+                    continue
+                r = cell(h, hype_phase, bare_phase)
+                ok = r is not None and base is not None and req in r.latencies_ms and req in base.latencies_ms
+                text = (f"{r.percentile(req, 50) / base.percentile(req, 50):.1f}x / "
+                        f"{r.percentile(req, 99) / base.percentile(req, 99):.1f}x") if ok else "-"
+                line += f"{text:>20}"
+            print(line)
+
+
+def loadavg() -> str:
+    return Path("/proc/loadavg").read_text().split(" ", 3)[:3].__str__()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--db", default="sqlite,postgres", help="hype's databases: sqlite, postgres")
+    parser.add_argument("--requests", type=int, default=2000, help="measured units per phase")
+    parser.add_argument("--warmup", type=int, default=200, help="units per phase before measuring")
+    parser.add_argument("--clients", type=int, default=16)
+    parser.add_argument("--workers", type=int, default=3, help="gunicorn processes, every server")
+    parser.add_argument("--threads", type=int, default=2, help="threads per gunicorn process")
+    parser.add_argument("--image-size", type=int, default=128)
+    parser.add_argument("--no-bare", action="store_true", help="hype only (the ratios then need an earlier run)")
+    parser.add_argument("--postgres-url", default=None,
+                        help="a PostgreSQL server to make a scratch database on (default: a throwaway cluster, "
+                             "whose CPU is then counted apart)")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    kinds = [k.strip() for k in args.db.split(",") if k.strip()]
+    if set(kinds) - {"sqlite", "postgres"}:
+        parser.error("--db takes sqlite and/or postgres")
+    print(f"load average at start: {loadavg()}; {os.cpu_count()} CPUs; {args.clients} clients; "
+          f"servers {args.workers} x {args.threads} gthread; {args.requests} units a phase (+{args.warmup} warm-up)")
+    hype_phases = [("answer", "hype-infinity"), ("answer", "hype-time"), ("image", "hype-infinity"),
+                   ("judgment", "hype-infinity")]
+    results: list[PhaseResult] = []
+    with ExitStack() as stack:
+        root = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="hype-bench.")))
+        rng = np.random.default_rng(args.seed)
+        pngs = root / "pngs"
+        pngs.mkdir()
+        for raw in _noise_pngs(32, args.image_size, rng, smooth=False):
+            (pngs / raw.name).write_bytes(raw.data)
+        for kind in kinds:
+            results += _bench_hype(kind, root, args, hype_phases, stack)
+        if not args.no_bare:
+            for kind, phases in (("sqlite3", ["answer", "image", "judgment"]), ("orm", ["answer"])):
+                server = BareServer(kind, root / f"bare-{kind}", sorted(pngs.iterdir()), workers=args.workers,
+                                    threads=args.threads)
+                server.start()
+                try:
+                    target = Target(f"bare {kind}", f"http://127.0.0.1:{server.port}", server.process.pid, "bare",
+                                    images=[p.name for p in sorted(pngs.iterdir())])
+                    results += bench_target(target, [(p, "") for p in phases], args.requests, args.clients, args.warmup,
+                                            args.seed)
+                finally:
+                    server.stop()
+    print_table(results)
+    print(f"\nload average at end: {loadavg()}")
+    errors = sum(sum(r.errors.values()) for r in results)
+    return 1 if errors else 0
+
+
+def _bench_hype(kind: str, root: Path, args, phases, stack: ExitStack) -> list[PhaseResult]:
+    data_dir = root / f"hype-{kind}"
+    db_pid = None
+    with ExitStack() as inner:
+        if kind == "sqlite":
+            url = f"sqlite:///{data_dir / 'hype.db'}"
+        else:
+            admin = args.postgres_url
+            if not admin:
+                from crowd_setup import throwaway_postgres
+
+                admin = stack.enter_context(throwaway_postgres(port=BENCH_PG_PORT))
+                db_pid = postmaster_pid(BENCH_PG_PORT)
+            url = inner.enter_context(scratch_postgres_database(admin, prefix="hype_bench"))
+        config = load_server_config(data_dir, url)
+        studies = build_load_studies(config, image_size=args.image_size, seed=args.seed, settings_by_mode=BENCH_SETTINGS)
+        server = Server(config, workers=args.workers, threads=args.threads)
+        server.start()
+        inner.callback(server.stop)
+        target = Target(f"hype {kind}", server.base_url, server.process.pid, "hype",
+                        slugs={s.mode: s.slug for s in studies}, db_pid=db_pid)
+        return bench_target(target, phases, args.requests, args.clients, args.warmup, args.seed)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

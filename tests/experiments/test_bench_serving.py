@@ -1,0 +1,42 @@
+"""The serving benchmark's CPU accounting: it must count every server process (the gunicorn arbiter
+and the workers it forks) and nothing of the client's, or its ratios mean nothing."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "experiments"))
+
+from bench_serving import cpu_seconds, descendants  # noqa: E402
+
+# A parent that forks a child; the child burns CPU, the parent sleeps: as gunicorn's arbiter and workers.
+BURN = """
+import os, time
+if os.fork() == 0:
+    end = time.process_time() + 0.4
+    while time.process_time() < end:
+        pass
+    time.sleep(30)
+time.sleep(30)
+"""
+
+
+def test_cpu_of_a_process_tree_counts_the_forked_workers_and_not_the_caller():
+    parent = subprocess.Popen([sys.executable, "-c", BURN])
+    try:
+        deadline = time.monotonic() + 20
+        while len(descendants(parent.pid)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        pids = descendants(parent.pid)
+        assert pids[0] == parent.pid and len(pids) == 2
+        while cpu_seconds(pids) < 0.4 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.2)  # the child is asleep by now: nothing more accrues, least of all this test's own CPU
+        assert 0.4 <= cpu_seconds(pids) <= 0.7
+        assert cpu_seconds([parent.pid]) < 0.3  # the parent itself only slept
+    finally:
+        parent.kill()
+        parent.wait()
