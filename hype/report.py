@@ -51,6 +51,7 @@ from sqlalchemy.orm import Session
 import hype
 from hype import report_plots as plots
 from hype.config import Config
+from hype.coverage import coverage_note
 from hype.images import store_path
 from hype.models import Assignment, Exclusion, GeneratorModel, Image, Judgment, Participant, StaircaseRecord, Study, Trial
 from hype.protocol import StudySettings
@@ -310,6 +311,20 @@ def _settings_rows(settings: StudySettings) -> list[tuple[str, str]]:
     return rows
 
 
+def _sdt_cell(sdt: Any, name: str) -> str:
+    """'1.23 (0.98 – 1.45)' for d' or c, '–' when the model has no evaluator."""
+    if sdt is None:
+        return "–"
+    value, ci = getattr(sdt, name), getattr(sdt, f"{name}_ci")
+    spec = "+.2f" if name == "criterion" else ".2f"
+    return f"{value:{spec}} ({ci.low:{spec}} – {ci.high:{spec}})"
+
+
+def _typical_n(board: Any) -> int | None:
+    n = sorted(r.n_evaluators for r in board.rows if r.n_evaluators)
+    return n[len(n) // 2] if n else None
+
+
 def _leaderboard_section(score: StudyScore, units: _Units, colors: dict[str, str]) -> dict[str, Any]:
     board = score.leaderboard
     rows = []
@@ -328,6 +343,8 @@ def _leaderboard_section(score: StudyScore, units: _Units, colors: dict[str, str
             "n_trials": r.n_trials,
             "left_out_evaluators": c.left_out_evaluators if c else 0,
             "letters": r.letters,
+            "d_prime": _sdt_cell(r.sdt, "d_prime") if units.infinity else None,
+            "criterion": _sdt_cell(r.sdt, "criterion") if units.infinity else None,
         })
     scored = [r for r in board.rows if r.n_evaluators]
     plot = plots.forest_plot(
@@ -346,6 +363,7 @@ def _leaderboard_section(score: StudyScore, units: _Units, colors: dict[str, str
         "plot": plot,
         "confidence": f"{100 * board.confidence_level:g}%",
         "method": board.method,
+        "method_note": coverage_note(board.method, board.mode, _typical_n(board), board.confidence_level),
         "n_resamples": board.n_resamples,
         "unscored": list(score.unscored_models),
         "totals": {"scored_evaluators": t.scored_evaluators, "left_out_evaluators": t.left_out_evaluators,

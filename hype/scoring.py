@@ -47,14 +47,19 @@ __all__ = [
     "bootstrap_infinity",
     "bootstrap_time",
     "bootstrap_score",
+    "bootstrap_mean",
+    "DEFAULT_METHOD",
     "separability",
     "compact_letters",
     "ranking_stability",
     "leaderboard",
 ]
 
-Method = Literal["percentile", "BCa", "expanded"]
-METHODS: tuple[str, ...] = ("percentile", "BCa", "expanded")
+Method = Literal["percentile", "BCa", "expanded", "studentized"]
+METHODS: tuple[str, ...] = ("percentile", "BCa", "expanded", "studentized")
+# The interval every score shown to a person uses, chosen by measured coverage (hype.coverage,
+# experiments/ci_coverage.py). The bootstrap primitives keep the paper's percentile as their default.
+DEFAULT_METHOD: str = "studentized"
 
 _DEFAULTS = StatisticsSettings()
 # Below this many evaluators a bootstrap over evaluators says nothing: with one, every resample is that
@@ -607,6 +612,30 @@ def _resample_ratio(num: np.ndarray, den: np.ndarray | None, n_resamples: int, r
     return out
 
 
+def _resample_studentized(num: np.ndarray, den: np.ndarray, n_resamples: int, rng: np.random.Generator,
+                          chunk_elements: int) -> tuple[np.ndarray, np.ndarray]:
+    """Ratio estimates sum(num)/sum(den) over resampled evaluators and each resample's own standard
+    error (delta method: sqrt(sum((num - r den)^2)) / sum(den); the plain SE of a mean when den is all
+    ones)."""
+    n = num.shape[0]
+    est = np.empty(n_resamples)
+    se = np.empty(n_resamples)
+    for a, b in _chunks(n_resamples, 3 * n, chunk_elements):
+        idx = rng.integers(0, n, size=(b - a, n))
+        x, d = num[idx], den[idx]
+        total = d.sum(axis=1)
+        r = x.sum(axis=1) / total
+        est[a:b] = r
+        se[a:b] = np.sqrt(np.square(x - r[:, None] * d).sum(axis=1)) / total
+    return est, se
+
+
+def _ratio_se(num: np.ndarray, den: np.ndarray) -> float:
+    total = den.sum()
+    r = num.sum() / total
+    return float(np.sqrt(np.square(num - r * den).sum()) / total)
+
+
 def _resample_infinity_two_level(c: InfinityCounts, n_resamples: int, rng: np.random.Generator,
                                  chunk_elements: int) -> np.ndarray:
     """Evaluators with replacement, then each drawn evaluator's fakes and reals with replacement
@@ -671,11 +700,33 @@ def _expanded_levels(alpha: float, n: int) -> tuple[float, float]:
     return float(ndtr(-z)), float(ndtr(z))
 
 
+def _studentized_interval(estimate: float, se_hat: float, distribution: np.ndarray, se_star: np.ndarray,
+                          confidence_level: float, n_evaluators: int) -> ConfidenceInterval:
+    """Bootstrap-t (Efron & Tibshirani ch. 12): the quantiles of t* = (r* - r) / se* replace the normal
+    ones. It corrects what the percentile interval gets wrong for error rates: a skewed sampling
+    distribution whose spread grows with its level (a sample that happens to miss the high-error
+    evaluators has both a low estimate and a small SD), which made the percentile interval miss above
+    twice as often as below.
+
+    A resample drawn from evaluators who happen to share one score (counts are discrete: seven of ten
+    evaluators with 9 errors in 100 is a real sample) has SE 0 and an infinite t, which once made a
+    10-evaluator interval reach 9534%. Its SE is therefore floored at se_hat / sqrt(n): no resample of
+    n evaluators is credibly more than sqrt(n) times as certain as the sample itself.
+    """
+    alpha = (1 - confidence_level) / 2
+    if se_hat <= 0:
+        return ConfidenceInterval(float(estimate), float(estimate))
+    t = (distribution - estimate) / np.maximum(se_star, se_hat / math.sqrt(max(n_evaluators, 1)))
+    q_lo, q_hi = np.quantile(t, [alpha, 1 - alpha])
+    return ConfidenceInterval(float(estimate - q_hi * se_hat), float(estimate - q_lo * se_hat))
+
+
 def _interval(distribution: np.ndarray, estimate: float, jackknife: np.ndarray, confidence_level: float,
               method: str, n_evaluators: int) -> ConfidenceInterval:
     """Percentile or BCa interval, computed exactly as scipy.stats.bootstrap does (Efron & Tibshirani
     14.3 / 15.4; z0 from the 'mean' percentile of the estimate, linear-interpolated quantiles), or the
-    expanded percentile interval (small-sample correction, see `_expanded_levels`)."""
+    expanded percentile interval (small-sample correction, see `_expanded_levels`). The studentized
+    interval needs each resample's SE and is made by `_studentized_interval`."""
     alpha = (1 - confidence_level) / 2
     if method == "percentile":
         lo, hi = alpha, 1 - alpha
@@ -714,6 +765,27 @@ def _empty_result(n_excl: int, n_excl_ev: int, method: str, two_level: bool, con
                            method, two_level, confidence_level, n_resamples)
 
 
+def _resample_and_interval(num: np.ndarray, den: np.ndarray, estimate: float, two_level: bool, method: str,
+                           confidence_level: float, n_resamples: int, gen: np.random.Generator,
+                           chunk_elements: int, two_level_draw: Any) -> tuple[np.ndarray, ConfidenceInterval]:
+    """One model's bootstrap distribution and interval; `num`/`den` per evaluator (den all ones for a
+    mean), so both modes share the interval logic."""
+    n = num.shape[0]
+    if method == "studentized":
+        if two_level:
+            raise ScoringError("the studentized interval resamples evaluators only; it has no two-level form")
+        dist, se_star = _resample_studentized(num, den, n_resamples, gen, chunk_elements)
+        return dist, _studentized_interval(estimate, _ratio_se(num, den), dist, se_star, confidence_level, n)
+    if two_level:
+        dist = two_level_draw()
+    elif np.all(den == 1):
+        dist = _resample_ratio(num, None, n_resamples, gen, chunk_elements)
+    else:
+        dist = _resample_ratio(num, den, n_resamples, gen, chunk_elements)
+    jack = _jackknife_ratio(num, den) if method == "BCa" and n > 1 else np.zeros(1)
+    return dist, _interval(dist, estimate, jack, confidence_level, method, n)
+
+
 def bootstrap_infinity(
     counts: InfinityCounts,
     *,
@@ -735,14 +807,12 @@ def bootstrap_infinity(
     gen = _rng(rng)
     num, den = c.errors.astype(float), c.n_trials.astype(float)
     estimate = num.sum() / den.sum()
-    if two_level:
-        dist = _resample_infinity_two_level(c, n_resamples, gen, chunk_elements)
-    else:
-        dist = _resample_ratio(num, den, n_resamples, gen, chunk_elements)
-    jack = _jackknife_ratio(num, den) if method == "BCa" and c.n_evaluators > 1 else np.zeros(1)
+    dist, interval = _resample_and_interval(num, den, estimate, two_level, method, confidence_level, n_resamples,
+                                            gen, chunk_elements,
+                                            lambda: _resample_infinity_two_level(c, n_resamples, gen, chunk_elements))
     return BootstrapResult(
         estimate=float(estimate),
-        confidence_interval=_interval(dist, estimate, jack, confidence_level, method, c.n_evaluators),
+        confidence_interval=interval,
         standard_error=float(dist.std(ddof=1)) if n_resamples > 1 else math.nan,
         bootstrap_distribution=dist,
         n_evaluators=c.n_evaluators,
@@ -778,14 +848,12 @@ def bootstrap_time(
     scores = t.evaluator_score
     ones = np.ones_like(scores)
     estimate = scores.mean()
-    if two_level:
-        dist = _resample_time_two_level(t, n_resamples, gen, chunk_elements)
-    else:
-        dist = _resample_ratio(scores, None, n_resamples, gen, chunk_elements)
-    jack = _jackknife_ratio(scores, ones) if method == "BCa" and t.n_evaluators > 1 else np.zeros(1)
+    dist, interval = _resample_and_interval(scores, ones, estimate, two_level, method, confidence_level, n_resamples,
+                                            gen, chunk_elements,
+                                            lambda: _resample_time_two_level(t, n_resamples, gen, chunk_elements))
     return BootstrapResult(
         estimate=float(estimate),
-        confidence_interval=_interval(dist, estimate, jack, confidence_level, method, t.n_evaluators),
+        confidence_interval=interval,
         standard_error=float(dist.std(ddof=1)) if n_resamples > 1 else math.nan,
         bootstrap_distribution=dist,
         n_evaluators=t.n_evaluators,
@@ -797,6 +865,29 @@ def bootstrap_time(
         confidence_level=confidence_level,
         n_resamples=n_resamples,
     )
+
+
+def bootstrap_mean(
+    values: Sequence[float],
+    *,
+    n_resamples: int = _DEFAULTS.n_resamples,
+    confidence_level: float = _DEFAULTS.confidence_level,
+    method: Method = "percentile",
+    rng: np.random.Generator | int | None = None,
+    chunk_elements: int = DEFAULT_CHUNK_ELEMENTS,
+) -> BootstrapResult:
+    """Bootstrap CI of the mean of one value per evaluator (d', c...), resampling evaluators exactly
+    as the HYPE scores do."""
+    _check_options(n_resamples, confidence_level, method)
+    x = np.asarray(values, dtype=float)
+    x = x[np.isfinite(x)]
+    if x.size == 0:
+        return _empty_result(0, 0, method, False, confidence_level, n_resamples)
+    estimate = float(x.mean())
+    dist, interval = _resample_and_interval(x, np.ones_like(x), estimate, False, method, confidence_level,
+                                            n_resamples, _rng(rng), chunk_elements, None)
+    return BootstrapResult(estimate, interval, float(dist.std(ddof=1)) if n_resamples > 1 else math.nan, dist,
+                           int(x.size), 0, 0, 0, method, False, confidence_level, n_resamples)
 
 
 def bootstrap_score(data: InfinityCounts | TimeBlocks, **options: Any) -> BootstrapResult:
@@ -984,6 +1075,7 @@ class LeaderboardRow:
     n_excluded: int
     n_excluded_evaluators: int
     letters: str = ""
+    sdt: Any = None  # HYPE-infinity: hype.sdt.ModelSDT (mean d' and c over evaluators, with CIs)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -1000,6 +1092,7 @@ class LeaderboardRow:
             "n_excluded": self.n_excluded,
             "n_excluded_evaluators": self.n_excluded_evaluators,
             "letters": self.letters,
+            "sdt": None if self.sdt is None else self.sdt.to_dict(),
         }
 
 
@@ -1041,7 +1134,7 @@ def leaderboard(
     *,
     n_resamples: int = _DEFAULTS.n_resamples,
     confidence_level: float = _DEFAULTS.confidence_level,
-    method: Method = "percentile",
+    method: Method = DEFAULT_METHOD,  # type: ignore[assignment]
     two_level: bool = False,
     welch: bool = False,
     alpha: float = 0.05,
@@ -1055,8 +1148,11 @@ def leaderboard(
     if not models:
         raise ScoringError("no models to rank")
     mode = "hype-infinity" if isinstance(data, InfinityCounts) else "hype-time"
+    from hype.sdt import model_sdt  # hype.sdt builds on this module
+
     results: dict[str, BootstrapResult] = {}
     rates: dict[str, ErrorRates | None] = {}
+    detection: dict[str, Any] = {}
     per_evaluator: dict[str, np.ndarray] = {}
     for model in models:
         part = data.select(model)
@@ -1064,6 +1160,10 @@ def leaderboard(
         results[model] = bootstrap_score(part, n_resamples=n_resamples, confidence_level=confidence_level,
                                          method=method, two_level=two_level, rng=gen, chunk_elements=chunk_elements)
         rates[model] = infinity_rates(part) if mode == "hype-infinity" else None
+        if mode == "hype-infinity" and results[model].n_evaluators > 0:
+            detection[model] = model_sdt(part, method="percentile" if two_level else method,
+                                         n_resamples=n_resamples, confidence_level=confidence_level,
+                                         rng=np.random.default_rng(None if seed is None else [seed, _stable_hash(model), 1]))
         per_evaluator[model] = evaluator_scores(part)
 
     scored = [m for m in models if results[m].n_evaluators > 0]
@@ -1088,6 +1188,7 @@ def leaderboard(
             n_evaluators=r.n_evaluators, n_trials=r.n_trials,
             n_excluded=r.n_excluded, n_excluded_evaluators=r.n_excluded_evaluators,
             letters="" if sep is None else sep.letters.get(m, ""),
+            sdt=detection.get(m),
         ))
     return Leaderboard(mode=mode, rows=tuple(rows), separability=sep, ranking=ranking, results=results,
                        method=method, two_level=two_level, confidence_level=confidence_level,

@@ -36,7 +36,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from hype.models import Assignment, Exclusion, GeneratorModel, Judgment, ScoreRecord, Study, Trial
-from hype.scoring import METHODS, InfinityCounts, Leaderboard, ScoringError, TimeBlocks, leaderboard
+from hype.scoring import DEFAULT_METHOD, METHODS, InfinityCounts, Leaderboard, ScoringError, TimeBlocks, leaderboard
 from hype.studies import study_settings
 from hype.study_metrics import latest_metrics
 
@@ -373,7 +373,7 @@ def _metrics_by_name(session: Session, study: Study, names: dict[int, str]) -> d
 
 def _resolve_method(method: str | None) -> str:
     if method is None:
-        return "percentile"
+        return DEFAULT_METHOD
     for m in METHODS:
         if m.lower() == str(method).lower():
             return m
@@ -437,7 +437,8 @@ def score_study(
 ) -> StudyScore:
     """Score `study` from its stored task judgments (rules in the module docstring).
 
-    `method`: a bootstrap interval of hype.scoring.METHODS (default percentile, the paper's);
+    `method`: a bootstrap interval of hype.scoring.METHODS (default hype.scoring.DEFAULT_METHOD, chosen
+    by measured coverage; the paper's was percentile);
     `n_resamples`: default the study's statistics.n_resamples; `seed`: default the study seed;
     `on_measured`: None follows statistics.score_on_measured_exposure (HYPE-time only).
     Raises ScoringError when there is nothing to score."""

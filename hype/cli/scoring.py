@@ -9,7 +9,8 @@ import click
 from hype.cli.base import Context, fail, pass_ctx
 
 # hype.scoring.METHODS, spelled out so `hype --help` need not import scipy (a test keeps them equal).
-SCORING_METHODS = ("percentile", "BCa", "expanded")
+SCORING_METHODS = ("percentile", "BCa", "expanded", "studentized")
+DEFAULT_SCORING_METHOD = "studentized"  # hype.scoring.DEFAULT_METHOD (a test keeps them equal)
 
 
 @click.command("score")
@@ -19,7 +20,7 @@ SCORING_METHODS = ("percentile", "BCa", "expanded")
 @click.option("--n-fake", type=int, help="(--from-csv) Fake images per participant when the CSV has no n_fake column [default: 100].")
 @click.option("--n-real", type=int, help="(--from-csv) Real images per participant when the CSV has no n_real column [default: 100].")
 @click.option("--resamples", type=int, help="Bootstrap resamples over evaluators [default: the study's setting; 10000 for --from-csv].")
-@click.option("--method", type=click.Choice(SCORING_METHODS, case_sensitive=False), help="Bootstrap interval [default: percentile].")
+@click.option("--method", type=click.Choice(SCORING_METHODS, case_sensitive=False), help="Bootstrap interval [default: studentized, the one whose coverage was measured closest to 95%; the paper used percentile].")
 @click.option("--seed", type=int, help="Bootstrap seed [default: the study seed; 0 for --from-csv].")
 @click.option("--measured/--requested", default=None,
               help="(STUDY, HYPE-time) Score the measured on-screen exposures / the requested ones [default: the study's setting].")
@@ -59,7 +60,7 @@ def _score_csv(csv_path: Path, n_fake: int | None, n_real: int | None, resamples
     try:
         counts = read_summaries(csv_path, n_fake=100 if n_fake is None else n_fake, n_real=100 if n_real is None else n_real)
         board = leaderboard(counts, n_resamples=10_000 if resamples is None else resamples,
-                            method=method or "percentile", seed=0 if seed is None else seed)
+                            method=method or DEFAULT_SCORING_METHOD, seed=0 if seed is None else seed)
     except (SummaryError, ValueError) as exc:
         fail(str(exc))
     if as_json:
@@ -102,7 +103,8 @@ def _echo_leaderboard(board) -> None:
     scale = 100.0 if infinity else 1.0
     ci = f"{100 * board.confidence_level:g}% CI"
     if infinity:
-        click.echo(f"{'#':>2}  {'model':<24} {'HYPE-inf %':>10}  {ci:<13} {'fakes err':>9} {'reals err':>9} {'n':>4}  group")
+        click.echo(f"{'#':>2}  {'model':<24} {'HYPE-inf %':>10}  {ci:<13} {'fakes err':>9} {'reals err':>9}"
+                   f" {'d-prime':>7} {ci:<11} {'c':>6} {ci:<13} {'n':>4}  group")
     else:
         click.echo(f"{'#':>2}  {'model':<24} {'HYPE-time ms':>12}  {ci:<13} {'n':>4}  group")
     for r in board.rows:
@@ -110,12 +112,34 @@ def _echo_leaderboard(board) -> None:
         line = f"{r.rank:>2}  {r.model:<24} "
         if infinity:
             line += (f"{_num(r.estimate, scale):>10}  {interval:<13} {_num(r.fakes_error, scale):>9}"
-                     f" {_num(r.reals_error, scale):>9}")
+                     f" {_num(r.reals_error, scale):>9} {_sdt_columns(r.sdt)}")
         else:
             line += f"{_num(r.estimate, scale):>12}  {interval:<13}"
         click.echo(f"{line} {r.n_evaluators:>4}  {r.letters}")
+    click.echo(f"CI: {_interval_note(board)}")
+    if infinity:
+        click.echo("d-prime: how well evaluators tell this model's fakes from reals (0 = not at all; lower = more"
+                   " realistic); c > 0: evaluators lean to answering 'real'. Means over evaluators, fakes = signal,"
+                   " log-linear correction.")
     _echo_separability(board.separability, "points" if infinity else "ms", scale)
     _echo_ranking(board.ranking)
+
+
+def _interval_note(board) -> str:
+    from hype.coverage import coverage_note
+
+    n = [r.n_evaluators for r in board.rows if r.n_evaluators]
+    typical = sorted(n)[len(n) // 2] if n else None
+    note = coverage_note(board.method, board.mode, typical, board.confidence_level)
+    return note + (" (two-level resampling: coverage not measured)" if board.two_level else "")
+
+
+def _sdt_columns(sdt) -> str:
+    if sdt is None:
+        return f"{'-':>7} {'':<11} {'-':>6} {'':<13}"
+    d_ci = f"{_num(sdt.d_prime_ci.low, spec='.2f')}-{_num(sdt.d_prime_ci.high, spec='.2f')}"
+    c_ci = f"{_num(sdt.criterion_ci.low, spec='.2f')}..{_num(sdt.criterion_ci.high, spec='.2f')}"
+    return f"{_num(sdt.d_prime, spec='.2f'):>7} {d_ci:<11} {_num(sdt.criterion, spec='+.2f'):>6} {c_ci:<13}"
 
 
 def _echo_separability(sep, unit: str, scale: float) -> None:

@@ -198,6 +198,10 @@ def test_infinity_report_matches_score_study(session, config, make_study):
         assert f"{100 * r.ci_low:.1f} – {100 * r.ci_high:.1f}" in board
         assert f">{100 * r.fakes_error:.1f}<" in board and f">{100 * r.reals_error:.1f}<" in board
         assert f">{r.n_evaluators}<" in board
+        # d' and c beside the error rate, each with its interval
+        assert f">{r.sdt.d_prime:.2f} ({r.sdt.d_prime_ci.low:.2f} – {r.sdt.d_prime_ci.high:.2f})<" in board
+    # the interval method is named with its measured coverage
+    assert "studentized bootstrap (bootstrap-t) over evaluators, 95%: simulated coverage" in board
     assert [r.model for r in score.leaderboard.rows][0] == "alpha"  # fooled more often = more realistic
     assert board.count("data:image/png;base64,") == 1  # the forest plot
     # user-given names are escaped everywhere, never markup
