@@ -80,6 +80,11 @@ def create_app(config: Config | None = None, **overrides: Any) -> Flask:
 
         return render_session_error(exc)
 
+    @app.get("/favicon.ico")
+    def _favicon():
+        # Browsers ask for it on every site; a 404 there is noise in every log and console.
+        return app.send_static_file("favicon.ico"), 200, {"Cache-Control": "public, max-age=86400"}
+
     csrf = CSRFProtect(app)
     from hype.web import register_blueprints
 

@@ -259,12 +259,32 @@ def enter(session: Session, study: Study, identity: Identity, user_agent: str | 
     return Entry(assignment, created=True)
 
 
-def _pick_model(session: Session, study: Study, settings: StudySettings) -> GeneratorModel:
-    """The model with the fewest evaluators so far (completed or still working), so models fill evenly.
+STUDY_FULL_MESSAGE = "This study has all the participants it needs. Thank you for your interest."
+
+
+def _open_models(session: Session, study: Study, settings: StudySettings) -> list[GeneratorModel]:
+    """Models that still need completed evaluators.
 
     A study whose every model already has its evaluators completed takes nobody more: extra
     evaluators cost the researcher money and change nothing the protocol reports.
     """
+    completed = dict(
+        session.execute(
+            select(Assignment.model_id, func.count())
+            .where(Assignment.study_id == study.id, Assignment.stage == "completed")
+            .group_by(Assignment.model_id)
+        ).all()
+    )
+    return [m for m in study.models if completed.get(m.id, 0) < settings.evaluators_per_model]
+
+
+def study_is_full(session: Session, study: Study, settings: StudySettings) -> bool:
+    """Whether a new worker would be turned away: the consent page says so before anyone agrees."""
+    return bool(study.models) and not _open_models(session, study, settings)
+
+
+def _pick_model(session: Session, study: Study, settings: StudySettings) -> GeneratorModel:
+    """The model with the fewest evaluators so far (completed or still working), so models fill evenly."""
     models = list(study.models)
     if not models:
         raise SessionError("This study has no images to judge yet.", status=409, code="study-empty")
@@ -275,16 +295,9 @@ def _pick_model(session: Session, study: Study, settings: StudySettings) -> Gene
             .group_by(Assignment.model_id)
         ).all()
     )
-    completed = dict(
-        session.execute(
-            select(Assignment.model_id, func.count())
-            .where(Assignment.study_id == study.id, Assignment.stage == "completed")
-            .group_by(Assignment.model_id)
-        ).all()
-    )
-    open_models = [m for m in models if completed.get(m.id, 0) < settings.evaluators_per_model]
+    open_models = _open_models(session, study, settings)
     if not open_models:
-        raise SessionError("This study has all the participants it needs. Thank you for your interest.", status=409, code="study-full")
+        raise SessionError(STUDY_FULL_MESSAGE, status=409, code="study-full")
     fewest = min(counts.get(m.id, 0) for m in open_models)
     candidates = [m for m in open_models if counts.get(m.id, 0) == fewest]
     return candidates[secrets.randbelow(len(candidates))]

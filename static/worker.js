@@ -40,7 +40,7 @@
 
   /* Retries network failures and 5xx with the same body (and so the same idempotency key): the
    * server records an answer once however often it arrives. 4xx are final. */
-  async function apiWithRetry(method, url, data, attempts = 8) {
+  async function apiWithRetry(method, url, data, attempts = 8, onRetry = null) {
     let delay = 250;
     for (let k = 1; ; k++) {
       try {
@@ -48,6 +48,7 @@
       } catch (err) {
         const retryable = !(err instanceof ApiError) || err.status >= 500 || err.status === 429;
         if (!retryable || k >= attempts) throw err;
+        if (onRetry) onRetry(k, err);
         await sleep(delay);
         delay = Math.min(delay * 2, 4000);
       }
@@ -184,6 +185,73 @@
     const clear = () => { ctx.fillStyle = "#808080"; ctx.fillRect(0, 0, width, height); };
     const setOverlay = (text, cls = "") => { overlay.textContent = text; overlay.className = `overlay ${cls}`; };
 
+    /* What the network is doing, in words, so a worker never wonders whether an answer counted:
+     * "Saving…" when the server is slow, "Reconnecting…" while an answer is retried, "Saved" after. */
+    const netStatus = $("net-status");
+    let netShownAt = 0;
+    let netHideTimer = null;
+    function setNetStatus(text, cls = "") {
+      clearTimeout(netHideTimer);
+      netStatus.textContent = text;
+      netStatus.className = `net-status ${cls}`;
+      netStatus.hidden = !text;
+      if (text) netShownAt = performance.now();
+    }
+    function clearNetStatus(savedText) {
+      if (netStatus.hidden) return;
+      if (!savedText) { setNetStatus(""); return; }
+      setNetStatus(savedText, "saved");
+      netHideTimer = setTimeout(() => setNetStatus(""), Math.max(1500, 600 - (performance.now() - netShownAt)));
+    }
+    const RECONNECTING = "Connection problem: reconnecting… Your answer is kept and will be sent. Please keep this page open.";
+    const onRetry = () => setNetStatus(RECONNECTING, "reconnecting");
+
+    /* An answer is retried until it is stored (the idempotency key makes that safe); a 4xx is final. */
+    async function saveAnswer(body) {
+      const slow = setTimeout(() => setNetStatus("Saving your answer…", "saving"), 400);
+      try {
+        const result = await apiWithRetry("POST", apiBase + "/answers", body, Infinity, onRetry);
+        clearNetStatus(netStatus.classList.contains("reconnecting") ? "Reconnected: your answer is saved." : "Saved.");
+        return result;
+      } finally {
+        clearTimeout(slow);
+      }
+    }
+
+    async function fetchTrial() {
+      const state = await apiWithRetry("GET", apiBase + "/trial", undefined, Infinity, onRetry);
+      clearNetStatus("Reconnected.");
+      return state;
+    }
+
+    /* Between HYPE-time blocks: a break as long as the worker likes. The staircases live on the
+     * server, so nothing is lost; the break's length goes with the next answer (break_ms) so that
+     * session times can leave it out, and no trial is running, so it is never timed or flagged. */
+    const pauseBox = $("pause");
+    function pauseScreen(blocksDone) {
+      return new Promise((resolve) => {
+        const began = performance.now();
+        stage.hidden = true;
+        $("answer-row").hidden = true;
+        $("pause-text").textContent = `Part ${blocksDone} of ${body.dataset.blocks} is done.`;
+        pauseBox.hidden = false;
+        const button = $("pause-continue");
+        button.focus();
+        const go = () => {
+          document.removeEventListener("keydown", onKey);
+          button.removeEventListener("click", go);
+          pauseBox.hidden = true;
+          stage.hidden = false;
+          $("answer-row").hidden = false;
+          resolve(performance.now() - began);
+        };
+        const onKey = (e) => { if (e.key === " ") { e.preventDefault(); go(); } };
+        // A key still held from the last answer must not end the break at once.
+        setTimeout(() => document.addEventListener("keydown", onKey), 300);
+        button.addEventListener("click", go);
+      });
+    }
+
     function setProgress(p) {
       if (!p || !p.total) return;
       $("progress-bar").style.width = `${(100 * p.done) / p.total}%`;
@@ -300,7 +368,7 @@
       };
     }
 
-    async function runTrial(state) {
+    async function runTrial(state, breakMs) {
       const trial = state.trial;
       const image = await bitmap(trial.image_url);
       const masks = await Promise.all(trial.masks.map(bitmap));
@@ -308,7 +376,8 @@
       // Preload the next image only after this presentation: decoding during an exposure could drop a frame.
       for (const url of state.preload) bitmap(url).catch(() => preloaded.delete(url));
       preloaded.delete(trial.image_url);
-      const result = await apiWithRetry("POST", apiBase + "/answers", {
+      if (breakMs !== null) shown.client_timestamps.break_ms = breakMs;
+      const result = await saveAnswer({
         trial: trial.id,
         response: shown.judgedFake ? "fake" : "real",
         idempotency_key: newKey(),
@@ -331,13 +400,18 @@
     async function loop() {
       const phase = body.dataset.phase;
       // The first trial comes from GET /trial; each answer's reply carries the next one.
-      let state = await apiWithRetry("GET", apiBase + "/trial");
+      let state = await fetchTrial();
+      const pauses = body.dataset.pauseBetweenBlocks === "1";
+      let lastBlock = null;
       for (;;) {
         setProgress(state.progress);
         if (!state.trial || state.stage !== phase) { location.assign(state.url); return; }
-        const result = await runTrial(state);
+        let breakMs = null;
+        if (pauses && lastBlock !== null && state.trial.block !== lastBlock) breakMs = await pauseScreen(lastBlock + 1);
+        lastBlock = state.trial.block;
+        const result = await runTrial(state, breakMs);
         if (result.stage !== phase) { location.assign(result.url); return; }
-        state = result.next || await apiWithRetry("GET", apiBase + "/trial");
+        state = result.next || await fetchTrial();
       }
     }
 

@@ -21,6 +21,7 @@ from hype.sessions import (
     image_size,
     is_mturk_preview,
     published_study,
+    study_is_full,
 )
 from hype.studies import study_settings
 from hype.web import db
@@ -39,7 +40,8 @@ def start(slug: str):
     settings = study_settings(study)
     params = {k: request.args[k] for k in ENTRY_PARAMS if k in request.args}
     preview = is_mturk_preview(params)
-    context: dict[str, Any] = dict(study=study, settings=settings, preview=preview, params=params, closed=False)
+    context: dict[str, Any] = dict(study=study, settings=settings, preview=preview, params=params, closed=False,
+                                   full=study_is_full(db(), study, settings))
     if preview:
         return render_template("worker/start.html", **context)
     identity = entry_identity(slug, params)

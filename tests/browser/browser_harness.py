@@ -34,6 +34,13 @@ EXTERNAL_ENDPOINTS = ("https://app.prolific.com/", "https://workersandbox.mturk.
 MTURK_SANDBOX = "https://workersandbox.mturk.com"
 STEP_TIMEOUT_MS = 15_000
 ANSWER_EXPECTED_JS = "() => { const b = document.getElementById('answer-fake'); return !!b && !b.disabled; }"
+# The answer buttons are enabled, or the pause between HYPE-time blocks is on screen.
+ANSWER_OR_PAUSE_JS = """() => {
+  const p = document.getElementById('pause');
+  if (p && !p.hidden) return 'pause';
+  const b = document.getElementById('answer-fake');
+  return !!b && !b.disabled ? 'answer' : false;
+}"""
 
 
 # -- the app on 127.0.0.1 ------------------------------------------------------------------------------
@@ -115,8 +122,10 @@ class NetworkGuard:
         return [r for r in self.requests if not r.answered]
 
 
-def new_context(browser: Any, guard: NetworkGuard, *, viewport: tuple[int, int] = (1280, 720)) -> Any:
-    context = browser.new_context(viewport={"width": viewport[0], "height": viewport[1]}, device_scale_factor=1)
+def new_context(browser: Any, guard: NetworkGuard, *, viewport: tuple[int, int] = (1280, 720), bypass_csp: bool = False) -> Any:
+    """``bypass_csp``: let a test inject a script (axe-core) that the pages' CSP would refuse."""
+    context = browser.new_context(viewport={"width": viewport[0], "height": viewport[1]}, device_scale_factor=1,
+                                  bypass_csp=bypass_csp)
     context.route("**/*", guard.handle)
     context.set_default_timeout(STEP_TIMEOUT_MS)
     return context
@@ -181,6 +190,8 @@ class Worker:
         self.trial_responses: list[Any] = []
         self.page_errors: list[str] = []
         self.console_errors: list[str] = []
+        self.pauses = 0  # breaks between HYPE-time blocks taken so far
+        self.pause_ms = 0  # how long each break lasts
         page.on("request", self._on_request)
         page.on("response", self._on_response)
         page.on("pageerror", lambda exc: self.page_errors.append(str(exc)))
@@ -255,7 +266,12 @@ class Worker:
         """Waits until the answer buttons are enabled; returns the trial the page is showing."""
         # Polled every 10 ms: wait_for_selector backs off to 500 ms between checks, which would add
         # a quarter second per trial. A timer, not rAF, so the check never runs inside the runner's frames.
-        self.page.wait_for_function(ANSWER_EXPECTED_JS, polling=10)
+        while self.page.wait_for_function(ANSWER_OR_PAUSE_JS, polling=10).json_value() == "pause":
+            self.pauses += 1
+            if self.pause_ms:
+                self.page.wait_for_timeout(self.pause_ms)
+            self.page.click("#pause-continue")
+            self.page.wait_for_selector("#pause", state="hidden")
         assert self.trial_responses, "an answer is expected but the page fetched no trial"
         last = self.trial_responses[-1]
         payload = last.json()

@@ -7,7 +7,8 @@ Builds two throwaway studies in a temporary directory from the demo's photograph
 scikit-image's bundled photos; fakes are degraded crops, see hype/demo.py), serves the app on
 127.0.0.1 and walks a worker through them: consent.png, instructions.png, trial.png (a HYPE-∞ task
 trial with the image and the answer buttons), mask.png (a HYPE-time backward mask on screen),
-feedback.png (HYPE-time's "Correct" after an answer) and done.png (the completion code).
+feedback.png (HYPE-time's "Correct" after an answer), done.png (the completion code), pause.png (the
+break between HYPE-time blocks) and reconnecting.png (an answer being retried after the network dropped).
 
 The 30 ms mask is caught by holding requestAnimationFrame right after the first mask is drawn
 (an init script wraps drawImage and requestAnimationFrame in that page only), so the screenshot
@@ -32,11 +33,11 @@ for p in (str(HERE), str(ROOT)):
 from browser_harness import LiveServer, NetworkGuard, Worker, always_correct, launch_chromium, new_context  # noqa: E402
 
 VIEWPORT = (1000, 700)
-NAMES = ("consent.png", "instructions.png", "trial.png", "mask.png", "feedback.png", "done.png")
+NAMES = ("consent.png", "instructions.png", "trial.png", "mask.png", "feedback.png", "done.png", "pause.png", "reconnecting.png")
 IMAGES_PER_POOL = 16
 DEMO_MODELS = ("mild", "strong")
 INFINITY_SETTINGS = {"qualification": {"n_real": 2, "n_fake": 2}, "infinity": {"n_real": 3, "n_fake": 3}}
-TIME_SETTINGS = {"qualification": {"n_real": 2, "n_fake": 2}, "time": {"n_blocks": 1, "trials_per_block": 2}}
+TIME_SETTINGS = {"qualification": {"n_real": 2, "n_fake": 2}, "time": {"n_blocks": 2, "trials_per_block": 2}}
 
 # Holds the runner's frames once the first mask of a HYPE-time task trial is drawn (drawImage #2 of
 # the trial: #1 is the image), until window.__shot.release() is called.
@@ -144,6 +145,18 @@ def take_screenshots(browser: Any, base_url: str, infinity_slug: str, time_slug:
         w.answer(truth(trial["id"]))
         w.page.wait_for_selector("#overlay.good")
         shoot(w.page, "feedback.png")
+        w.answer(truth(w.wait_answer_expected()["id"]))
+        w.page.wait_for_selector("#pause:not([hidden])")
+        shoot(w.page, "pause.png")
+        # The network drops: the page says it is reconnecting, and keeps the answer.
+        w.page.route("**/answers", lambda route, request: route.abort("internetdisconnected"))
+        w.page.click("#pause-continue")
+        trial = w.wait_answer_expected()
+        w.answer(truth(trial["id"]))
+        w.page.wait_for_selector("#net-status.reconnecting:not([hidden])")
+        shoot(w.page, "reconnecting.png")
+        w.page.unroute("**/answers")
+        w.page.wait_for_selector("#net-status.saved:not([hidden])", timeout=20_000)
         w.assert_clean()
     finally:
         context.close()

@@ -58,6 +58,10 @@ def test_no_word_of_the_report_breaks_across_lines(browser, session, config, mak
         page.route("**/*", lambda route, request: route.continue_() if request.url.startswith(("file:", "data:")) else route.abort())
         page.goto(path.as_uri())
         assert page.evaluate(BROKEN_WORDS) == []
+        if width == 1000:
+            from accessibility import axe_violations
+
+            assert axe_violations(page) == []
         if os.environ.get("HYPE_WRITE_SCREENSHOTS") == "1" and width == 1000:
             page.screenshot(path=str(Path(__file__).resolve().parents[2] / "docs" / "screenshots" / "report-full.png"), full_page=True)
     finally:

@@ -1,0 +1,98 @@
+"""Accessibility of the worker and researcher pages (issue 16): axe-core finds no serious or critical
+violation (contrast AA, lang, names of buttons and fields, ...), focus is visible, and a worker can do
+everything by keyboard (the keyboard sessions are test_worker_flow.py's)."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+
+from accessibility import axe_violations
+from browser_harness import Worker, always_correct, new_context
+
+from hype.accounts import create_researcher
+
+pytestmark = pytest.mark.browser
+
+TIME = {"qualification": {"n_real": 2, "n_fake": 2},
+        "time": {"n_blocks": 2, "trials_per_block": 2, "start_ms": 200, "countdown_ms": 50}}
+EMAIL, PASSWORD = "a11y@example.org", "correct horse battery"
+
+
+def _check(page: Any, name: str, failures: dict[str, Any]) -> None:
+    found = axe_violations(page)
+    if found:
+        failures[name] = found
+
+
+def _focus_ring(page: Any, selector: str) -> str:
+    page.focus(selector)
+    return page.evaluate("(s) => { const st = getComputedStyle(document.querySelector(s)); return st.outlineStyle + ' ' + st.outlineWidth; }",
+                         selector)
+
+
+def test_worker_pages_have_no_serious_axe_violation(browser, live_server, guard, truth, make_study) -> None:
+    study = make_study("hype-time", settings=TIME)
+    context = new_context(browser, guard, bypass_csp=True)
+    failures: dict[str, Any] = {}
+    try:
+        w = Worker(context.new_page(), live_server.url, truth)
+        w.open(study.slug)
+        assert w.page.evaluate("() => document.documentElement.lang") == "en"
+        _check(w.page, "consent", failures)
+        assert _focus_ring(w.page, "#consent").startswith("solid"), "no visible focus on the consent button"
+        w.consent()
+        _check(w.page, "instructions", failures)
+        w.instructions()
+        w.wait_phase("qualification")
+        _check(w.page, "qualification intro", failures)
+        w.run_phase("qualification", 4, always_correct)
+        w.start_phase("task")
+        w.wait_answer_expected()
+        _check(w.page, "HYPE-time trial", failures)
+        w.answer(w.truth(w.wait_answer_expected()["id"]))
+        w.answer_trial(1, always_correct, expect_feedback=True)
+        w.page.wait_for_selector("#pause:not([hidden])")
+        _check(w.page, "pause", failures)
+        w.answer_trial(2, always_correct)
+        w.answer_trial(3, always_correct)
+        w.wait_done()
+        _check(w.page, "done", failures)
+    finally:
+        context.close()
+    assert not failures, failures
+
+
+def test_researcher_pages_have_no_serious_axe_violation(browser, live_server, guard, make_study, session) -> None:
+    researcher = create_researcher(session, EMAIL, PASSWORD)
+    study = make_study("hype-infinity")
+    study.owner_id = researcher.id
+    session.commit()
+    context = new_context(browser, guard, viewport=(1400, 900), bypass_csp=True)
+    failures: dict[str, Any] = {}
+    try:
+        page = context.new_page()
+        page.goto(f"{live_server.url}/login")
+        _check(page, "login", failures)
+        page.fill("input[name=email]", EMAIL)
+        page.fill("input[name=password]", PASSWORD)
+        with page.expect_navigation():
+            page.keyboard.press("Enter")
+        _check(page, "studies", failures)
+        for path, name in (("/studies/new", "new study"), (f"/studies/{study.id}", "study"),
+                           (f"/studies/{study.id}/settings", "settings")):
+            page.goto(live_server.url + path)
+            _check(page, name, failures)
+        assert _focus_ring(page, "button[type=submit]").startswith("solid")
+        page.goto(f"{live_server.url}/studies/new")
+        page.fill("#f-time_min_ms", "900")  # an error message is a page too
+        page.fill("#f-name", "broken")
+        with page.expect_navigation():
+            page.click("form.settings-form button[type=submit]")
+        assert re.search(r"min_ms", page.inner_text("#form-error"))
+        _check(page, "form error", failures)
+    finally:
+        context.close()
+    assert not failures, failures
