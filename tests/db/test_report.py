@@ -341,13 +341,15 @@ def _known_words(*extra: str) -> set[str]:
     can produce. A word outside it was glued together from two (as "differat" was)."""
     from pathlib import Path
 
+    import hype.coverage
     import hype.protocol
     import hype.report
     import hype.scoring
 
     sources = [Path(hype.report.TEMPLATES_DIR, "report", "report.html").read_text(encoding="utf-8"),
                Path(hype.report.__file__).read_text(encoding="utf-8"), Path(hype.scoring.__file__).read_text(encoding="utf-8"),
-               Path(hype.protocol.__file__).read_text(encoding="utf-8"), str(metric_values(1.0, 0.5)), *extra]
+               Path(hype.protocol.__file__).read_text(encoding="utf-8"),
+               Path(hype.coverage.__file__).read_text(encoding="utf-8"), str(metric_values(1.0, 0.5)), *extra]
     return {w.lower() for s in sources for w in re.findall(r"[A-Za-z]+", s)}
 
 
