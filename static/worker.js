@@ -186,28 +186,25 @@
     const setOverlay = (text, cls = "") => { overlay.textContent = text; overlay.className = `overlay ${cls}`; };
 
     /* What the network is doing, in words, so a worker never wonders whether an answer counted:
-     * "Saving…" when the server is slow, "Reconnecting…" while an answer is retried, "Saved" after. */
+     * "Saving…" when the server is slow, "Reconnecting…" while an answer is retried, "Saved" after.
+     * The line changes only between presentations (never by a timer), so it cannot cost a frame of
+     * an exposure: "saved" stays until the next answer is sent. */
     const netStatus = $("net-status");
-    let netShownAt = 0;
-    let netHideTimer = null;
     function setNetStatus(text, cls = "") {
-      clearTimeout(netHideTimer);
+      if (netStatus.textContent === text && netStatus.hidden === !text) return;
       netStatus.textContent = text;
       netStatus.className = `net-status ${cls}`;
       netStatus.hidden = !text;
-      if (text) netShownAt = performance.now();
     }
     function clearNetStatus(savedText) {
-      if (netStatus.hidden) return;
-      if (!savedText) { setNetStatus(""); return; }
-      setNetStatus(savedText, "saved");
-      netHideTimer = setTimeout(() => setNetStatus(""), Math.max(1500, 600 - (performance.now() - netShownAt)));
+      if (!netStatus.hidden) setNetStatus(savedText, "saved");
     }
     const RECONNECTING = "Connection problem: reconnecting… Your answer is kept and will be sent. Please keep this page open.";
     const onRetry = () => setNetStatus(RECONNECTING, "reconnecting");
 
     /* An answer is retried until it is stored (the idempotency key makes that safe); a 4xx is final. */
     async function saveAnswer(body) {
+      setNetStatus("");
       const slow = setTimeout(() => setNetStatus("Saving your answer…", "saving"), 400);
       try {
         const result = await apiWithRetry("POST", apiBase + "/answers", body, Infinity, onRetry);

@@ -82,6 +82,9 @@ def test_answers_show_saving_and_reconnecting_and_count_once(make_study, new_wor
     held[0].continue_()
     w.page.wait_for_selector("#net-status.saved:not([hidden])")
     assert "saved" in w.page.inner_text("#net-status").lower()
+    trial = w.wait_answer_expected()  # "saved" stays up until the next answer goes out
+    assert "saved" in w.page.inner_text("#net-status").lower()
+    w.answer(w.truth(trial["id"]))
     w.page.wait_for_selector("#net-status", state="hidden", timeout=5_000)
 
     # A slow server alone (no failure): "Saving your answer…" while it takes its time.
@@ -96,7 +99,7 @@ def test_answers_show_saving_and_reconnecting_and_count_once(make_study, new_wor
     held_next[0].continue_()
     w.page.wait_for_selector("#net-status.saved:not([hidden])")
     w.page.unroute("**/answers")
-    for k in range(2, 4):
+    for k in range(3, 4):
         trial = w.wait_answer_expected()
         w.answer(w.truth(trial["id"]))
     w.wait_done()
