@@ -25,6 +25,13 @@ class Config:
     max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS
     max_upload_bytes: int = 512 * 1024 * 1024
     testing: bool = False
+    # The address workers and platforms reach this server at (https://..., behind a reverse proxy);
+    # links, MTurk XML and platform listings use it. None: the address of each request.
+    public_url: str | None = None
+    # How many reverse proxies in front may set X-Forwarded-For/-Proto/-Host/-Prefix (0: trust none).
+    trusted_proxies: int = 0
+    # Below this base pay per hour the dashboard and `hype prolific/mturk create` warn (hype.effort).
+    min_hourly_usd: float = 8.00
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -73,8 +80,31 @@ def load_config(**overrides: Any) -> Config:
                 values[name] = int(os.environ[var])
             except ValueError as exc:
                 raise ValueError(f"{var} must be an integer number of bytes/pixels, not {os.environ[var]!r}") from exc
+    public = os.environ.get("HYPE_PUBLIC_URL", "").strip()
+    if public:
+        values["public_url"] = check_public_url(public)
+    if "HYPE_TRUSTED_PROXIES" in os.environ:
+        try:
+            values["trusted_proxies"] = int(os.environ["HYPE_TRUSTED_PROXIES"])
+        except ValueError as exc:
+            raise ValueError(f"HYPE_TRUSTED_PROXIES must be a number of proxies (0, 1, ...), not {os.environ['HYPE_TRUSTED_PROXIES']!r}") from exc
+    if "HYPE_MIN_HOURLY_USD" in os.environ:
+        try:
+            values["min_hourly_usd"] = float(os.environ["HYPE_MIN_HOURLY_USD"])
+        except ValueError as exc:
+            raise ValueError(f"HYPE_MIN_HOURLY_USD must be dollars per hour, not {os.environ['HYPE_MIN_HOURLY_USD']!r}") from exc
     values.update(overrides)
     return Config(data_dir=data_dir, database_url=database_url, secret_key=secret_key, **values)
+
+
+def check_public_url(url: str) -> str:
+    """An absolute http(s) URL without query or fragment, kept without its trailing slash."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url.strip())
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
+        raise ValueError(f"HYPE_PUBLIC_URL must look like https://hype.example.org (optionally with a path), not {url!r}")
+    return url.strip().rstrip("/")
 
 
 def _persistent_secret(data_dir: Path) -> str:

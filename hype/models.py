@@ -162,7 +162,8 @@ class Assignment(Base):
     token: Mapped[str] = mapped_column(String(128), unique=True)
     stage: Mapped[str] = mapped_column(String(20), default="consent")
     draw_key: Mapped[int] = mapped_column(Integer)  # with the study seed, reproduces this plan
-    completion_code: Mapped[Optional[str]] = mapped_column(String(64))
+    # Issued when the session ends; unique per session so one worker's code is worthless to another.
+    completion_code: Mapped[Optional[str]] = mapped_column(String(64), unique=True)
     qualification_real_correct: Mapped[Optional[int]] = mapped_column(Integer)
     qualification_fake_correct: Mapped[Optional[int]] = mapped_column(Integer)
     qualification_passed: Mapped[Optional[bool]] = mapped_column(Boolean)
@@ -281,3 +282,68 @@ class ScoreRecord(Base):
     study_id: Mapped[int] = mapped_column(ForeignKey("studies.id", ondelete="CASCADE"), index=True)
     payload: Mapped[dict[str, Any]] = mapped_column(JSON)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+PLATFORM_DECISIONS = ("approved", "returned", "rejected", "flagged")
+BONUS_STATUSES = ("pending", "sending", "paid", "failed")
+
+
+class PlatformStudy(Base):
+    """A study's listing on a crowd platform: the Prolific study or the MTurk HIT hype created for it."""
+
+    __tablename__ = "platform_studies"
+    __table_args__ = (UniqueConstraint("platform", "external_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("studies.id", ondelete="CASCADE"), index=True)
+    platform: Mapped[str] = mapped_column(String(20))  # prolific | mturk
+    external_id: Mapped[str] = mapped_column(String(200))
+    sandbox: Mapped[bool] = mapped_column(Boolean, default=False)
+    places: Mapped[int] = mapped_column(Integer)
+    reward_cents: Mapped[int] = mapped_column(Integer)
+    minutes: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(40), default="draft")
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    published_at: Mapped[Optional[dt.datetime]] = mapped_column(DateTime(timezone=True))
+
+
+class PlatformSubmission(Base):
+    """A platform's record of one worker's submission (Prolific submission / MTurk assignment), as
+    last synced, with hype's decision about it and why."""
+
+    __tablename__ = "platform_submissions"
+    __table_args__ = (UniqueConstraint("platform", "external_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("studies.id", ondelete="CASCADE"), index=True)
+    platform: Mapped[str] = mapped_column(String(20))
+    external_id: Mapped[str] = mapped_column(String(200))  # Prolific submission id / MTurk AssignmentId
+    worker_id: Mapped[str] = mapped_column(String(200))
+    assignment_id: Mapped[Optional[int]] = mapped_column(ForeignKey("assignments.id", ondelete="SET NULL"), index=True)
+    platform_status: Mapped[str] = mapped_column(String(40))
+    code: Mapped[Optional[str]] = mapped_column(String(200))  # the completion code the worker submitted
+    decision: Mapped[Optional[str]] = mapped_column(String(20))  # see PLATFORM_DECISIONS; None = not yet
+    note: Mapped[Optional[str]] = mapped_column(String(500))
+    synced_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+
+
+class BonusPayment(Base):
+    """One bonus to one worker, written before the platform is asked to pay it: a re-run finds the row
+    and never pays again. `request_token` is the MTurk UniqueRequestToken (and a label on Prolific)."""
+
+    __tablename__ = "bonus_payments"
+    __table_args__ = (UniqueConstraint("platform", "assignment_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("studies.id", ondelete="CASCADE"), index=True)
+    assignment_id: Mapped[int] = mapped_column(ForeignKey("assignments.id", ondelete="CASCADE"))
+    platform: Mapped[str] = mapped_column(String(20))
+    worker_id: Mapped[str] = mapped_column(String(200))
+    submission_id: Mapped[str] = mapped_column(String(200))  # Prolific submission id / MTurk AssignmentId
+    amount_cents: Mapped[int] = mapped_column(Integer)
+    request_token: Mapped[str] = mapped_column(String(64), unique=True)
+    status: Mapped[str] = mapped_column(String(20), default="pending")  # see BONUS_STATUSES
+    batch_id: Mapped[Optional[str]] = mapped_column(String(200))  # Prolific bulk bonus payment id
+    error: Mapped[Optional[str]] = mapped_column(String(500))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    paid_at: Mapped[Optional[dt.datetime]] = mapped_column(DateTime(timezone=True))

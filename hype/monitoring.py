@@ -1,10 +1,8 @@
-"""What a researcher watches while a study runs: progress per model, a row per worker, exclusions,
-the bonus sheet. Thin DB queries over the pure rules in hype.quality."""
+"""What a researcher watches while a study runs: progress per model, a row per worker, exclusions.
+Thin DB queries over the pure rules in hype.quality (bonus sheets: hype.platforms.sheets)."""
 
 from __future__ import annotations
 
-import csv
-import io
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
@@ -172,16 +170,19 @@ def apply_rules(session: Session, study: Study, rules: ExclusionRules) -> list[E
     return created
 
 
-def bonus_sheet(session: Session, study: Study) -> str:
-    """CSV of what each finished worker is owed as bonus (docs/protocol.md: per correct task answer)."""
-    pay = study_settings(study).pay
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(["platform", "worker_id", "assignment_id", "stage", "correct_answers", "bonus_usd"])
-    for row in sorted(worker_rows(session, study), key=lambda r: r.assignment_id):
-        if row.stage not in ("completed", "failed"):
-            continue
-        writer.writerow(
-            [row.platform, row.worker_id, row.assignment_id, row.stage, row.stats.n_correct, f"{row.stats.n_correct * pay.bonus_per_correct_usd:.2f}"]
+def finished_session_seconds(session: Session, study: Study) -> list[float]:
+    """How long each worker who completed the task took, from entry to the last answer (hype.effort)."""
+    return [
+        (_aware(done) - _aware(start)).total_seconds()
+        for start, done in session.execute(
+            select(Assignment.created_at, Assignment.completed_at).where(
+                Assignment.study_id == study.id, Assignment.stage == "completed", Assignment.completed_at.is_not(None)
+            )
         )
-    return out.getvalue()
+    ]
+
+
+def _aware(value):
+    import datetime as dt
+
+    return value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)

@@ -30,6 +30,7 @@ from hype.models import (
     Trial,
     utcnow,
 )
+from hype.platforms.codes import new_session_code
 from hype.protocol import StudySettings
 from hype.studies import pool_ids, study_settings
 from hype.timing import MAX_REFRESH_MS, MIN_REFRESH_MS, Presentation, presentation_flags
@@ -571,8 +572,8 @@ def _advance_staircase(session: Session, assignment: Assignment, block: int, cor
 
 
 def _finish_stage(session: Session, assignment: Assignment, settings: StudySettings) -> None:
-    """The stage's last trial was answered: qualification passes or fails, the task completes."""
-    study = assignment.study
+    """The stage's last trial was answered: qualification passes or fails, the task completes.
+    Either end issues the session its own completion code (hype.platforms.codes)."""
     if assignment.stage == "qualification":
         real_ok, fake_ok, n_real, n_fake = _qualification_counts(session, assignment)
         assignment.qualification_real_correct = real_ok
@@ -584,11 +585,11 @@ def _finish_stage(session: Session, assignment: Assignment, settings: StudySetti
             assignment.stage = "task"
         else:
             assignment.stage = "failed"
-            assignment.completion_code = study.qualification_fail_code
+            assignment.completion_code = new_session_code()
             assignment.completed_at = utcnow()
     elif assignment.stage == "task":
         assignment.stage = "completed"
-        assignment.completion_code = study.completion_code
+        assignment.completion_code = new_session_code()
         assignment.completed_at = utcnow()
 
 

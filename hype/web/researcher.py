@@ -31,7 +31,9 @@ from hype.studies import (
     study_settings,
     update_settings,
 )
-from hype.web import config, db
+from hype.platforms.mturk import external_question
+from hype.platforms.service import prolific_study_url
+from hype.web import config, db, external_url
 from hype.web.auth import current_researcher, login_required
 
 bp = Blueprint("researcher", __name__)
@@ -86,8 +88,11 @@ def new_study():
             db().rollback()
             error = str(exc)
     values = request.form if request.method == "POST" else current_values(StudySettings())
+    from hype.web.platforms import form_pay
+
     return render_template(
-        "researcher/new_study.html", sections=sections(), values=values, modes=MODES, error=error, form=request.form
+        "researcher/new_study.html", sections=sections(), values=values, modes=MODES, error=error, form=request.form,
+        pay=form_pay(request.form),
     ), 400 if error else 200
 
 
@@ -109,9 +114,11 @@ def edit_settings(study_id: int):
             db().rollback()
             error = str(exc)
     values = request.form if request.method == "POST" else current_values(study_settings(study))
+    from hype.web.platforms import form_pay
+
     return render_template(
         "researcher/edit_settings.html", study=study, sections=sections(), values=values, editable=editable,
-        started=started, error=error,
+        started=started, error=error, pay=form_pay(request.form, study),
     ), 400 if error else 200
 
 
@@ -198,14 +205,9 @@ def close(study_id: int):
 
 
 def worker_links(study: Study) -> dict[str, str]:
-    plain = url_for("worker.start", slug=study.slug, _external=True)
-    prolific = f"{plain}?PROLIFIC_PID={{{{%PROLIFIC_PID%}}}}&STUDY_ID={{{{%STUDY_ID%}}}}&SESSION_ID={{{{%SESSION_ID%}}}}"
-    mturk_xml = (
-        '<ExternalQuestion xmlns="http://mechanicalturk.amazonaws.com/AWSMechanicalTurkDataSchemas/2006-07-14/ExternalQuestion.xsd">\n'
-        f"  <ExternalURL>{plain}</ExternalURL>\n"
-        "  <FrameHeight>0</FrameHeight>\n"
-        "</ExternalQuestion>"
-    )
+    plain = external_url("worker.start", slug=study.slug)
+    prolific = prolific_study_url(plain)
+    mturk_xml = external_question(plain)
     return {"plain": plain, "prolific": prolific, "mturk_xml": mturk_xml}
 
 
@@ -254,7 +256,14 @@ def study(study_id: int):
         workers=monitoring.worker_rows(db(), study),
         score=live_score(study),
         rules=ExclusionRules(),
+        platforms=_platform_panel(study),
     )
+
+
+def _platform_panel(study: Study) -> dict[str, Any]:
+    from hype.web.platforms import study_panel
+
+    return study_panel(study)
 
 
 @bp.get("/studies/<int:study_id>/live.json")
@@ -332,7 +341,9 @@ def _download(data: str | bytes, filename: str, mimetype: str) -> Response:
 @login_required
 def bonus(study_id: int):
     study = _own_study(study_id)
-    return _download(monitoring.bonus_sheet(db(), study), f"bonus-{study.slug}.csv", "text/csv")
+    from hype.platforms.sheets import bonus_sheet
+
+    return _download(bonus_sheet(db(), study, "hype"), f"bonus-{study.slug}.csv", "text/csv")
 
 
 @bp.get("/studies/<int:study_id>/report.html")

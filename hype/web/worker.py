@@ -11,7 +11,9 @@ from urllib.parse import urlencode
 
 from flask import Blueprint, redirect, render_template, request, url_for
 
+from hype import effort
 from hype.models import Assignment, Study
+from hype.monitoring import finished_session_seconds
 from hype.sessions import (
     FINISHED_STAGES,
     SessionError,
@@ -24,7 +26,7 @@ from hype.sessions import (
     study_is_full,
 )
 from hype.studies import study_settings
-from hype.web import db
+from hype.web import db, external_url
 from hype.web.worker_api import entry_identity
 
 bp = Blueprint("worker", __name__)
@@ -40,8 +42,9 @@ def start(slug: str):
     settings = study_settings(study)
     params = {k: request.args[k] for k in ENTRY_PARAMS if k in request.args}
     preview = is_mturk_preview(params)
+    pay = effort.stated_pay(settings, finished_session_seconds(db(), study))
     context: dict[str, Any] = dict(study=study, settings=settings, preview=preview, params=params, closed=False,
-                                   full=study_is_full(db(), study, settings))
+                                   full=study_is_full(db(), study, settings), pay=pay)
     if preview:
         return render_template("worker/start.html", **context)
     identity = entry_identity(slug, params)
@@ -80,8 +83,11 @@ def _finish(assignment: Assignment, study: Study) -> dict[str, Any]:
     participant = assignment.participant
     code = assignment.completion_code or ""
     if participant.platform == "prolific":
+        # Prolific only recognises the codes registered on its study (completed / qualification
+        # failed); the session's own code is the worker's receipt. Sync checks the pair.
+        study_code = study.completion_code if assignment.stage == "completed" else study.qualification_fail_code
         template = study.prolific_completion_url or PROLIFIC_COMPLETE
-        url = template.replace("{code}", code) if "{code}" in template else template
+        url = template.replace("{code}", study_code) if "{code}" in template else template
         return {"platform": "prolific", "code": code, "redirect_url": url}
     if participant.platform == "mturk":
         ids = participant.platform_ids or {}
@@ -97,7 +103,7 @@ def _finish(assignment: Assignment, study: Study) -> dict[str, Any]:
 def start_url(study: Study, **params: str) -> str:
     """The worker link for a study, with optional platform parameters (used by the dashboard and CLI)."""
     query = f"?{urlencode(params)}" if params else ""
-    return url_for("worker.start", slug=study.slug, _external=True) + query
+    return external_url("worker.start", slug=study.slug) + query
 
 
 def render_session_error(exc: SessionError):

@@ -220,7 +220,7 @@ def test_mturk_resume_under_a_new_assignment_submits_the_new_assignment(make_stu
     assert 'value="ASSIGNMENTTWO"' in html
 
 
-def test_mturk_done_page_posts_to_the_given_sandbox(make_study, worker, oracle):
+def test_mturk_done_page_posts_to_the_given_sandbox(make_study, worker, oracle, db_read):
     study = make_study()
     w = worker(study, mturk("WORKERE5", submit_to=SANDBOX + "/"))
     w.start()
@@ -229,7 +229,8 @@ def test_mturk_done_page_posts_to_the_given_sandbox(make_study, worker, oracle):
     html = w.client.get(f"/w/{w.token}").get_data(as_text=True)
     assert f'action="{SANDBOX}/mturk/externalSubmit"' in html
     assert 'value="ASGWORKERE5"' in html
-    assert study.completion_code in html
+    code = db_read(lambda s: assignment_of(s, w.token)).completion_code
+    assert f'name="completionCode" value="{code}"' in html and code != study.completion_code
 
 
 # -- body validation -----------------------------------------------------------------------------------
@@ -508,12 +509,13 @@ def test_full_hype_infinity_session_records_each_judgment_once(make_study, worke
         assert flagged is False
     task = [r for r in rows if r.phase == "task"]
     assert sum(r.is_fake for r in task) == 5  # half real, half fake
-    assert assignment.completion_code == study.completion_code
+    assert assignment.completion_code not in (None, study.completion_code)
     assert assignment.qualification_passed is True
-    # nothing more to answer; the done page carries the code and the Prolific return link
+    # nothing more to answer; the done page shows the session's own code and returns to Prolific
+    # with the study's registered completed code
     assert_json_error(w.answer(rows[0].image_token, "real"), 409, "already-answered")
     page = w.client.get(f"/w/{w.token}").get_data(as_text=True)
-    assert study.completion_code in page and "prolific" in page.lower()
+    assert assignment.completion_code in page and f"cc={study.completion_code}" in page
 
 
 def test_qualification_pass_at_the_threshold_moves_to_the_task(make_study, worker, truth, db_read):
@@ -560,13 +562,13 @@ def test_qualification_fail_ends_with_the_fail_code(make_study, worker, truth, d
     assert state["stage"] == "failed" and state["trial"] is None and state["preload"] == []
     a = db_read(lambda s: assignment_of(s, w.token))
     assert (a.qualification_real_correct, a.qualification_fake_correct, a.qualification_passed) == (4, 2, False)
-    assert a.completion_code == study.qualification_fail_code != study.completion_code
+    assert a.completion_code not in (None, study.qualification_fail_code, study.completion_code)
     assert a.completed_at is not None
     # no task trial can be answered
     task_token = db_read(lambda s: s.scalar(select(Trial.image_token).where(Trial.assignment_id == a.id, Trial.phase == "task")))
     assert_json_error(w.answer(task_token, "real"), 409, "wrong-stage")
     html = w.client.get(f"/w/{w.token}").get_data(as_text=True)
-    assert study.qualification_fail_code in html and study.completion_code not in html
+    assert a.completion_code in html and study.completion_code not in html
 
 
 def test_without_qualification_the_check_leads_to_the_task(make_study, worker):

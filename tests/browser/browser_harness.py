@@ -327,13 +327,15 @@ class Worker:
 TIMING_FLAGS = {"no-timing", "exposure-off", "mask-missing", "mask-off"}
 
 
-def check_judgments(db_records: Any, token: str, answered: list[Answered], *, stage: str, code: str,
+def check_judgments(db_records: Any, token: str, answered: list[Answered], *, stage: str,
                     phases: tuple[str, ...]) -> tuple[Any, list[Any], list[Any]]:
     """Every planned trial of ``phases`` answered exactly once, in the server's order, with the answer
-    the worker gave, and nothing else recorded. Returns (assignment, planned trials, judgments)."""
+    the worker gave, and nothing else recorded; a finished session has its own completion code. Returns (assignment, planned trials, judgments)."""
     a = db_records.assignment(token)
     assert a.stage == stage
-    assert a.completion_code == code
+    study_codes = (a.study.completion_code, a.study.qualification_fail_code)
+    if stage in ("completed", "failed"):  # the session's own code, never the study's shared ones
+        assert a.completion_code and a.completion_code not in study_codes
     planned = [t for t in db_records.trials(a) if t.phase in phases]
     judgments = db_records.judgments(a)
     trial_ids = [j.trial_id for j in judgments]

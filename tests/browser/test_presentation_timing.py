@@ -50,11 +50,11 @@ def test_exposures_and_masks_are_frame_accurate(make_study, new_worker, db_recor
     answered += w.run_phase("task", N_TRIALS, lambda k, _trial, is_fake: is_fake if k < N_CORRECT_FIRST else not is_fake,
                             expect_feedback=True)
     w.wait_done()
-    assert w.page.inner_text("#completion-code").strip() == study.completion_code
     w.assert_clean()
 
-    a, planned, all_judgments = check_judgments(db_records, w.token, answered, stage="completed", code=study.completion_code,
+    a, planned, all_judgments = check_judgments(db_records, w.token, answered, stage="completed",
                                                 phases=("qualification", "task"))
+    assert w.page.inner_text("#completion-code").strip() == a.completion_code
     check_timed_trials(study.settings, planned, all_judgments, answered)
     task_ids = {tr.id for tr in planned if tr.phase == "task"}
     judgments = [j for j in all_judgments if j.trial_id in task_ids]

@@ -71,7 +71,7 @@ def test_whole_session_by_keyboard(make_study, new_worker, guard, db_records, mo
     token = w.token
 
     a, planned, judgments = check_judgments(
-        db_records, token, answered, stage="completed", code=study.completion_code, phases=("qualification", "task")
+        db_records, token, answered, stage="completed", phases=("qualification", "task")
     )
     assert a.qualification_passed is True
     assert (a.qualification_real_correct, a.qualification_fake_correct) == (4, 4)
@@ -85,7 +85,7 @@ def test_whole_session_by_keyboard(make_study, new_worker, guard, db_records, mo
     else:
         assert all(j.requested_ms is None and j.measured_ms > 0 and j.reaction_ms > 0 for j in judgments)
 
-    code = study.completion_code
+    code = a.completion_code  # the session's own code; Prolific gets the study's registered one
     if platform == "plain":
         assert w.page.inner_text("#completion-code").strip() == code
         assert not guard.requests
@@ -93,7 +93,7 @@ def test_whole_session_by_keyboard(make_study, new_worker, guard, db_records, mo
         assert w.page.inner_text("#completion-code").strip() == code
         w.page.wait_for_url("https://app.prolific.com/**", timeout=5_000)  # automatic, after 1.5 s
         (sent,) = guard.answered
-        expected = f"https://app.prolific.com/submissions/complete?cc={code}" + ("&src=hype" if custom_prolific else "")
+        expected = f"https://app.prolific.com/submissions/complete?cc={study.completion_code}" + ("&src=hype" if custom_prolific else "")
         assert (sent.method, sent.url) == ("GET", expected)
     else:
         form = w.page.locator("#mturk-submit")
@@ -142,9 +142,9 @@ def test_session_by_clicking(make_study, new_worker, db_records) -> None:
     answered = w.run_phase("qualification", 8, always_correct, by="click")
     answered += w.run_phase("task", 20, lambda k, _trial, _fake: k % 2 == 0, by="click")
     w.wait_done()
-    check_judgments(db_records, w.token, answered, stage="completed", code=study.completion_code, phases=("qualification", "task"))
+    a, _, _ = check_judgments(db_records, w.token, answered, stage="completed", phases=("qualification", "task"))
     assert [x.judged_fake for x in answered[8:]] == [k % 2 == 0 for k in range(20)]
-    assert w.page.inner_text("#completion-code").strip() == study.completion_code
+    assert w.page.inner_text("#completion-code").strip() == a.completion_code
     w.assert_clean()
 
 
@@ -158,9 +158,9 @@ def test_failed_qualification_ends_with_the_fail_code(make_study, new_worker, gu
     answered = w.run_phase("qualification", 8, always_wrong)
     w.wait_done()
     assert "did not reach the score" in w.page.inner_text("main")
-    assert w.page.inner_text("#completion-code").strip() == study.qualification_fail_code
-    a, _, _ = check_judgments(db_records, w.token, answered, stage="failed", code=study.qualification_fail_code,
+    a, _, _ = check_judgments(db_records, w.token, answered, stage="failed",
                               phases=("qualification",))
+    assert w.page.inner_text("#completion-code").strip() == a.completion_code
     assert (a.qualification_passed, a.qualification_real_correct, a.qualification_fake_correct) == (False, 0, 0)
     assert len(db_records.trials(a, "task")) == 20  # planned, never shown
     w.page.wait_for_url("https://app.prolific.com/**", timeout=5_000)
@@ -206,7 +206,7 @@ def test_reload_mid_task_resumes_at_the_same_trial(make_study, new_worker, db_re
     answered += w.run_phase("task", 6, always_correct, expect_feedback=True, start=False, first_index=5)
     w.wait_done()
 
-    _, planned, judgments = check_judgments(db_records, w.token, answered, stage="completed", code=study.completion_code,
+    _, planned, judgments = check_judgments(db_records, w.token, answered, stage="completed",
                                             phases=("task",))
     check_timed_trials(study.settings, planned, judgments, answered)
     # Every answer correct and no reload moved the staircase: 200, 190, ... as without reloads.

@@ -13,10 +13,9 @@ from sqlalchemy import select
 
 from hype.accounts import create_researcher
 from hype.models import Exclusion, Study
-from hype.sessions import Answer, BrowserCheck, current_trial, enter, finish_instructions, identity_from_params, record_answer, record_browser_check, serve_trial
 from hype.studies import study_settings
-
 from pool_factory import make_pool_images
+from session_player import play
 
 PASSWORD = "correct horse battery"
 
@@ -48,35 +47,6 @@ def owned_study(make_study, researchers, session):
     study.owner_id = researchers[0].id
     session.commit()
     return study
-
-
-def play(session, study, worker: str, *, accuracy: float, rng, reaction_ms: float = 900.0, platform_params=None) -> int:
-    """One worker through the real session service, answering correctly with probability `accuracy`."""
-    identity = identity_from_params(platform_params or {}, worker)
-    assignment = enter(session, study, identity).assignment
-    finish_instructions(assignment)
-    record_browser_check(session, assignment, BrowserCheck(16.7, 1200, 900))
-    settings = study_settings(study)
-    n = 0
-    while (trial := current_trial(session, assignment)) is not None:
-        exposure = serve_trial(session, assignment, settings, trial)
-        right = trial.phase == "qualification" or rng.random() < accuracy
-        record_answer(
-            session,
-            assignment,
-            Answer(
-                trial_token=trial.image_token,
-                judged_fake=trial.is_fake if right else not trial.is_fake,
-                idempotency_key=f"k{worker[-6:]}{n:08d}",
-                measured_ms=exposure if exposure is not None else reaction_ms,
-                mask_measured_ms=(33.3,) * 4 if exposure is not None else (),
-                refresh_interval_ms=16.7,
-                reaction_ms=reaction_ms,
-            ),
-        )
-        n += 1
-    session.commit()
-    return assignment.id
 
 
 RESEARCHER_GETS = [
@@ -224,7 +194,7 @@ def test_monitoring_exclusions_rules_and_bonus(client, owned_study, session):
     assert client.get(f"/studies/{owned_study.id}/live.json").json["score"]["totals"]["scored_evaluators"] == 3
 
     sheet = list(csv.DictReader(io.StringIO(client.get(f"/studies/{owned_study.id}/bonus.csv").get_data(as_text=True))))
-    assert len(sheet) == 4
+    assert len(sheet) == 3, "the worker excluded by the too-fast rule is left out of the bonus sheet"
     for row in sheet:
         assert float(row["bonus_usd"]) == pytest.approx(int(row["correct_answers"]) * 0.02)
 
