@@ -114,3 +114,13 @@ def test_links_use_the_public_url_and_only_trusted_proxy_headers(config, engine,
     direct.post("/login", data={"email": "r@example.org", "password": PASSWORD, "csrf_token": _token(direct, "/login")})
     page = direct.get(f"/studies/{study.id}", headers=forwarded).get_data(as_text=True)
     assert "crowd.example.org" not in page and f"http://localhost/s/{study.slug}</code>" in page
+
+
+def test_edit_form_figures_start_from_the_studys_own_settings(app, session, study, crowd):
+    crowd("anon-000001", "prolific")  # started: only the target and the pay may change
+    client = _signed_in(app, session, study)
+    page = client.get(f"/studies/{study.id}/settings").get_data(as_text=True)
+    assert 'id="pay-estimate"' in page and "About <strong>1 min</strong>" in page and "$60.00/hour" in page
+    # no qualification checkbox in the query (it is locked, so the browser leaves it out): still the study's 18 images
+    figures = client.get(f"/studies/new/pay.json?study={study.id}&pay_base_usd=3&infinity_n_real=500").get_json()
+    assert figures["minutes"] == 1 and figures["base_hourly_usd"] == 180.0
