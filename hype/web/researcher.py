@@ -277,6 +277,33 @@ def live(study_id: int):
     )
 
 
+@bp.get("/compare")
+@login_required
+def compare():
+    """Several of the researcher's studies side by side (?study=ID&study=ID…)."""
+    from hype.comparison import ComparisonError
+    from hype.comparison_plot import comparison_forest_plot
+    from hype.study_comparison import compare_studies
+
+    ids = []
+    for raw in request.args.getlist("study"):
+        if raw.isdigit() and int(raw) not in ids:
+            ids.append(int(raw))
+    context: dict[str, Any] = {"min_ci": MIN_EVALUATORS_FOR_CI, "comparison": None, "plot": None, "infinity": True, "error": None}
+    if len(ids) < 2:
+        context["error"] = "Tick at least two studies to compare."
+        return render_template("researcher/compare.html", **context), 400
+    chosen = [_own_study(i) for i in sorted(ids)]  # oldest first: checkpoints in the order they were evaluated
+    try:
+        comparison = compare_studies(db(), chosen, n_resamples=LIVE_RESAMPLES)
+    except ComparisonError as exc:
+        context["error"] = f"These studies cannot be compared: {exc}."
+        return render_template("researcher/compare.html", **context), 400
+    context.update(comparison=comparison, infinity=comparison.mode != "hype-time",
+                   plot=comparison_forest_plot(comparison) if comparison.rows else None)
+    return render_template("researcher/compare.html", **context)
+
+
 # -- quality control --------------------------------------------------------------------------------------
 
 

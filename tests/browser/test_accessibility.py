@@ -4,7 +4,10 @@ everything by keyboard (the keyboard sessions are test_worker_flow.py's)."""
 
 from __future__ import annotations
 
+import os
 import re
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,6 +16,11 @@ from accessibility import axe_violations
 from browser_harness import Worker, always_correct, new_context
 
 from hype.accounts import create_researcher
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "db"))
+from test_report import fill  # noqa: E402
+
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 
 pytestmark = pytest.mark.browser
 
@@ -67,9 +75,14 @@ def test_worker_pages_have_no_serious_axe_violation(browser, live_server, guard,
 
 def test_researcher_pages_have_no_serious_axe_violation(browser, live_server, guard, make_study, session) -> None:
     researcher = create_researcher(session, EMAIL, PASSWORD)
-    study = make_study("hype-infinity")
-    study.owner_id = researcher.id
+    study = make_study("hype-infinity", models=("ckpt",))
+    later = make_study("hype-infinity", models=("ckpt",), settings={"qualification": {"n_real": 4, "n_fake": 4},
+                                                                  "infinity": {"n_real": 4, "n_fake": 4}})
+    study.name, later.name = "GAN step 10k", "GAN step 50k"
+    study.owner_id = later.owner_id = researcher.id
     session.commit()
+    fill(session, study, 6, {"ckpt": 0.1})
+    fill(session, later, 6, {"ckpt": 0.35}, seed=1)
     context = new_context(browser, guard, viewport=(1400, 900), bypass_csp=True)
     failures: dict[str, Any] = {}
     try:
@@ -86,6 +99,15 @@ def test_researcher_pages_have_no_serious_axe_violation(browser, live_server, gu
             page.goto(live_server.url + path)
             _check(page, name, failures)
         assert _focus_ring(page, "button[type=submit]").startswith("solid")
+        page.goto(f"{live_server.url}/studies")
+        page.check(f"input[name=study][value='{study.id}']")
+        page.check(f"input[name=study][value='{later.id}']")
+        with page.expect_navigation():
+            page.click("#compare")
+        assert page.locator("#comparison tbody tr").count() == 2 and page.locator("#protocol-warning").is_visible()
+        _check(page, "compare", failures)
+        if os.environ.get("HYPE_WRITE_SCREENSHOTS") == "1":
+            page.screenshot(path=str(SCREENSHOTS / "compare.png"), full_page=True)
         page.goto(f"{live_server.url}/studies/new")
         page.fill("#f-time_min_ms", "900")  # an error message is a page too
         page.fill("#f-name", "broken")

@@ -341,3 +341,32 @@ def test_live_score_shows_no_ci_below_the_minimum_and_no_cli_words(client, owned
     box = page[page.index('id="live-score"'):page.index('id="download-report"')]
     assert "0.0% – 0.0%" not in box and f"needs {MIN_EVALUATORS_FOR_CI} evaluators" in box
     assert f"from {MIN_EVALUATORS_FOR_CI} evaluators of a model on" in box
+
+
+def test_compare_page_puts_studies_side_by_side_and_warns(client, make_study, researchers, session):
+    a = make_study(settings={"qualification": {"n_real": 4, "n_fake": 4}, "infinity": {"n_real": 5, "n_fake": 5}})
+    b = make_study(settings={"qualification": {"n_real": 4, "n_fake": 4}, "infinity": {"n_real": 4, "n_fake": 4}})
+    other = make_study("hype-time", n_real=80, n_fake=40)
+    for s in (a, b, other):
+        s.owner_id = researchers[0].id
+    a.name, b.name = "ckpt 1", "ckpt 2"
+    session.commit()
+    rng = np.random.default_rng(4)
+    for k in range(2):
+        play(session, a, f"anon-a{k}", accuracy=0.9, rng=rng)
+        play(session, b, f"anon-b{k}", accuracy=0.6, rng=rng)
+    login(client, "alice@example.org")
+    assert 'id="compare"' in client.get("/studies").get_data(as_text=True)
+    page = client.get(f"/studies/compare?study={a.id}&study={b.id}")
+    assert page.status_code == 404  # the page is /compare, not a study
+    response = client.get(f"/compare?study={a.id}&study={b.id}")
+    html = response.get_data(as_text=True)
+    assert response.status_code == 200
+    assert 'id="protocol-warning"' in html and "infinity.n_real: 5 in ckpt 1, 4 in ckpt 2" in html
+    assert html.count("<tr><td>ckpt 1</td>") == 2 and html.count("<tr><td>ckpt 2</td>") == 2  # alpha and beta each
+    assert "needs 5 evaluators" in html and 'id="forest-plot"' in html and "data:image/png;base64," in html
+    mixed = client.get(f"/compare?study={a.id}&study={other.id}")
+    assert mixed.status_code == 400 and "one mode" in mixed.get_data(as_text=True)
+    assert client.get(f"/compare?study={a.id}").status_code == 400
+    login(client, "bob@example.org")
+    assert client.get(f"/compare?study={a.id}&study={b.id}").status_code == 404  # not bob's studies
