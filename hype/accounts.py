@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -37,3 +37,24 @@ def authenticate(session: Session, email: str, password: str) -> Researcher | No
     if researcher is None or not check_password_hash(researcher.password_hash, password or ""):
         return None
     return researcher
+
+
+def find_researcher(session: Session, email: str) -> Researcher:
+    researcher = session.scalar(select(Researcher).where(Researcher.email == (email or "").strip().lower()))
+    if researcher is None:
+        raise AccountError(f"no researcher {email!r}; create one with `hype create-researcher EMAIL`")
+    return researcher
+
+
+def resolve_owner(session: Session, email: str | None) -> Researcher | None:
+    """Who owns a study made outside the dashboard: the researcher named, or else the only one there
+    is. None when there is none yet (`hype transfer` gives the study to one later); an error when
+    there are several, since guessing would hide the study from the one who made it."""
+    if email:
+        return find_researcher(session, email)
+    n = session.scalar(select(func.count()).select_from(Researcher)) or 0
+    if n == 1:
+        return session.scalar(select(Researcher))
+    if n > 1:
+        raise AccountError(f"there are {n} researchers: say which one owns the study with --owner EMAIL")
+    return None

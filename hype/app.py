@@ -83,6 +83,15 @@ def create_app(config: Config | None = None, **overrides: Any) -> Flask:
 
     @app.errorhandler(SessionError)
     def _session_error(exc: SessionError):
+        session = g.get("db")
+        if session is not None:
+            if exc.keep_changes:
+                try:
+                    session.commit()
+                except Exception:  # the refusal still stands; the change is made the next time
+                    session.rollback()
+            else:
+                session.rollback()
         if request.path.startswith("/api/"):
             return jsonify(error=exc.code, message=exc.message), exc.status
         from hype.web.worker import render_session_error

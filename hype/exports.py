@@ -1009,7 +1009,8 @@ def import_bundle(session: Session, bundle: ExportBundle, *, name: str | None = 
              "qualification_passed": p["qualification_passed"], "refresh_interval_ms": p["refresh_interval_ms"],
              "window_width": p["window_width"], "window_height": p["window_height"],
              "created_at": _parse_datetime(p["created_at"]),
-             "completed_at": None if p["completed_at"] is None else _parse_datetime(p["completed_at"])}
+             "completed_at": None if p["completed_at"] is None else _parse_datetime(p["completed_at"]),
+             "last_active_at": _parse_datetime(p["completed_at"] or p["created_at"])}
             for p in participants
         ])
         _advance_sequence(session)

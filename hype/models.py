@@ -43,6 +43,8 @@ class Base(DeclarativeBase):
 STUDY_STATUSES = ("draft", "published", "closed")
 POOLS = ("real", "fake", "mask")
 ASSIGNMENT_STAGES = ("consent", "instructions", "check", "qualification", "task", "completed", "failed", "abandoned")
+ACTIVE_STAGES = ("instructions", "check", "qualification", "task")  # a worker is still in the session
+FINISHED_STAGES = ("completed", "failed", "abandoned")  # nothing more can happen in it
 PHASES = ("qualification", "task")
 
 
@@ -172,6 +174,9 @@ class Assignment(Base):
     window_height: Mapped[Optional[int]] = mapped_column(Integer)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     completed_at: Mapped[Optional[dt.datetime]] = mapped_column(DateTime(timezone=True))
+    # The worker's last step (entry, instructions, check, answer) on the server's clock, to within
+    # hype.recruitment.TOUCH_EVERY: what decides that an unfinished session is abandoned.
+    last_active_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
     participant: Mapped[Participant] = relationship(back_populates="assignment")
     study: Mapped[Study] = relationship()

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from hype.models import Assignment, Exclusion, Judgment, StaircaseRecord, Study, Trial, utcnow
 from hype.quality import ExclusionRules, TrialRecord, WorkerStats, violations, worker_stats
-from hype.sessions import ACTIVE_STAGES
+from hype.recruitment import ModelSlots, close_if_complete, is_complete, model_slots
 from hype.studies import study_settings
 
 
@@ -20,38 +20,20 @@ class MonitoringError(ValueError):
     pass
 
 
-@dataclass
+@dataclass(frozen=True)
 class ModelProgress:
-    model: str
-    started: int = 0
-    in_qualification: int = 0
-    failed: int = 0
-    working: int = 0
-    completed: int = 0
+    """A model's recruitment (hype.recruitment.ModelSlots) with the task judgments it has so far."""
+
+    slots: ModelSlots
     judgments: int = 0
     flagged: int = 0
-    target: int = 0
 
     def to_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
+        return {**self.slots.to_dict(), "judgments": self.judgments, "flagged": self.flagged}
 
 
 def model_progress(session: Session, study: Study) -> list[ModelProgress]:
-    settings = study_settings(study)
-    rows = {m.id: ModelProgress(m.name, target=settings.evaluators_per_model) for m in study.models}
-    for model_id, stage, n in session.execute(
-        select(Assignment.model_id, Assignment.stage, func.count()).where(Assignment.study_id == study.id).group_by(Assignment.model_id, Assignment.stage)
-    ):
-        row = rows[model_id]
-        row.started += n
-        if stage == "qualification":
-            row.in_qualification += n
-        elif stage == "failed":
-            row.failed += n
-        elif stage == "completed":
-            row.completed += n
-        elif stage in ACTIVE_STAGES:
-            row.working += n
+    judged: dict[int, tuple[int, int]] = {}
     for model_id, n, flagged in session.execute(
         select(Assignment.model_id, func.count(Judgment.id), func.sum(cast(Judgment.flagged, Integer)))
         .join(Judgment, Judgment.assignment_id == Assignment.id)
@@ -59,9 +41,12 @@ def model_progress(session: Session, study: Study) -> list[ModelProgress]:
         .where(Assignment.study_id == study.id, Trial.phase == "task")
         .group_by(Assignment.model_id)
     ):
-        rows[model_id].judgments = int(n)
-        rows[model_id].flagged = int(flagged or 0)
-    return list(rows.values())
+        judged[model_id] = (int(n), int(flagged or 0))
+    return [ModelProgress(slots, *judged.get(slots.model_id, (0, 0))) for slots in model_slots(session, study)]
+
+
+def is_study_complete(progress: list[ModelProgress]) -> bool:
+    return is_complete([p.slots for p in progress])
 
 
 @dataclass
@@ -153,6 +138,8 @@ def revoke(session: Session, study: Study, exclusion_id: int) -> Exclusion:
         raise MonitoringError("no such exclusion in this study")
     if exclusion.revoked_at is None:
         exclusion.revoked_at = utcnow()
+        session.flush()
+        close_if_complete(session, study)  # the worker counts again: their model may be full now
     return exclusion
 
 

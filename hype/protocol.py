@@ -64,6 +64,18 @@ class StatisticsSettings:
 
 
 @dataclass(frozen=True)
+class RecruitmentSettings:
+    """How the platform fills each model's evaluator slots while a study runs; unlike the protocol
+    settings these may change after publishing (they decide who is taken next, not what anyone sees)."""
+
+    # A session with no answer (or other step) for this long, on the server's clock, is abandoned:
+    # it stops holding a slot and cannot be resumed. [decision]
+    idle_timeout_minutes: float = 30.0
+    # Close the study by itself once every model has its valid evaluators.
+    close_when_complete: bool = False
+
+
+@dataclass(frozen=True)
 class StudySettings:
     mode: Mode = "hype-infinity"
     seed: int = 0
@@ -73,6 +85,7 @@ class StudySettings:
     time: TimeSettings = field(default_factory=TimeSettings)
     pay: PaySettings = field(default_factory=PaySettings)
     statistics: StatisticsSettings = field(default_factory=StatisticsSettings)
+    recruitment: RecruitmentSettings = field(default_factory=RecruitmentSettings)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -110,6 +123,8 @@ class StudySettings:
             raise SettingsError("time step sizes must be > 0")
         if self.evaluators_per_model < 1:
             raise SettingsError("evaluators_per_model must be >= 1")
+        if not 1.0 <= self.recruitment.idle_timeout_minutes <= 7 * 24 * 60:
+            raise SettingsError("recruitment.idle_timeout_minutes must be between 1 and 10080 (a week)")
         if not 0.5 < self.statistics.confidence_level < 1.0:
             raise SettingsError("statistics.confidence_level must be in (0.5, 1)")
         if self.statistics.n_resamples < 100:

@@ -8,6 +8,7 @@ the database, so a reload, a second tab or a restarted server resumes exactly wh
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 import secrets
 from dataclasses import dataclass, field, replace
@@ -17,9 +18,12 @@ from sqlalchemy import bindparam, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased, joinedload
 
+from hype import recruitment
 from hype import staircase as stairs
 from hype.design import plan_session
 from hype.models import (
+    ACTIVE_STAGES,
+    FINISHED_STAGES,
     Assignment,
     GeneratorModel,
     Image,
@@ -36,8 +40,6 @@ from hype.studies import pool_ids, study_settings
 from hype.timing import MAX_REFRESH_MS, MIN_REFRESH_MS, Presentation, presentation_flags
 
 PLATFORMS = ("plain", "mturk", "prolific")
-ACTIVE_STAGES = ("instructions", "check", "qualification", "task")
-FINISHED_STAGES = ("completed", "failed", "abandoned")
 TRIAL_STAGES = ("qualification", "task")
 
 # Room around the image the trial page needs (buttons, progress bar), in CSS pixels.
@@ -109,9 +111,11 @@ _MASK_COUNT = select(func.count()).where(Image.study_id == bindparam("study_id")
 
 
 class SessionError(Exception):
-    """A request the session cannot honour. ``status`` is the HTTP status the web layer answers with."""
+    """A request the session cannot honour. ``status`` is the HTTP status the web layer answers with.
+    ``keep_changes``: what the request changed before the refusal is committed, not rolled back."""
 
     status = 400
+    keep_changes = False
 
     def __init__(self, message: str, *, status: int | None = None, code: str = "bad-request"):
         super().__init__(message)
@@ -119,6 +123,22 @@ class SessionError(Exception):
         self.code = code
         if status is not None:
             self.status = status
+
+
+class SessionAbandoned(SessionError):
+    """The worker came back to a session the idle timeout has ended. Marking it abandoned is kept."""
+
+    status = 410
+    keep_changes = True
+
+    def __init__(self, settings: StudySettings):
+        minutes = settings.recruitment.idle_timeout_minutes
+        super().__init__(
+            f"This session was closed because nothing happened in it for more than {minutes:g} minutes, so it "
+            "cannot be resumed, and your place has gone to another participant. If a crowd platform sent you "
+            "here, please return the task there.",
+            code="session-abandoned",
+        )
 
 
 # -- identity ---------------------------------------------------------------------------------------
@@ -218,18 +238,20 @@ def enter(session: Session, study: Study, identity: Identity, user_agent: str | 
     their existing session back, which is what makes reloads and lost tabs harmless.
     """
     existing = find_assignment(session, study, identity)
+    settings = study_settings(study)
     if existing is not None:
+        check_resumable(existing, settings)
         if existing.stage in FINISHED_STAGES:
             raise SessionError("You have already taken part in this study; each person can take part once.", status=409, code="already-participated")
         if identity.platform_ids and existing.participant.platform_ids != identity.platform_ids:
             # Back under a new MTurk assignment (HIT returned and accepted again): the completion
             # form must submit to the assignment that is live now.
             existing.participant.platform_ids = dict(identity.platform_ids)
+        recruitment.touch(existing, settings)
         return Entry(existing, created=False)
     if study.status != "published":
         raise SessionError("This study is not taking new participants.", status=409, code="study-closed")
-    settings = study_settings(study)
-    model = _pick_model(session, study, settings)
+    model = _pick_model(session, study)
     participant = Participant(
         study_id=study.id,
         platform=identity.platform,
@@ -263,45 +285,27 @@ def enter(session: Session, study: Study, identity: Identity, user_agent: str | 
 STUDY_FULL_MESSAGE = "This study has all the participants it needs. Thank you for your interest."
 
 
-def _open_models(session: Session, study: Study, settings: StudySettings) -> list[GeneratorModel]:
-    """Models that still need completed evaluators.
-
-    A study whose every model already has its evaluators completed takes nobody more: extra
-    evaluators cost the researcher money and change nothing the protocol reports.
-    """
-    completed = dict(
-        session.execute(
-            select(Assignment.model_id, func.count())
-            .where(Assignment.study_id == study.id, Assignment.stage == "completed")
-            .group_by(Assignment.model_id)
-        ).all()
-    )
-    return [m for m in study.models if completed.get(m.id, 0) < settings.evaluators_per_model]
-
-
-def study_is_full(session: Session, study: Study, settings: StudySettings) -> bool:
+def study_is_full(session: Session, study: Study, settings: StudySettings | None = None) -> bool:
     """Whether a new worker would be turned away: the consent page says so before anyone agrees."""
-    return bool(study.models) and not _open_models(session, study, settings)
+    return bool(study.models) and not recruitment.open_models(recruitment.model_slots(session, study))
 
 
-def _pick_model(session: Session, study: Study, settings: StudySettings) -> GeneratorModel:
-    """The model with the fewest evaluators so far (completed or still working), so models fill evenly."""
-    models = list(study.models)
-    if not models:
+def _pick_model(session: Session, study: Study) -> GeneratorModel:
+    """The open model with the fewest evaluators that count (hype.recruitment.choose_model).
+
+    A study whose every model already has its valid evaluators takes nobody more: extra evaluators
+    cost the researcher money and change nothing the protocol reports. Sessions the idle timeout has
+    abandoned hold no slot; they are marked so here, where a write happens anyway.
+    """
+    if not study.models:
         raise SessionError("This study has no images to judge yet.", status=409, code="study-empty")
-    counts = dict(
-        session.execute(
-            select(Assignment.model_id, func.count())
-            .where(Assignment.study_id == study.id, Assignment.stage.in_(ACTIVE_STAGES + ("completed",)))
-            .group_by(Assignment.model_id)
-        ).all()
-    )
-    open_models = _open_models(session, study, settings)
-    if not open_models:
+    slots = recruitment.model_slots(session, study)
+    if any(s.idle_unmarked for s in slots):
+        recruitment.mark_idle_abandoned(session, study)
+    chosen = recruitment.choose_model(slots)
+    if chosen is None:
         raise SessionError(STUDY_FULL_MESSAGE, status=409, code="study-full")
-    fewest = min(counts.get(m.id, 0) for m in open_models)
-    candidates = [m for m in open_models if counts.get(m.id, 0) == fewest]
-    return candidates[secrets.randbelow(len(candidates))]
+    return next(m for m in study.models if m.id == chosen.model_id)
 
 
 def _plan(session: Session, study: Study, settings: StudySettings, assignment: Assignment) -> None:
@@ -341,12 +345,35 @@ def assignment_by_token(session: Session, token: str, *, for_update: bool = Fals
     assignment = session.scalar(query, {"token": token})
     if assignment is None:
         raise SessionError("This session link is not valid.", status=404, code="unknown-session")
+    check_resumable(assignment)
     return assignment
+
+
+# The shortest idle timeout a study may set: a session active more recently is never idle, which
+# spares most requests parsing the study's settings for this check.
+_MIN_IDLE = dt.timedelta(minutes=1)
+
+
+def check_resumable(assignment: Assignment, settings: StudySettings | None = None) -> None:
+    """Refuse a session the idle timeout has ended (410 session-abandoned), marking it abandoned
+    first if this is the first time anyone noticed; the mark is kept although the request fails."""
+    if assignment.stage == "abandoned":
+        raise SessionAbandoned(settings or study_settings(assignment.study))
+    if assignment.stage not in ACTIVE_STAGES:
+        return
+    now = utcnow()
+    if now - recruitment.as_utc(assignment.last_active_at) <= _MIN_IDLE:
+        return
+    settings = settings or study_settings(assignment.study)
+    if recruitment.is_idle(assignment, settings, now):
+        assignment.stage = "abandoned"
+        raise SessionAbandoned(settings)
 
 
 def finish_instructions(assignment: Assignment) -> None:
     if assignment.stage == "instructions":
         assignment.stage = "check"
+        recruitment.touch(assignment, study_settings(assignment.study))
 
 
 @dataclass(frozen=True)
@@ -381,6 +408,7 @@ def record_browser_check(session: Session, assignment: Assignment, check: Browse
     assignment.refresh_interval_ms = check.refresh_interval_ms
     assignment.window_width = check.window_width
     assignment.window_height = check.window_height
+    recruitment.touch(assignment, study_settings(assignment.study))
     has_qualification = session.scalar(
         select(func.count()).where(Trial.assignment_id == assignment.id, Trial.phase == "qualification")
     )
@@ -545,6 +573,7 @@ def record_answer(session: Session, assignment: Assignment, answer: Answer) -> A
         flag_reasons=",".join(flags) or None,
     )
     session.add(judgment)
+    recruitment.touch(assignment, settings)
     session.flush()
     if timed:
         _advance_staircase(session, assignment, trial.block, correct)
@@ -591,6 +620,8 @@ def _finish_stage(session: Session, assignment: Assignment, settings: StudySetti
         assignment.stage = "completed"
         assignment.completion_code = new_session_code()
         assignment.completed_at = utcnow()
+        if settings.recruitment.close_when_complete:
+            recruitment.close_if_complete(session, study)
 
 
 def _qualification_counts(session: Session, assignment: Assignment) -> tuple[int, int, int, int]:

@@ -19,7 +19,14 @@ from hype.protocol import SettingsError, StudySettings
 CREATE_ONLY = ("mode", "seed")
 # What may still change once a worker has started: the target and the pay. Anything else would mean
 # that evaluators of one study ran different protocols.
-EDITABLE_WHILE_RUNNING = ("evaluators_per_model", "pay.base_usd", "pay.bonus_per_correct_usd")
+# How workers are recruited may change too: it decides who is taken next, not what anyone sees.
+EDITABLE_WHILE_RUNNING = (
+    "evaluators_per_model",
+    "pay.base_usd",
+    "pay.bonus_per_correct_usd",
+    "recruitment.idle_timeout_minutes",
+    "recruitment.close_when_complete",
+)
 
 SECTIONS: dict[str, str] = {
     "": "Study",
@@ -28,6 +35,7 @@ SECTIONS: dict[str, str] = {
     "time": "HYPE-time task",
     "pay": "Pay",
     "statistics": "Statistics",
+    "recruitment": "Recruitment",
 }
 
 # path -> (label, unit, help)
@@ -58,6 +66,10 @@ LABELS: dict[str, tuple[str, str, str]] = {
     "statistics.confidence_level": ("Confidence level", "share", "0.95 = 95% intervals."),
     "statistics.exclude_flagged_trials": ("Leave flagged trials out of scores", "", "Exposure off by over a frame, or focus lost."),
     "statistics.score_on_measured_exposure": ("Score on the measured exposure", "", "Off: on the requested one, as the paper did."),
+    "recruitment.idle_timeout_minutes": ("Abandon a session idle for", "min",
+                                         "It then holds no slot and cannot be resumed."),
+    "recruitment.close_when_complete": ("Close the study when complete", "",
+                                        "Once every model has its valid evaluators."),
 }
 
 

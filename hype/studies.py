@@ -114,8 +114,9 @@ def create_study(
 
 
 def study_settings(study: Study) -> StudySettings:
-    """Parsed settings; cached by their text, since every worker request needs them and they only
-    change while a study is a draft (StudySettings is frozen, so sharing one is safe)."""
+    """Parsed settings; cached by their text, since every worker request needs them and they rarely
+    change (the protocol only while a draft, recruitment at any time: a change is a new text, so
+    never a stale entry). StudySettings is frozen, so sharing one is safe."""
     return _parse_settings(json.dumps(study.settings, sort_keys=True))
 
 
@@ -132,13 +133,13 @@ def has_started(session: Session, study: Study) -> bool:
 def update_settings(session: Session, study: Study, changes: dict[str, Any]) -> list[str]:
     """Lay ``changes`` (nested, partial) over the study's settings; returns the paths that changed.
 
-    Everything can change until the first worker starts; after that only the target and the pay
-    (hype.settings_form.EDITABLE_WHILE_RUNNING), so every evaluator of a study runs one protocol.
-    A published study's pools must still be large enough for the new counts."""
+    Everything can change until the first worker starts; after that, and once the study is closed,
+    only the target, the pay and the recruitment settings (hype.settings_form.EDITABLE_WHILE_RUNNING),
+    so every evaluator of a study runs one protocol. A published study's pools must still be large
+    enough for the new counts. Callers then run hype.recruitment.close_if_complete (a lower target
+    can complete the study)."""
     from hype.settings_form import EDITABLE_WHILE_RUNNING, changed_paths, merge
 
-    if study.status == "closed":
-        raise StudyError("a closed study's settings cannot change")
     before = study_settings(study).to_dict()
     after = merge(before, changes)
     after["mode"], after["seed"] = before["mode"], before["seed"]
@@ -147,11 +148,13 @@ def update_settings(session: Session, study: Study, changes: dict[str, Any]) -> 
     except SettingsError as exc:
         raise StudyError(str(exc)) from exc
     changed = changed_paths(before, parsed.to_dict())
-    if changed and has_started(session, study):
+    if changed and (study.status == "closed" or has_started(session, study)):
         locked = [p for p in changed if p not in EDITABLE_WHILE_RUNNING]
         if locked:
+            why = "the study is closed" if study.status == "closed" else "workers have started"
             raise StudyError(
-                "workers have started, so only the target and the pay can change now, not " + ", ".join(locked)
+                f"{why}, so only the target and the pay (and how workers are recruited) can change now, not "
+                + ", ".join(locked)
             )
     if changed and study.status != "draft":
         real, fakes = pool_ids(session, study)
@@ -373,6 +376,28 @@ def close_study(study: Study) -> None:
         raise StudyError(f"only a published study can be closed (this one is {study.status})")
     study.status = "closed"
     study.closed_at = utcnow()
+
+
+def reopen_study(session: Session, study: Study) -> None:
+    """Take new workers again (e.g. after raising the target, or to replace excluded workers). The
+    pools are checked as at publishing, so a study imported from results (no images) stays closed."""
+    if study.status == "published":
+        return
+    if study.status != "closed":
+        raise StudyError(f"only a closed study can be reopened (this one is {study.status}); publish it instead")
+    real, fakes = pool_ids(session, study)
+    try:
+        check_pools(study_settings(study), real, fakes)
+    except ValueError as exc:
+        raise StudyError(f"cannot reopen: {exc}") from exc
+    study.status = "published"
+    study.closed_at = None
+
+
+def transfer_study(session: Session, study: Study, owner_id: int | None) -> None:
+    """Give the study to another researcher (None: to nobody; it then shows in no dashboard)."""
+    study.owner_id = owner_id
+    session.flush()
 
 
 def load_study_file(path: Path) -> dict[str, Any]:

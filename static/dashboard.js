@@ -8,14 +8,17 @@
   const cell = (text) => { const td = document.createElement("td"); td.textContent = text; return td; };
   const fmt = (x, infinity) => (x === null || x === undefined ? "—" : infinity ? `${(100 * x).toFixed(1)}%` : x.toFixed(1));
 
-  function renderProgress(rows) {
+  function renderProgress(rows, complete) {
     const tbody = document.querySelector("#progress tbody");
     tbody.replaceChildren(...rows.map((p) => {
       const tr = document.createElement("tr");
-      [p.model, p.started, p.in_qualification, p.failed, p.working, `${p.completed} / ${p.target}`, p.judgments, p.flagged]
+      if (p.full) tr.className = "complete";
+      [p.model, `${p.valid} / ${p.target}`, p.in_progress, p.excluded, p.abandoned, p.failed, p.judgments, p.flagged,
+        p.full ? "complete" : `${p.missing} to go`]
         .forEach((v) => tr.appendChild(cell(String(v))));
       return tr;
     }));
+    document.getElementById("study-complete").hidden = !complete;
   }
 
   function renderScore(score) {
@@ -51,7 +54,7 @@
       const response = await fetch(url, { headers: { Accept: "application/json" }, credentials: "same-origin" });
       if (!response.ok) return;
       const data = await response.json();
-      renderProgress(data.progress);
+      renderProgress(data.progress, data.complete);
       renderScore(data.score);
       document.getElementById("live-updated").textContent = `updated ${new Date().toLocaleTimeString()}`;
     } catch (e) { /* keep the last figures; try again next tick */ }

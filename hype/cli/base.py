@@ -48,3 +48,20 @@ pass_ctx = click.make_pass_decorator(Context)
 def fail(message: str) -> None:
     """Stop the command with a message for a person (click prints it and exits 1)."""
     raise click.ClickException(message)
+
+
+def owner_id(session: Session, email: str | None) -> int | None:
+    """The researcher who owns a study made by a command: --owner, or else the only researcher. With
+    none yet the study is made without one, and the command says how to give it one later."""
+    from hype.accounts import AccountError, resolve_owner
+
+    try:
+        researcher = resolve_owner(session, email)
+    except AccountError as exc:
+        fail(str(exc))
+        raise
+    if researcher is None:
+        click.echo("note: no researcher account yet, so this study appears in no dashboard; after "
+                   "`hype create-researcher EMAIL`, give it one with `hype transfer STUDY EMAIL`", err=True)
+        return None
+    return researcher.id

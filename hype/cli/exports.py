@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from hype.cli.base import Context, fail, pass_ctx
+from hype.cli.base import Context, fail, owner_id, pass_ctx
 
 
 @click.command("export")
@@ -49,14 +49,17 @@ def export_cmd(ctx: Context, study: str, fmt: str, output: Path | None, raw_ids:
 @click.command("import-results")
 @click.argument("path", type=click.Path(exists=True, path_type=Path))
 @click.option("--name", help="Name of the new study [default: the exported name + ' (imported)'].")
+@click.option("--owner", help="E-mail of the researcher whose dashboard shows the study [default: the only researcher].")
 @pass_ctx
-def import_results_cmd(ctx: Context, path: Path, name: str | None) -> None:
+def import_results_cmd(ctx: Context, path: Path, name: str | None, owner: str | None) -> None:
     """Create a new, closed study from an export (folder, .json or .zip) that scores exactly as the original."""
     from hype import exports
 
     with ctx.session() as session:
+        owner_ref = owner_id(session, owner)
         try:
             s = exports.import_results(session, path, name=name)
+            s.owner_id = owner_ref
         except ValueError as exc:  # ExportError, StudyError
             fail(str(exc))
         study_id, study_name, slug, mode = s.id, s.name, s.slug, s.mode

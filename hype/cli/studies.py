@@ -1,4 +1,4 @@
-"""Study lifecycle commands: create, import images, publish, close, list."""
+"""Study lifecycle commands: create, import images, publish, close, reopen, recruitment, transfer, list."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 from sqlalchemy.orm import Session
 
-from hype.cli.base import Context, fail, pass_ctx
+from hype.cli.base import Context, fail, owner_id, pass_ctx
 
 
 @click.command("create-study")
@@ -15,7 +15,7 @@ from hype.cli.base import Context, fail, pass_ctx
 @click.option("--name", help="Study name (when no study file is given).")
 @click.option("--mode", type=click.Choice(["hype-infinity", "hype-time"]), help="Protocol.")
 @click.option("--seed", type=int, help="Seed for all draws (random if omitted; stored either way).")
-@click.option("--owner", help="Researcher e-mail that owns the study.")
+@click.option("--owner", help="E-mail of the researcher whose dashboard shows the study [default: the only researcher].")
 @pass_ctx
 def create_study_cmd(ctx: Context, study_file: Path | None, name: str | None, mode: str | None, seed: int | None, owner: str | None) -> None:
     """Create a study, from a YAML/JSON study file (which may also name image folders) or from options."""
@@ -27,7 +27,7 @@ def create_study_cmd(ctx: Context, study_file: Path | None, name: str | None, mo
     if not name or not mode:
         fail("give a study file, or --name and --mode")
     with ctx.session() as session:
-        owner_id = _owner_id(session, owner)
+        owner = owner_id(session, owner)
         try:
             study = studies.create_study(
                 session,
@@ -35,7 +35,7 @@ def create_study_cmd(ctx: Context, study_file: Path | None, name: str | None, mo
                 mode=mode,
                 seed=seed if seed is not None else definition.get("seed"),
                 settings=definition.get("settings"),
-                owner_id=owner_id,
+                owner_id=owner,
                 prolific_completion_url=definition.get("prolific_completion_url"),
             )
             resize = definition.get("resize")
@@ -47,20 +47,8 @@ def create_study_cmd(ctx: Context, study_file: Path | None, name: str | None, mo
                     _report(studies.import_images(session, ctx.config, study, Path(m["images"]), pool="fake", model_name=m["name"], resize=resize, progress=True))
         except ValueError as exc:
             fail(str(exc))
-        click.echo(f"created study {study.id} {study.name!r} ({study.mode}, seed {study.seed}, slug {study.slug})")
-
-
-def _owner_id(session: Session, email: str | None) -> int | None:
-    if not email:
-        return None
-    from sqlalchemy import select
-
-    from hype.models import Researcher
-
-    rid = session.scalar(select(Researcher.id).where(Researcher.email == email.lower()))
-    if rid is None:
-        fail(f"no researcher {email!r}; create one with `hype create-researcher`")
-    return rid
+        click.echo(f"created study {study.id} {study.name!r} ({study.mode}, seed {study.seed}, slug {study.slug})"
+                   + (f", owned by {study.owner.email}" if study.owner else ""))
 
 
 def _report(summary) -> None:
@@ -136,6 +124,75 @@ def close_cmd(ctx: Context, study: str) -> None:
         click.echo(f"closed {s.name!r}")
 
 
+@click.command("reopen")
+@click.argument("study")
+@pass_ctx
+def reopen_cmd(ctx: Context, study: str) -> None:
+    """Take new workers again after closing (e.g. to replace excluded workers)."""
+    from hype import recruitment, studies
+
+    with ctx.session() as session:
+        try:
+            s = studies.find_study(session, study)
+            studies.reopen_study(session, s)
+        except ValueError as exc:
+            fail(str(exc))
+        click.echo(f"reopened {s.name!r}: worker link /s/{s.slug}")
+        if recruitment.is_complete(recruitment.model_slots(session, s)):
+            click.echo("every model already has its evaluators: raise the target with `hype recruitment STUDY --evaluators N`")
+
+
+@click.command("recruitment")
+@click.argument("study")
+@click.option("--evaluators", "evaluators", type=int, help="Valid evaluators each model needs (may change after publishing).")
+@click.option("--idle-minutes", type=float, help="Minutes without activity after which a session is abandoned.")
+@click.option("--close-when-complete/--stay-open", default=None, help="Close the study by itself once every model is full.")
+@pass_ctx
+def recruitment_cmd(ctx: Context, study: str, evaluators: int | None, idle_minutes: float | None, close_when_complete: bool | None) -> None:
+    """Show each model's valid / target, working, excluded and abandoned evaluators; options change the settings."""
+    from hype import recruitment, studies
+
+    with ctx.session() as session:
+        try:
+            s = studies.find_study(session, study)
+            if (evaluators, idle_minutes, close_when_complete) != (None, None, None):
+                recruitment.set_recruitment(session, s, evaluators_per_model=evaluators, idle_timeout_minutes=idle_minutes,
+                                            close_when_complete=close_when_complete)
+        except ValueError as exc:
+            fail(str(exc))
+        settings = studies.study_settings(s)
+        slots = recruitment.model_slots(session, s)
+        r = settings.recruitment
+        click.echo(f"{s.name!r} ({s.status}): {settings.evaluators_per_model} valid evaluators per model; idle sessions "
+                   f"abandoned after {r.idle_timeout_minutes:g} min; {'closes' if r.close_when_complete else 'stays open'} when complete")
+        click.echo(f"  {'model':<24} {'valid/target':>12} {'working':>8} {'excluded':>9} {'abandoned':>10} {'failed':>7}")
+        for m in slots:
+            state = "complete" if m.full else f"{m.missing} more needed"
+            click.echo(f"  {m.model:<24} {f'{m.valid}/{m.target}':>12} {m.in_progress:>8} {m.excluded:>9} {m.abandoned:>10} {m.failed:>7}  {state}")
+        if recruitment.is_complete(slots):
+            click.echo("the study is complete: every model has its valid evaluators")
+
+
+@click.command("transfer")
+@click.argument("study")
+@click.argument("email")
+@pass_ctx
+def transfer_cmd(ctx: Context, study: str, email: str) -> None:
+    """Give a study to another researcher: it moves to their dashboard."""
+    from hype import studies
+    from hype.accounts import find_researcher
+
+    with ctx.session() as session:
+        try:
+            s = studies.find_study(session, study)
+            researcher = find_researcher(session, email)
+            before = s.owner.email if s.owner else None
+            studies.transfer_study(session, s, researcher.id)
+        except ValueError as exc:
+            fail(str(exc))
+        click.echo(f"study {s.id} {s.name!r} now belongs to {researcher.email}" + (f" (was {before})" if before else ""))
+
+
 @click.command("list")
 @pass_ctx
 def list_cmd(ctx: Context) -> None:
@@ -153,8 +210,8 @@ def list_cmd(ctx: Context) -> None:
             )
             click.echo(
                 f"{s.id:>4}  {s.name:<30} {s.mode:<14} {s.status:<10} real={counts.get('real', 0)} "
-                f"fake={counts.get('fake', 0)} models={len(s.models)}  /s/{s.slug}"
+                f"fake={counts.get('fake', 0)} models={len(s.models)}  /s/{s.slug}  owner={s.owner.email if s.owner else '-'}"
             )
 
 
-commands = [create_study_cmd, import_images_cmd, publish_cmd, close_cmd, list_cmd]
+commands = [create_study_cmd, import_images_cmd, publish_cmd, close_cmd, reopen_cmd, recruitment_cmd, transfer_cmd, list_cmd]

@@ -60,6 +60,7 @@ TOO_LARGE = _error(f"The body is larger than {API_MAX_BODY_BYTES:,} bytes.")
 NOT_JSON = _error("The body is not sent as Content-Type: application/json.")
 BAD_BODY = _error("The body is not a JSON object, or a field is missing or invalid; the message names the field.")
 UNKNOWN_SESSION = _error("No session has this token (unknown-session).")
+ABANDONED = _error("The session was idle for longer than the study allows and cannot be resumed (session-abandoned).")
 DEFAULT = _error("Any other error (405 for a wrong method; 5xx should never happen), always as {error, message}.")
 
 SLUG = {
@@ -263,6 +264,7 @@ PATHS: dict[str, Any] = {
                 "403": _error("An MTurk preview (assignmentId=ASSIGNMENT_ID_NOT_AVAILABLE)."),
                 "404": _error("No published study has this slug (unknown-study)."),
                 "409": _error("Already taken part, or the study is closed, full or empty."),
+                "410": ABANDONED,
                 "413": TOO_LARGE,
                 "415": NOT_JSON,
                 "default": DEFAULT,
@@ -274,7 +276,7 @@ PATHS: dict[str, Any] = {
         "get": {
             "operationId": "getSession",
             "summary": "The session's stage and progress.",
-            "responses": {"200": _json("The state.", "SessionState"), "404": UNKNOWN_SESSION, "default": DEFAULT},
+            "responses": {"200": _json("The state.", "SessionState"), "404": UNKNOWN_SESSION, "410": ABANDONED, "default": DEFAULT},
         },
     },
     "/api/w/{token}/instructions": {
@@ -287,6 +289,7 @@ PATHS: dict[str, Any] = {
                 "200": _json("The state after.", "SessionState"),
                 "400": BAD_BODY,
                 "404": UNKNOWN_SESSION,
+                "410": ABANDONED,
                 "413": TOO_LARGE,
                 "415": NOT_JSON,
                 "default": DEFAULT,
@@ -303,6 +306,7 @@ PATHS: dict[str, Any] = {
                 "200": _json("The state after (unchanged when already past the check).", "SessionState"),
                 "400": BAD_BODY,
                 "404": UNKNOWN_SESSION,
+                "410": ABANDONED,
                 "409": _error("Instructions not read yet (wrong-stage)."),
                 "413": TOO_LARGE,
                 "415": NOT_JSON,
@@ -316,7 +320,7 @@ PATHS: dict[str, Any] = {
         "get": {
             "operationId": "currentTrial",
             "summary": "The trial to show now (its exposure fixed on first request), and the next image to preload.",
-            "responses": {"200": _json("The trial, or null.", "TrialState"), "404": UNKNOWN_SESSION, "default": DEFAULT},
+            "responses": {"200": _json("The trial, or null.", "TrialState"), "404": UNKNOWN_SESSION, "410": ABANDONED, "default": DEFAULT},
         },
     },
     "/api/w/{token}/answers": {
@@ -331,6 +335,7 @@ PATHS: dict[str, Any] = {
                 "400": BAD_BODY,
                 "403": _error("The trial belongs to another session (foreign-trial)."),
                 "404": _error("Unknown session or trial."),
+                "410": ABANDONED,
                 "409": _error("Out of order, already answered, not shown yet, key reused or no trial expected."),
                 "413": TOO_LARGE,
                 "415": NOT_JSON,
@@ -356,7 +361,7 @@ PATHS: dict[str, Any] = {
         "get": {
             "operationId": "maskImage",
             "summary": "One of the study's backward masks (HYPE-time).",
-            "responses": {"200": _png("The mask."), "404": _error("Unknown session or no such mask."), "default": DEFAULT},
+            "responses": {"200": _png("The mask."), "404": _error("Unknown session or no such mask."), "410": ABANDONED, "default": DEFAULT},
         },
     },
     "/api/w/{token}/examples/{kind}": {
@@ -367,7 +372,7 @@ PATHS: dict[str, Any] = {
         "get": {
             "operationId": "exampleImage",
             "summary": "The instructions' example image of each kind, never one of this session's trials.",
-            "responses": {"200": _png("The example."), "404": _error("Unknown session or no example."), "default": DEFAULT},
+            "responses": {"200": _png("The example."), "404": _error("Unknown session or no example."), "410": ABANDONED, "default": DEFAULT},
         },
     },
     "/api/openapi.json": {

@@ -14,7 +14,7 @@ from flask import Blueprint, Response, abort, flash, jsonify, redirect, render_t
 from sqlalchemy import func, select
 from werkzeug.utils import secure_filename
 
-from hype import monitoring
+from hype import monitoring, recruitment
 from hype.models import Image, Study
 from hype.protocol import MODES
 from hype.quality import ExclusionRules
@@ -28,6 +28,7 @@ from hype.studies import (
     has_started,
     import_images,
     publish_study,
+    reopen_study,
     study_settings,
     update_settings,
 )
@@ -99,16 +100,22 @@ def new_study():
 @bp.route("/studies/<int:study_id>/settings", methods=["GET", "POST"])
 @login_required
 def edit_settings(study_id: int):
-    """Every setting until the first worker starts; then only the target and the pay."""
+    """Every setting until the first worker starts; then (and once closed) only the target, the pay
+    and the recruitment settings."""
     study = _own_study(study_id)
     started = has_started(db(), study)
-    editable = EDITABLE_WHILE_RUNNING if started else None
+    editable = EDITABLE_WHILE_RUNNING if started or study.status == "closed" else None
     error = None
     if request.method == "POST":
         try:
+            was = study.status
             changed = update_settings(db(), study, settings_from_form(request.form, only=editable))
+            recruitment.close_if_complete(db(), study)
             db().commit()
-            flash(f"Settings saved ({', '.join(changed)} changed)." if changed else "Nothing changed.")
+            message = f"Settings saved ({', '.join(changed)} changed)." if changed else "Nothing changed."
+            if was == "published" and study.status == "closed":
+                message += " Every model now has its valid evaluators, so the study was closed."
+            flash(message)
             return redirect(url_for("researcher.study", study_id=study.id))
         except (StudyError, SettingsError) as exc:
             db().rollback()
@@ -201,6 +208,23 @@ def close(study_id: int):
     return redirect(url_for("researcher.study", study_id=study.id))
 
 
+@bp.post("/studies/<int:study_id>/reopen")
+@login_required
+def reopen(study_id: int):
+    study = _own_study(study_id)
+    try:
+        reopen_study(db(), study)
+        db().commit()
+        if recruitment.is_complete(recruitment.model_slots(db(), study)):
+            flash("Reopened, but every model already has its evaluators: raise the target to take more.")
+        else:
+            flash("Reopened: the worker links take new workers again.")
+    except StudyError as exc:
+        db().rollback()
+        flash(str(exc), "error")
+    return redirect(url_for("researcher.study", study_id=study.id))
+
+
 # -- watching ---------------------------------------------------------------------------------------------
 
 
@@ -245,6 +269,7 @@ def study(study_id: int):
     ).all()
     names = {m.id: m.name for m in study.models}
     pool_rows = [(("real" if pool == "real" else names.get(model_id, "?")), n) for pool, model_id, n in pools if pool != "mask"]
+    progress = monitoring.model_progress(db(), study)
     return render_template(
         "researcher/study.html",
         study=study,
@@ -252,7 +277,8 @@ def study(study_id: int):
         started=has_started(db(), study),
         pools=sorted(pool_rows),
         links=worker_links(study) if study.status != "draft" else None,
-        progress=monitoring.model_progress(db(), study),
+        progress=progress,
+        complete=monitoring.is_study_complete(progress),
         workers=monitoring.worker_rows(db(), study),
         score=live_score(study),
         rules=ExclusionRules(),
@@ -270,9 +296,11 @@ def _platform_panel(study: Study) -> dict[str, Any]:
 @login_required
 def live(study_id: int):
     study = _own_study(study_id)
+    progress = monitoring.model_progress(db(), study)
     return jsonify(
         status=study.status,
-        progress=[p.to_dict() for p in monitoring.model_progress(db(), study)],
+        complete=monitoring.is_study_complete(progress),
+        progress=[p.to_dict() for p in progress],
         score=live_score(study),
     )
 
@@ -312,9 +340,13 @@ def compare():
 def exclude(study_id: int):
     study = _own_study(study_id)
     try:
-        monitoring.exclude(db(), study, int(request.form.get("assignment_id", "0")), request.form.get("reason", ""))
+        exclusion = monitoring.exclude(db(), study, int(request.form.get("assignment_id", "0")), request.form.get("reason", ""))
         db().commit()
-        flash("Worker excluded; scores now leave them out.")
+        message = "Worker excluded; scores now leave them out."
+        if exclusion.assignment.stage == "completed":
+            message += " Their model takes a new worker in their place" + (
+                " once you reopen the study." if study.status == "closed" else ".")
+        flash(message)
     except (monitoring.MonitoringError, ValueError) as exc:
         db().rollback()
         flash(str(exc), "error")

@@ -18,6 +18,7 @@ from hype.sessions import (
     FINISHED_STAGES,
     SessionError,
     assignment_by_token,
+    check_resumable,
     example_images,
     find_assignment,
     image_size,
@@ -50,6 +51,7 @@ def start(slug: str):
     identity = entry_identity(slug, params)
     assignment = find_assignment(db(), study, identity)
     if assignment is not None:
+        check_resumable(assignment, settings)  # an abandoned session: 410, saying why
         if assignment.stage in FINISHED_STAGES:
             return render_template("worker/message.html", study=study, title="Already taken part",
                                    message="You have already taken part in this study; each person can take part once. Thank you!"), 409
@@ -107,4 +109,5 @@ def start_url(study: Study, **params: str) -> str:
 
 
 def render_session_error(exc: SessionError):
-    return render_template("worker/message.html", study=None, title="Cannot continue", message=exc.message), exc.status
+    title = "Session closed" if exc.code == "session-abandoned" else "Cannot continue"
+    return render_template("worker/message.html", study=None, title=title, message=exc.message), exc.status

@@ -125,6 +125,12 @@ def with_retries(work: Callable[[], T]) -> T:
             if attempt == WRITE_ATTEMPTS - 1:
                 raise
             time.sleep(0.01 * (attempt + 1))
+        except SessionError as exc:
+            if exc.keep_changes:  # e.g. the session just found abandoned stays marked so
+                session.commit()
+            else:
+                session.rollback()
+            raise
         except BaseException:
             session.rollback()
             raise

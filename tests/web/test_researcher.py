@@ -62,6 +62,7 @@ RESEARCHER_POSTS = [
     "/studies/{id}/images",
     "/studies/{id}/publish",
     "/studies/{id}/close",
+    "/studies/{id}/reopen",
     "/studies/{id}/exclusions",
     "/studies/{id}/exclusions/1/revoke",
     "/studies/{id}/exclusion-rules",
@@ -168,7 +169,7 @@ def test_monitoring_exclusions_rules_and_bonus(client, owned_study, session):
     fast = play(session, owned_study, "anon-fast0", accuracy=0.5, rng=rng, reaction_ms=120.0)
     login(client, "alice@example.org")
     live = client.get(f"/studies/{owned_study.id}/live.json").json
-    assert sum(p["completed"] for p in live["progress"]) == 4
+    assert sum(p["valid"] for p in live["progress"]) == 4 and not live["complete"]
     assert sum(p["judgments"] for p in live["progress"]) == 40
     assert live["score"]["available"] and live["score"]["totals"]["scored_evaluators"] == 4
 
@@ -179,6 +180,7 @@ def test_monitoring_exclusions_rules_and_bonus(client, owned_study, session):
     assert [(e.assignment_id, e.rule) for e in excl] == [(fast, "too-fast")]
     live = client.get(f"/studies/{owned_study.id}/live.json").json
     assert live["score"]["totals"]["scored_evaluators"] == 3
+    assert (sum(p["valid"] for p in live["progress"]), sum(p["excluded"] for p in live["progress"])) == (3, 1)
 
     client.post(f"/studies/{owned_study.id}/exclusions", data={"csrf_token": token, "assignment_id": str(good[0]), "reason": "spoke to us"})
     assert client.get(f"/studies/{owned_study.id}/live.json").json["score"]["totals"]["scored_evaluators"] == 2
@@ -197,6 +199,44 @@ def test_monitoring_exclusions_rules_and_bonus(client, owned_study, session):
     assert len(sheet) == 3, "the worker excluded by the too-fast rule is left out of the bonus sheet"
     for row in sheet:
         assert float(row["bonus_usd"]) == pytest.approx(int(row["correct_answers"]) * 0.02)
+
+
+def test_dashboard_changes_the_target_says_when_complete_closes_and_reopens(client, owned_study, session):
+    from hype.recruitment import set_recruitment
+
+    set_recruitment(session, owned_study, evaluators_per_model=1)
+    session.commit()
+    rng = np.random.default_rng(1)
+    for k in range(2):  # one per model (alpha, beta)
+        play(session, owned_study, f"anon-done{k}", accuracy=0.9, rng=rng)
+    login(client, "alice@example.org")
+    page_url = f"/studies/{owned_study.id}"
+    token = csrf_token(client, page_url)
+    page = client.get(page_url).get_data(as_text=True)
+    assert '<p id="study-complete" class="notice">Complete: every model has its 1 valid evaluators' in page
+    assert page.count("<td>1 / 1</td>") == 2 and client.get(f"{page_url}/live.json").json["complete"] is True
+
+    def save(**form):
+        response = client.post(f"{page_url}/settings", data={"csrf_token": token, **form}, follow_redirects=True)
+        return response.status_code, response.get_data(as_text=True)
+
+    status, page = save(evaluators_per_model="1", recruitment_idle_timeout_minutes="30", recruitment_close_when_complete="on")
+    assert status == 200 and "so the study was closed" in page and 'id="reopen"' in page
+    session.refresh(owned_study)
+    assert owned_study.status == "closed" and study_settings(owned_study).recruitment.close_when_complete
+    settings_page = client.get(f"{page_url}/settings").get_data(as_text=True)
+    assert "This study is closed" in settings_page and re.search(r'name="infinity_n_real"[^>]*disabled', settings_page)
+
+    page = client.post(f"{page_url}/reopen", data={"csrf_token": token}, follow_redirects=True).get_data(as_text=True)
+    assert "raise the target" in page
+    status, page = save(evaluators_per_model="2", recruitment_idle_timeout_minutes="45", recruitment_close_when_complete="on")
+    assert page.count("<td>1 / 2</td>") == 2 and "<td>1 to go</td>" in page
+    assert '<p id="study-complete" class="notice" hidden>' in page and "no activity for 45 minutes" in page
+    session.refresh(owned_study)
+    assert owned_study.status == "published" and study_settings(owned_study).evaluators_per_model == 2
+
+    status, refused = save(evaluators_per_model="0", recruitment_idle_timeout_minutes="45")
+    assert status == 400 and "evaluators_per_model must be &gt;= 1" in refused
 
 
 def test_user_supplied_names_are_escaped_on_the_dashboard(client, make_study, researchers, session):
