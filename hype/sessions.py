@@ -621,7 +621,7 @@ def _finish_stage(session: Session, assignment: Assignment, settings: StudySetti
         assignment.completion_code = new_session_code()
         assignment.completed_at = utcnow()
         if settings.recruitment.close_when_complete:
-            recruitment.close_if_complete(session, study)
+            recruitment.close_if_complete(session, assignment.study)
 
 
 def _qualification_counts(session: Session, assignment: Assignment) -> tuple[int, int, int, int]:
