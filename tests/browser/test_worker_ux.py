@@ -33,8 +33,7 @@ def test_pause_between_blocks_keeps_the_staircases_and_is_not_timed(make_study, 
     answered += [w.answer_trial(k, always_correct, expect_feedback=True) for k in range(4, 8)]
     assert w.pauses == 1
     w.wait_done()
-    a, planned, judgments = check_judgments(db_records, w.token, answered, stage="completed", code=study.completion_code,
-                                            phases=("qualification", "task"))
+    a, planned, judgments = check_judgments(db_records, w.token, answered, stage="completed", phases=("qualification", "task"))
     t = study.settings["time"]
     for block in range(2):  # every answer right: each block's staircase steps down from the start, unbroken
         seq = [tr.requested_ms for tr in planned if tr.phase == "task" and tr.block == block]
