@@ -1,10 +1,19 @@
 """Per-participant trial plans, drawn reproducibly from the pools and the study seed. Pure.
 
-docs/protocol.md: every task is half real / half fake; qualification fakes come equally from all models
-and are disjoint from the images the participant sees later; HYPE-time blocks use disjoint images.
+docs/protocol.md: qualification and HYPE-∞ tasks are exactly half real / half fake; qualification fakes
+come equally from all models and are disjoint from the images the participant sees later; HYPE-time
+blocks use disjoint images.
+
+HYPE-time gives correct/incorrect feedback after every answer, so in an exactly 50/50 block a worker
+who counts knows how many reals and fakes are left, and the last trials of each block give their
+labels away (a counting bot scores 61% on 20-trial blocks, 55% on 150-trial blocks without looking
+at an image). HYPE-time labels are therefore fair coin flips, independent of each other: a block is
+about half real (150 trials: 75 +- 6 reals), and no history of feedback predicts the next label.
 """
 
 from __future__ import annotations
+
+import math
 
 from dataclasses import dataclass
 from typing import Mapping, Sequence
@@ -26,10 +35,30 @@ class PlannedTrial:
     is_fake: bool
 
 
+# A HYPE-time session draws its coin-flip labels again (whole sequence) in the rare case one kind
+# exceeds its cap, so pools need only the cap, not every trial, of each kind. The cap sits
+# COIN_CAP_SD standard deviations above half: a redraw happens in about 6 of 100,000 sessions, and
+# only a sequence near the cap carries any information about the labels still to come.
+COIN_CAP_SD = 4.0
+
+
+def coin_cap(n_trials: int) -> int:
+    """The most images of one kind a session of ``n_trials`` coin-flip labels may use."""
+    return min(n_trials, n_trials // 2 + math.ceil(COIN_CAP_SD * math.sqrt(n_trials) / 2))
+
+
+def task_draw_counts(settings: StudySettings) -> tuple[int, int]:
+    """(real, fake) images the task may draw at most: exact for HYPE-∞, the coin cap for HYPE-time."""
+    if settings.mode == "hype-infinity":
+        return settings.task_counts()
+    cap = coin_cap(settings.time.n_blocks * settings.time.trials_per_block)
+    return cap, cap
+
+
 def required_pool_sizes(settings: StudySettings, n_models: int) -> tuple[int, int]:
     """(real images, images per model) one participant consumes; pools must be at least this large."""
     q_real, q_fake = settings.qualification_counts()
-    t_real, t_fake = settings.task_counts()
+    t_real, t_fake = task_draw_counts(settings)
     per_model_qual = -(-q_fake // max(n_models, 1))  # ceil: the worst-off model's share
     return q_real + t_real, per_model_qual + t_fake
 
@@ -78,14 +107,27 @@ def plan_session(
         fakes = [fake_left[model_id].pop() for _ in range(settings.infinity.n_fake)]
         plan += _shuffled_block("task", 0, reals, fakes, rng)
     else:
-        half = settings.time.trials_per_block // 2
+        n_blocks, per_block = settings.time.n_blocks, settings.time.trials_per_block
+        labels = coin_flip_labels(n_blocks * per_block, rng)
         blocks = []
-        for b in range(settings.time.n_blocks):
-            reals = [real_left.pop() for _ in range(half)]
-            fakes = [fake_left[model_id].pop() for _ in range(half)]
-            blocks.append(_shuffled_block("task", b, reals, fakes, rng))
+        for b in range(n_blocks):
+            block_labels = labels[b * per_block : (b + 1) * per_block]
+            blocks.append([
+                PlannedTrial("task", b, int(fake_left[model_id].pop() if fake else real_left.pop()), bool(fake))
+                for fake in block_labels
+            ])
         plan += _interleave(blocks, rng) if settings.time.interleave_blocks else [t for blk in blocks for t in blk]
     return plan
+
+
+def coin_flip_labels(n: int, rng: np.random.Generator) -> list[bool]:
+    """n independent fair coin flips (True = fake), drawn again while one kind exceeds coin_cap(n)."""
+    cap = coin_cap(n)
+    while True:
+        labels = rng.random(n) < 0.5
+        n_fake = int(labels.sum())
+        if n_fake <= cap and n - n_fake <= cap:
+            return [bool(x) for x in labels]
 
 
 def _round_robin(models: list[int], n: int, rng: np.random.Generator) -> list[int]:

@@ -54,6 +54,9 @@ class Researcher(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     email: Mapped[str] = mapped_column(String(320), unique=True)
     password_hash: Mapped[str] = mapped_column(String(255))
+    # Signed-in cookies carry the epoch they were issued under; logout and a password reset move it
+    # on, so every cookie issued before stops working on the server side.
+    session_epoch: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
     studies: Mapped[list["Study"]] = relationship(back_populates="owner")
@@ -202,6 +205,8 @@ class Trial(Base):
     is_fake: Mapped[bool] = mapped_column(Boolean)
     image_token: Mapped[str] = mapped_column(String(64), unique=True)
     requested_ms: Mapped[Optional[float]] = mapped_column(Float)  # set by the server when the trial is served
+    # Deliveries of the image to the browser; a timed trial delivered more than once is flagged.
+    presentations: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     assignment: Mapped[Assignment] = relationship(back_populates="trials")
     image: Mapped[Image] = relationship()

@@ -36,7 +36,7 @@ class InfinitySettings:
 @dataclass(frozen=True)
 class TimeSettings:
     n_blocks: int = 3
-    trials_per_block: int = 150  # half real, half fake
+    trials_per_block: int = 150  # each real or fake by a fair coin flip (hype.design)
     start_ms: float = 500.0
     min_ms: float = 100.0
     max_ms: float = 1000.0
@@ -132,7 +132,8 @@ class StudySettings:
 
     # Derived counts, so pools can be checked against what a study will draw.
     def task_counts(self) -> tuple[int, int]:
-        """(real, fake) images one evaluator sees in the task proper."""
+        """(real, fake) images one evaluator sees in the task proper; for HYPE-time the expected
+        counts (its labels are coin flips, see hype.design)."""
         if self.mode == "hype-infinity":
             return self.infinity.n_real, self.infinity.n_fake
         half = self.time.trials_per_block // 2

@@ -551,3 +551,15 @@ def plan_ci_halfwidth(
         rows.append(PlanRow(n, float(widths.mean()), float(widths.std(ddof=1)) if n_sim > 1 else 0.0,
                             float(np.quantile(widths, 0.1)), float(np.quantile(widths, 0.9)), n_sim))
     return rows
+
+
+def counting_guess(block_size: int, fakes_seen: int, reals_seen: int, coin: bool) -> bool:
+    """A cheating observer that never looks at the image: feedback after every answer tells it each
+    past label, so it guesses the kind with more left in a block it believes is exactly half fake
+    (``coin`` breaks ties). True = fake. Under coin-flip labels (hype.design) it is right half the
+    time whatever it has counted; under exactly 50/50 blocks it was not."""
+    fakes_left = block_size // 2 - fakes_seen
+    reals_left = block_size // 2 - reals_seen
+    if fakes_left == reals_left:
+        return coin
+    return fakes_left > reals_left

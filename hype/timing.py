@@ -21,6 +21,7 @@ FLAG_EXPOSURE_OFF = "exposure-off"
 FLAG_MASK_MISSING = "mask-missing"
 FLAG_MASK_OFF = "mask-off"
 FLAG_FOCUS_LOST = "focus-lost"
+FLAG_SHOWN_AGAIN = "shown-again"
 
 
 def frames_for(ms: float, refresh_interval_ms: float) -> int:
@@ -48,6 +49,7 @@ class Presentation:
     focus_lost: bool
     n_masks: int = 0
     mask_ms: float = 0.0
+    presentations: int = 1  # deliveries of the image to the browser (hype.sessions.image_file_for_token)
 
 
 def presentation_flags(p: Presentation) -> list[str]:
@@ -69,6 +71,10 @@ def presentation_flags(p: Presentation) -> list[str]:
                 flags.append(FLAG_MASK_MISSING)
             elif any(not within_one_frame(m, p.mask_ms, frame) for m in p.mask_measured_ms):
                 flags.append(FLAG_MASK_OFF)
+        if p.presentations > 1:
+            # HYPE-time measures the exposure: an image the browser received twice may have been
+            # seen for longer than the exposure the staircase set.
+            flags.append(FLAG_SHOWN_AGAIN)
     if p.focus_lost:
         flags.append(FLAG_FOCUS_LOST)
     return flags

@@ -132,7 +132,7 @@ SCHEMAS: dict[str, Any] = {
         "required": ["id", "image_url", "phase", "block", "timed", "exposure_ms", "countdown", "masks", "mask_ms", "feedback"],
         "properties": {
             "id": {"type": "string", "pattern": "^[A-Za-z0-9_-]{22}$"},
-            "image_url": {"type": "string", "pattern": "^/api/img/[A-Za-z0-9_-]{22}$"},
+            "image_url": {"type": "string", "pattern": "^/api/w/[A-Za-z0-9_-]{43}/img/[A-Za-z0-9_-]{22}$"},
             "phase": {"type": "string", "enum": ["qualification", "task"]},
             "block": {"type": "integer", "minimum": 0},
             "timed": {"type": "boolean", "description": "HYPE-time task trials only."},
@@ -164,7 +164,7 @@ SCHEMAS: dict[str, Any] = {
             "preload": {
                 "type": "array",
                 "maxItems": 1,
-                "items": {"type": "string", "pattern": "^/api/img/[A-Za-z0-9_-]{22}$"},
+                "items": {"type": "string", "pattern": "^/api/w/[A-Za-z0-9_-]{43}/img/[A-Za-z0-9_-]{22}$"},
                 "description": "The next trial's image, to fetch while this one runs.",
             },
         },
@@ -343,11 +343,12 @@ PATHS: dict[str, Any] = {
             },
         },
     },
-    "/api/img/{image_token}": {
-        "parameters": [IMAGE_TOKEN],
+    "/api/w/{token}/img/{image_token}": {
+        "parameters": [TOKEN, IMAGE_TOKEN],
         "get": {
             "operationId": "trialImage",
-            "summary": "A trial's image: the current, next or an answered trial of a session in a trial stage.",
+            "summary": "A trial's image, for this session only: its current or next trial (an answered one too "
+            "when untimed). Each delivery counts as a presentation; a timed trial delivered twice is flagged.",
             "description": "Every image is an uncompressed (stored-deflate) PNG without ancillary chunks, so all "
             "images of a study have the same length and chunk layout.",
             "responses": {"200": _png("The image."), "404": _error("Not available (now)."), "default": DEFAULT},

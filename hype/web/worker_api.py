@@ -223,7 +223,7 @@ def trial_state(assignment: Assignment, trial: Trial | None, following: Any = _L
     return {
         **state,
         "trial": _trial_payload(assignment, settings, trial, exposure),
-        "preload": [url_for("worker_api.trial_image", image_token=following.image_token)] if following else [],
+        "preload": [url_for("worker_api.trial_image", token=assignment.token, image_token=following.image_token)] if following else [],
     }
 
 
@@ -239,7 +239,7 @@ def _trial_payload(assignment: Assignment, settings, trial: Trial, exposure: flo
         ]
     return {
         "id": trial.image_token,
-        "image_url": url_for("worker_api.trial_image", image_token=trial.image_token),
+        "image_url": url_for("worker_api.trial_image", token=assignment.token, image_token=trial.image_token),
         "phase": trial.phase,
         "block": trial.block,
         "timed": timed,
@@ -299,9 +299,13 @@ def _served(file_sha256: str) -> bytes:
     return served_png(cfg.image_store, cfg.served_dir, file_sha256)
 
 
-@bp.get("/img/<image_token>")
-def trial_image(image_token: str):
-    file_sha256 = with_retries(lambda: image_file_for_token(db(), image_token))
+@bp.get("/w/<token>/img/<image_token>")
+def trial_image(token: str, image_token: str):
+    def work() -> str | None:
+        assignment = assignment_by_token(db(), token)
+        return image_file_for_token(db(), token, image_token, study_settings(assignment.study))
+
+    file_sha256 = with_retries(work)
     if file_sha256 is None:
         abort(404, description="This image is not available.")
     return _png(_served(file_sha256))

@@ -281,7 +281,7 @@ def test_image_tokens_are_random_and_independent_of_the_label(collected):
     for run in runs:
         for t in run.trials:
             trial = t["body"]["trial"]
-            assert trial["image_url"] == f"/api/img/{trial['id']}"
+            assert trial["image_url"] == f"/api/w/{run.session_token}/img/{trial['id']}"
     assert len(first_bytes[True]) > 20 and len(first_bytes[False]) > 20
     # Tokens come from `secrets`, so this is random: a 0.1% false-alarm rate by construction (1% failed
     # one run in about fifty). A real dependence on the label gives p far below it.
@@ -367,7 +367,7 @@ def test_trial_page_html_carries_no_tokens_and_does_not_change_with_the_label(co
             assert 'data-page="trials"' in html
             for token in tokens:
                 assert token not in html
-            assert "/api/img/" not in html and "is_fake" not in html
+            assert "/img/" not in html and "is_fake" not in html
             by_phase[page["phase"]][labels[page["trial"]]].add(html.replace(run.session_token, "<session>"))
         for phase, by_label in by_phase.items():
             assert by_label[True] and by_label[False], phase
@@ -375,4 +375,4 @@ def test_trial_page_html_carries_no_tokens_and_does_not_change_with_the_label(co
         for html in run.other_pages:
             for token in tokens:
                 assert token not in html
-            assert "/api/img/" not in html
+            assert "/img/" not in html

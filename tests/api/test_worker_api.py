@@ -851,7 +851,7 @@ def test_image_access_rules(make_study, worker, oracle, db_read):
     tokens = [t.image_token for t in db_read(lambda s: trials_of(s, w.token))]
     assert len(tokens) == 8 + 12
     # before the trials start, no trial image is served
-    assert_json_error(w.client.get(f"/api/img/{tokens[0]}"), 404)
+    assert_json_error(w.client.get(f"{w.api}/img/{tokens[0]}"), 404)
     # the instructions' examples are served, and only those two kinds
     for kind in ("real", "fake"):
         example = w.client.get(f"{w.api}/examples/{kind}")
@@ -861,18 +861,18 @@ def test_image_access_rules(make_study, worker, oracle, db_read):
     w.check()
     state = w.trial()
     assert state["trial"]["id"] == tokens[0]
-    assert state["preload"] == [f"/api/img/{tokens[1]}"]
+    assert state["preload"] == [f"{w.api}/img/{tokens[1]}"]
     current = w.client.get(state["trial"]["image_url"])
     assert current.status_code == 200 and current.mimetype == "image/png"
     assert current.data[:8] == b"\x89PNG\r\n\x1a\n"
     assert w.client.get(state["preload"][0]).status_code == 200  # the next one may be preloaded
     for ahead in tokens[2:]:
-        assert_json_error(w.client.get(f"/api/img/{ahead}"), 404)
-    assert_json_error(w.client.get("/api/img/" + "B" * 22), 404)
+        assert_json_error(w.client.get(f"{w.api}/img/{ahead}"), 404)
+    assert_json_error(w.client.get(w.api + "/img/" + "B" * 22), 404)
     # after an answer the window moves on by one
     assert w.answer(tokens[0], oracle(tokens[0])).status_code == 201
-    assert w.client.get(f"/api/img/{tokens[2]}").status_code == 200
-    assert_json_error(w.client.get(f"/api/img/{tokens[3]}"), 404)
+    assert w.client.get(f"{w.api}/img/{tokens[2]}").status_code == 200
+    assert_json_error(w.client.get(f"{w.api}/img/{tokens[3]}"), 404)
     # masks: only the study's, by index
     pass_qualification(w, oracle)
     trial = w.trial()["trial"]
@@ -884,4 +884,4 @@ def test_image_access_rules(make_study, worker, oracle, db_read):
     assert w.state()["stage"] == "completed"
     # after completion nothing of the session's trials is served
     for token in tokens:
-        assert_json_error(w.client.get(f"/api/img/{token}"), 404)
+        assert_json_error(w.client.get(f"{w.api}/img/{token}"), 404)

@@ -200,7 +200,7 @@ class Worker:
     # events
     def _on_request(self, request: Any) -> None:
         path = urlsplit(request.url).path
-        if path.startswith("/api/img/"):
+        if path.startswith("/api/w/") and "/img/" in path:
             self.image_requests.append(path.rsplit("/", 1)[-1])
 
     def _on_response(self, response: Any) -> None:

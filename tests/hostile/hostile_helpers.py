@@ -36,3 +36,4 @@ def run_correctly(browser: Browser, session, phase: str) -> int:
         response = browser.answer(trial, "fake" if truth(session, trial["id"]) else "real")
         assert response.status_code == 201, response.get_data(as_text=True)
         n += 1
+

@@ -83,7 +83,7 @@ def test_sql_looking_input_is_a_clean_4xx_and_leaves_the_database_intact(make_st
             assert_json_error(client.get(f"/api/w/{segment}{path}"), 404)
         assert_json_error(client.post(f"/api/w/{segment}/instructions", json={}), 404)
         assert_json_error(client.post(f"/api/w/{segment}/check", json=GOOD_CHECK), 404)
-        assert_json_error(client.get(f"/api/img/{segment}"), 404)
+        assert_json_error(client.get(f"/api/w/{segment}/img/{segment}"), 404)
         assert client.get(f"/w/{segment}").status_code == 404
         # platform ids in the entry params
         for params in (
@@ -236,9 +236,10 @@ def test_forged_tokens_are_404(make_study, app):
         assert_json_error(client.post(f"/api/w/{token}/answers", json=body), 404, "unknown-session")
         assert_json_error(client.get(f"/api/w/{token}/examples/real"), 404, "unknown-session")
         assert_json_error(client.get(f"/api/w/{token}/masks/0"), 404, "unknown-session")
+        assert_json_error(client.get(f"/api/w/{token}/img/{trial['id']}"), 404, "unknown-session")
         assert client.get(f"/w/{token}").status_code == 404
     for image_token in [secrets.token_urlsafe(16) for _ in range(20)] + [trial["id"][:-1] + "_"]:
-        assert_json_error(client.get(f"/api/img/{image_token}"), 404)
+        assert_json_error(client.get(f"/api/w/{real.token}/img/{image_token}"), 404)
     assert real.trial()["trial"]["id"] == trial["id"]
 
 

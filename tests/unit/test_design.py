@@ -34,13 +34,13 @@ def test_plan_is_reproducible_from_seed_and_draw_key_and_differs_otherwise():
     assert a != plan_session(StudySettings(seed=12), REAL, FAKES, 1, 5)
 
 
-def test_time_blocks_are_disjoint_and_balanced():
+def test_time_blocks_are_disjoint_with_coin_flip_labels():
     s = StudySettings.from_dict({"mode": "hype-time", "time": {"trials_per_block": 20}, "qualification": {"enabled": False}})
     plan = plan_session(s, REAL, FAKES, 3, 1)
     assert len(plan) == 60
     for b in range(3):
         blk = [t for t in plan if t.block == b]
-        assert Counter(t.is_fake for t in blk) == {True: 10, False: 10}
+        assert len(blk) == 20 and 0 < sum(t.is_fake for t in blk) < 20  # fair coin flips (tests/unit/test_counting_bot.py)
     assert [t.block for t in plan] == sorted(t.block for t in plan)  # blocks one after another
     assert len({t.image_id for t in plan}) == 60
 
