@@ -107,6 +107,9 @@ def create_app(config: Config | None = None, **overrides: Any) -> Flask:
     from hype.web import register_blueprints
 
     register_blueprints(app, csrf)
+    from hype.web import ratelimit
+
+    ratelimit.install(app, config)
     return app
 
 

@@ -32,6 +32,10 @@ class Config:
     trusted_proxies: int = 0
     # Below this base pay per hour the dashboard and `hype prolific/mturk create` warn (hype.effort).
     min_hourly_usd: float = 8.00
+    # Folders researchers may import from in the dashboard (hype.server_folders); none by default.
+    import_roots: tuple[Path, ...] = ()
+    # Rate-limit storage shared by all server processes (HYPE_REDIS_URL); None = each process its own.
+    redis_url: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -93,6 +97,12 @@ def load_config(**overrides: Any) -> Config:
             values["min_hourly_usd"] = float(os.environ["HYPE_MIN_HOURLY_USD"])
         except ValueError as exc:
             raise ValueError(f"HYPE_MIN_HOURLY_USD must be dollars per hour, not {os.environ['HYPE_MIN_HOURLY_USD']!r}") from exc
+    if "HYPE_IMPORT_ROOTS" in os.environ:
+        from hype.server_folders import parse_roots
+
+        values["import_roots"] = parse_roots(os.environ["HYPE_IMPORT_ROOTS"])
+    if os.environ.get("HYPE_REDIS_URL"):
+        values["redis_url"] = os.environ["HYPE_REDIS_URL"]
     values.update(overrides)
     return Config(data_dir=data_dir, database_url=database_url, secret_key=secret_key, **values)
 

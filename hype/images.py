@@ -11,6 +11,7 @@ import hashlib
 import io
 import os
 import stat
+import warnings
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -63,14 +64,15 @@ class PreparedImage:
 def iter_source(path: Path, max_bytes: int) -> Iterator[RawFile]:
     """Yield candidate files from a folder (recursively, sorted) or a .zip archive."""
     path = Path(path)
+    # Errors name the file or folder, never its path on the server.
     if not path.exists():
-        raise ImageImportError(str(path), "no such file or folder")
+        raise ImageImportError(path.name, "no such file or folder")
     if path.is_dir():
         yield from _iter_folder(path, max_bytes)
     elif zipfile.is_zipfile(path):
         yield from _iter_zip(path, max_bytes)
     else:
-        raise ImageImportError(str(path), "not a folder or a .zip archive")
+        raise ImageImportError(path.name, "not a folder or a .zip archive")
 
 
 def _skipped(parts: tuple[str, ...]) -> bool:
@@ -124,14 +126,36 @@ def _check_zip_member(archive: Path, info: zipfile.ZipInfo) -> None:
         raise ImageImportError(where, "symbolic link in zip archive refused")
 
 
+def _too_many_pixels(name: str, max_pixels: int, width: int | None = None, height: int | None = None) -> ImageImportError:
+    size = f"{width}x{height} = {width * height:,} pixels" if width and height else "the image's size"
+    return ImageImportError(name, f"{size} exceeds the limit of {max_pixels:,} pixels (possible decompression bomb)")
+
+
+def apply_pixel_limit(max_pixels: int) -> None:
+    """Pillow's own bomb guard, set from the configured limit (process-wide, as Pillow keeps it).
+
+    Pillow warns above MAX_IMAGE_PIXELS and raises DecompressionBombError above twice that, while
+    opening, before hype can look at the size; with its default (89 Mpx) a 20000x20000 PNG escaped
+    as an uncaught error. Set to the configured limit, Pillow refuses every bomb hype would refuse
+    (prepare turns its error into the same clear message) and never decodes one.
+    """
+    PILImage.MAX_IMAGE_PIXELS = max_pixels
+
+
 def prepare(raw: RawFile, limits: ImageLimits) -> PreparedImage:
     """Validate one file and re-encode it; raises ImageImportError naming the file."""
     if len(raw.data) > limits.max_bytes:
         raise ImageImportError(raw.name, f"file is {len(raw.data):,} bytes, above the limit of {limits.max_bytes:,} bytes")
+    apply_pixel_limit(limits.max_pixels)
     try:
-        with PILImage.open(io.BytesIO(raw.data)) as probe:
-            fmt = probe.format
-            width, height = probe.size
+        with warnings.catch_warnings():
+            # Between the limit and twice it Pillow only warns; the size check below refuses those.
+            warnings.simplefilter("ignore", PILImage.DecompressionBombWarning)
+            with PILImage.open(io.BytesIO(raw.data)) as probe:
+                fmt = probe.format
+                width, height = probe.size
+    except PILImage.DecompressionBombError:  # over twice the limit: Pillow refuses before telling the size
+        raise _too_many_pixels(raw.name, limits.max_pixels) from None
     except UnidentifiedImageError:
         raise ImageImportError(raw.name, "not a readable image (PNG, JPEG or WebP expected)") from None
     except (OSError, SyntaxError, ValueError) as exc:
@@ -139,16 +163,14 @@ def prepare(raw: RawFile, limits: ImageLimits) -> PreparedImage:
     if fmt not in ALLOWED_FORMATS:
         raise ImageImportError(raw.name, f"format {fmt} not accepted; use PNG, JPEG or WebP")
     if width * height > limits.max_pixels:
-        raise ImageImportError(
-            raw.name,
-            f"{width}x{height} = {width * height:,} pixels exceeds the limit of {limits.max_pixels:,} "
-            "(possible decompression bomb)",
-        )
+        raise _too_many_pixels(raw.name, limits.max_pixels, width, height)
     try:
         with PILImage.open(io.BytesIO(raw.data)) as img:
             img.load()
             rgb = _to_rgb(img)
-    except (OSError, SyntaxError, ValueError, PILImage.DecompressionBombError) as exc:
+    except PILImage.DecompressionBombError:
+        raise _too_many_pixels(raw.name, limits.max_pixels, width, height) from None
+    except (OSError, SyntaxError, ValueError) as exc:
         raise ImageImportError(raw.name, f"image data is corrupt or truncated ({exc})") from None
     if limits.resize is not None and rgb.size != limits.resize:
         rgb = rgb.resize(limits.resize, PILImage.Resampling.LANCZOS)

@@ -14,11 +14,19 @@ def serve(config: Config, *, host: str, port: int, production: bool, workers: in
     the server needs max_connections >= workers x 20 beside its other clients; a smaller pool
     (`threads`) measured the same.
     """
+    from hype.accounts import warm_up
+
+    warm_up()  # before serving: the first sign-in with an unknown address must not take longer
     if not production:
         from hype.app import create_app
 
         create_app(config).run(host=host, port=port, threaded=True, use_reloader=False)
         return
+    if not config.redis_url:
+        import click
+
+        click.echo(f"warning: HYPE_REDIS_URL is not set, so each of the {workers} server processes limits failed "
+                   f"sign-ins on its own (up to {workers} times the limit); set it to share the counts.", err=True)
     from gunicorn.app.base import BaseApplication
 
     class _Gunicorn(BaseApplication):

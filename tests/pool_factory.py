@@ -22,3 +22,16 @@ def make_pool_images(n: int, rng, size: int, *, smooth: bool) -> list:
         PILImage.fromarray(pixels.astype(np.uint8)).save(buf, format="PNG")
         files.append(RawFile(f"img{k:04d}.png", buf.getvalue()))
     return files
+
+
+def png_header_only(width: int, height: int) -> bytes:
+    """A PNG that declares width x height but holds one empty scanline: what a bomb looks like to a
+    reader that trusts the header. Built by hand (Pillow would have to allocate the pixels)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\x00" * (width + 1))) + chunk(b"IEND", b"")

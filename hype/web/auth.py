@@ -8,7 +8,7 @@ from typing import Any, Callable, TypeVar
 
 from flask import Blueprint, g, jsonify, redirect, render_template, request, session, url_for
 
-from hype.accounts import authenticate
+from hype.accounts import authenticate, end_sessions
 from hype.models import Researcher
 from hype.web import db
 
@@ -18,9 +18,14 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def current_researcher() -> Researcher | None:
+    """The signed-in researcher, if the cookie's epoch is still the account's: logout and a password
+    reset move the epoch on, so a copied or stolen cookie stops working on the server side."""
     if "researcher" not in g:
         researcher_id = session.get("researcher_id")
-        g.researcher = db().get(Researcher, researcher_id) if isinstance(researcher_id, int) else None
+        researcher = db().get(Researcher, researcher_id) if isinstance(researcher_id, int) else None
+        if researcher is not None and session.get("epoch") != researcher.session_epoch:
+            researcher = None
+        g.researcher = researcher
     return g.researcher
 
 
@@ -55,6 +60,7 @@ def login():
         if researcher is not None:
             session.clear()  # a fresh session on sign-in: nothing set before it carries over
             session["researcher_id"] = researcher.id
+            session["epoch"] = researcher.session_epoch
             return redirect(_safe_next(request.form.get("next")))
         error = "Wrong e-mail or password."
     return render_template("researcher/login.html", error=error, next=request.values.get("next", "")), 401 if error else 200
@@ -62,5 +68,9 @@ def login():
 
 @bp.post("/logout")
 def logout():
-    session.pop("researcher_id", None)
+    researcher = current_researcher()
+    if researcher is not None:
+        end_sessions(researcher)
+        db().commit()
+    session.clear()
     return redirect(url_for("auth.login"))

@@ -32,10 +32,12 @@ from hype.studies import (
     study_settings,
     update_settings,
 )
+from hype.server_folders import resolve_server_folder
 from hype.platforms.mturk import external_question
 from hype.platforms.service import prolific_study_url
 from hype.web import config, db, external_url
 from hype.web.auth import current_researcher, login_required
+from hype.web.forms import number
 
 bp = Blueprint("researcher", __name__)
 
@@ -72,7 +74,7 @@ def new_study():
     if request.method == "POST":
         seed_text = (request.form.get("seed") or "").strip()
         try:
-            seed = int(seed_text) if seed_text else None
+            seed = number(request.form, "seed", "The seed", int) if seed_text else None
             study = create_study(
                 db(),
                 name=request.form.get("name", ""),
@@ -149,18 +151,20 @@ def add_images(study_id: int):
                 source = Path(tmp) / (secure_filename(upload.filename) or "upload.zip")
                 upload.save(source)
             elif folder:
-                source = Path(folder)
-                if not source.is_dir():
-                    raise StudyError(f"{folder} is not a folder on the server")
+                cfg = config()
+                source = resolve_server_folder(folder, cfg.import_roots, forbidden=[cfg.data_dir])
             else:
                 raise StudyError("upload a zip or give a server folder")
             summary = import_images(db(), config(), study, source, pool=pool, model_name=model_name if pool == "fake" else None,
                                     resize=resize)
         db().commit()
         flash(f"Added {summary.added} images ({summary.width}×{summary.height}) to {'the real pool' if pool == 'real' else model_name}.")
-    except (StudyError, ValueError) as exc:
+    except (StudyError, ValueError) as exc:  # ImageImportError and ServerFolderError are ValueErrors
         db().rollback()
         flash(f"Nothing was added: {exc}", "error")
+    except OSError:
+        db().rollback()
+        flash("Nothing was added: a file could not be read on the server. Upload a zip instead.", "error")
     return redirect(url_for("researcher.study", study_id=study.id))
 
 
@@ -283,6 +287,7 @@ def study(study_id: int):
         score=live_score(study),
         rules=ExclusionRules(),
         platforms=_platform_panel(study),
+        server_folders=bool(config().import_roots),
     )
 
 
@@ -340,7 +345,10 @@ def compare():
 def exclude(study_id: int):
     study = _own_study(study_id)
     try:
-        exclusion = monitoring.exclude(db(), study, int(request.form.get("assignment_id", "0")), request.form.get("reason", ""))
+        assignment_id = (request.form.get("assignment_id") or "").strip()
+        if not assignment_id.isdigit():
+            raise monitoring.MonitoringError("That worker is not in this study.")
+        exclusion = monitoring.exclude(db(), study, int(assignment_id), request.form.get("reason", ""))
         db().commit()
         message = "Worker excluded; scores now leave them out."
         if exclusion.assignment.stage == "completed":
@@ -373,15 +381,18 @@ def apply_rules(study_id: int):
     study = _own_study(study_id)
     form = request.form
     try:
+        flagged_percent = (number(form, "max_flagged_percent", "The share of flagged trials (%)", low=0, high=100)
+                           if form.get("use_flagged") == "on" else None)
         rules = ExclusionRules(
             failed_qualification=form.get("failed_qualification") == "on",
-            max_flagged_share=float(form["max_flagged_percent"]) / 100 if form.get("use_flagged") == "on" else None,
-            min_median_reaction_ms=float(form["min_median_reaction_ms"]) if form.get("use_fast") == "on" else None,
+            max_flagged_share=flagged_percent / 100 if flagged_percent is not None else None,
+            min_median_reaction_ms=(number(form, "min_median_reaction_ms", "The median reaction time (ms)", low=0)
+                                    if form.get("use_fast") == "on" else None),
         )
         created = monitoring.apply_rules(db(), study, rules)
         db().commit()
         flash(f"Rules applied: {len(created)} new exclusion(s).")
-    except (ValueError, KeyError) as exc:
+    except ValueError as exc:  # FormError, or a rule ExclusionRules refuses
         db().rollback()
         flash(f"Rules not applied: {exc}", "error")
     return redirect(url_for("researcher.study", study_id=study.id) + "#workers")

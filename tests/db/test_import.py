@@ -16,6 +16,7 @@ from sqlalchemy import func, select
 from hype import studies
 from hype.images import ImageImportError, store_path
 from hype.models import Image
+from pool_factory import png_header_only
 
 RNG = np.random.default_rng(0)
 
@@ -214,3 +215,33 @@ def test_publish_checks_pool_sizes_and_makes_masks_for_time(session, config, tmp
     assert len(masks) == 6
     with pytest.raises(studies.StudyError, match="is published; images can only be imported while it is a draft"):
         studies.import_images(session, config, s, _folder(tmp_path / "r3", 1, start=950), pool="real")
+
+
+def test_a_20000_pixel_square_bomb_in_a_zip_is_refused_with_the_clear_error(session, config, study, tmp_path):
+    """Pillow's own guard (default 89 Mpx, an error above 179 Mpx) fired before hype's check and
+    escaped as DecompressionBombError; now Pillow's limit is the configured one and its error is
+    turned into the message the README promises."""
+    archive = tmp_path / "bombs.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("bomb.png", png_header_only(20_000, 20_000))
+    with pytest.raises(ImageImportError, match="bomb.png: .*exceeds the limit of 40,000,000 pixels .*decompression bomb"):
+        studies.import_images(session, config, study, archive, pool="real")
+    from PIL import Image as PILImage
+
+    assert PILImage.MAX_IMAGE_PIXELS == config.max_image_pixels
+
+
+def test_import_images_cli_refuses_a_bomb_without_a_traceback(session, config, study, tmp_path):
+    from click.testing import CliRunner
+
+    from hype.cli import main
+
+    archive = tmp_path / "bombs.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("bomb.png", png_header_only(20_000, 20_000))
+    session.commit()
+    result = CliRunner().invoke(main, ["--data-dir", str(config.data_dir), "import-images", study.name, str(archive), "--real"],
+                                env={"HYPE_DATABASE_URL": config.database_url, "HYPE_SECRET_KEY": "x"})
+    assert result.exit_code != 0
+    assert "decompression bomb" in result.output and "Traceback" not in result.output, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
