@@ -7,9 +7,10 @@ cd "$(dirname "$0")/.."
 
 PY=${PYTHON:-python3}
 if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null; then
-  if ! command -v /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || ! command -v chromium >/dev/null; then
+  if ! command -v /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || ! command -v chromium >/dev/null \
+     || ! command -v redis-server >/dev/null; then
     apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql chromium >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql chromium redis-server >/dev/null
   fi
 fi
 $PY -m pip install -q torch==2.13.0
