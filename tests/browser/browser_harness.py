@@ -352,9 +352,13 @@ def check_judgments(db_records: Any, token: str, answered: list[Answered], *, st
     return a, planned, judgments
 
 
-def check_timed_trials(settings: dict[str, Any], planned: list[Any], judgments: list[Any], answered: list[Answered]) -> None:
+def check_timed_trials(settings: dict[str, Any], planned: list[Any], judgments: list[Any], answered: list[Answered],
+                       reshown: frozenset[str] = frozenset(), maybe_reshown: frozenset[str] = frozenset()) -> None:
     """HYPE-time task trials: the page got the server's exposure, masks and countdown; the client sent
-    a measurement for the image and every mask; the server's timing flags agree with those numbers."""
+    a measurement for the image and every mask; the server's timing flags agree with those numbers.
+    The runner fetches each image once (preloaded), so only the trials in ``reshown`` (image tokens
+    whose image a reload fetched again) are flagged shown-again, and each was delivered twice; one in
+    ``maybe_reshown`` (a preload a reload may have cut short) is flagged exactly when delivered twice."""
     t = settings["time"]
     payload = {x.token: x.trial for x in answered}
     judged = {j.trial_id: j for j in judgments}
@@ -373,6 +377,11 @@ def check_timed_trials(settings: dict[str, Any], planned: list[Any], judgments: 
         reasons = set((j.flag_reasons or "").split(","))
         assert ("exposure-off" in reasons) == off and ("mask-off" in reasons) == masks_off, (j.flag_reasons, j.measured_ms, j.mask_measured_ms)
         assert not reasons & {"no-timing", "mask-missing"}, j.flag_reasons
+        if trial.image_token in maybe_reshown:
+            assert ("shown-again" in reasons) == (trial.presentations > 1), (j.flag_reasons, trial.presentations)
+        else:
+            assert ("shown-again" in reasons) == (trial.image_token in reshown), (j.flag_reasons, trial.presentations)
+            assert trial.presentations == (2 if trial.image_token in reshown else 1), trial.presentations
         stamps = j.client_timestamps
         if t["countdown_steps"]:
             countdown = stamps["image_on"] - stamps["countdown_on"]
