@@ -204,15 +204,16 @@ def test_publish_checks_pool_sizes_and_makes_masks_for_time(session, config, tmp
         settings={"qualification": {"n_real": 2, "n_fake": 2}, "time": {"trials_per_block": 4, "n_blocks": 2}},
     )
     studies.import_images(session, config, s, _folder(tmp_path / "r", 5), pool="real")
-    studies.import_images(session, config, s, _folder(tmp_path / "f", 6, start=500), pool="fake", model_name="g")
-    with pytest.raises(studies.StudyError, match="real pool has 5 images; each participant needs 6"):
+    studies.import_images(session, config, s, _folder(tmp_path / "f", 10, start=500), pool="fake", model_name="g")
+    # 2 x 4 coin-flip trials may all be real (the cap, hype.design.coin_cap, is every trial here): 2 + 8.
+    with pytest.raises(studies.StudyError, match="real pool has 5 images; each participant needs 10"):
         studies.publish_study(session, config, s)
-    studies.import_images(session, config, s, _folder(tmp_path / "r2", 1, start=900), pool="real")
+    studies.import_images(session, config, s, _folder(tmp_path / "r2", 5, start=900), pool="real")
     studies.publish_study(session, config, s)
     session.commit()
     assert s.status == "published"
     masks = session.scalars(select(Image).where(Image.study_id == s.id, Image.pool == "mask")).all()
-    assert len(masks) == 6
+    assert len(masks) == 10  # one per real image, up to N_MASK_IMAGES
     with pytest.raises(studies.StudyError, match="is published; images can only be imported while it is a draft"):
         studies.import_images(session, config, s, _folder(tmp_path / "r3", 1, start=950), pool="real")
 
