@@ -303,7 +303,7 @@ def test_form_errors_are_written_for_a_person(app, alice, draft, session):
         "The share of flagged trials (%) must be a number; the field is empty",
         "That worker is not in this study",
         "The seed must be a whole number",
-        "Start exposure (ms) must be a number",
+        "Start exposure (time.start_ms) must be a number",
     ]
     for response, message in zip(pages, expected):
         text = response.get_data(as_text=True)
