@@ -156,7 +156,18 @@ class World:
             params["index"] = _roll(params["index"], 26)  # the study has 24 masks
         if "image_token" in params and _roll(params["image_token"], 4):
             images = self.image_tokens()
-            params["image_token"] = images[_roll(params["image_token"], len(images))]
+            roll = _roll(params["image_token"], 3)
+            browser = next((b for b in self.live if b.token == params.get("token")), None)
+            if roll and browser is not None:
+                # An image is served to its own session only, for its current (or next) trial.
+                state = browser.client.get(browser.api + "/trial").get_json()
+                current = [state["trial"]["id"]] if state["trial"] else []
+                nexts = [url.rsplit("/", 1)[-1] for url in state["preload"]]
+                choice = (current + nexts) if roll == 1 else current
+                if choice:
+                    params["image_token"] = choice[0] if roll == 2 else choice[-1]
+            else:
+                params["image_token"] = images[_roll(params["image_token"], len(images))]
         if case.operation.path.endswith("/answers") and isinstance(case.body, dict):
             self._aim_answer(case, params.get("token"))
 
