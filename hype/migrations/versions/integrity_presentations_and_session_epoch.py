@@ -1,14 +1,14 @@
 """trial presentations (image deliveries) and researcher session epochs
 
 Revision ID: integrity
-Revises: 0001
+Revises: recruit
 """
 from alembic import op
 import sqlalchemy as sa
 
 
 revision = 'integrity'
-down_revision = '0001'
+down_revision = 'recruit'
 branch_labels = None
 depends_on = None
 
