@@ -15,14 +15,14 @@ from pathlib import Path
 
 from werkzeug.security import check_password_hash
 
-from hype.accounts import authenticate, create_researcher, find_researcher, warm_up
+from hype.accounts import authenticate, create_researcher, researcher_by_email, warm_up
 from hype.db import make_engine, make_session_factory
 from hype.migrate import upgrade
 
 
 def old_authenticate(session, email: str, password: str):
     """The check as it was: no hash work when the address is unknown."""
-    researcher = find_researcher(session, email)
+    researcher = researcher_by_email(session, email)
     if researcher is None or not check_password_hash(researcher.password_hash, password):
         return None
     return researcher

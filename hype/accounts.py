@@ -29,7 +29,7 @@ def check_new_email(session: Session, email: str) -> str:
     email = normal_email(email)
     if not _EMAIL.match(email):
         raise AccountError(f"{email!r} is not an e-mail address")
-    if find_researcher(session, email) is not None:
+    if researcher_by_email(session, email) is not None:
         raise AccountError(f"a researcher {email} already exists")
     return email
 
@@ -39,7 +39,7 @@ def check_password(password: str) -> None:
         raise AccountError(f"the password needs at least {MIN_PASSWORD_LENGTH} characters")
 
 
-def find_researcher(session: Session, email: str) -> Researcher | None:
+def researcher_by_email(session: Session, email: str) -> Researcher | None:
     return session.scalar(select(Researcher).where(Researcher.email == normal_email(email)))
 
 
@@ -54,7 +54,7 @@ def create_researcher(session: Session, email: str, password: str) -> Researcher
 
 def reset_password(session: Session, email: str, password: str) -> Researcher:
     """Set a new password and sign the account out everywhere (its old cookies stop working)."""
-    researcher = find_researcher(session, email)
+    researcher = researcher_by_email(session, email)
     if researcher is None:
         raise AccountError(f"there is no researcher {normal_email(email)}")
     check_password(password)
@@ -82,7 +82,7 @@ def warm_up() -> None:
 
 
 def authenticate(session: Session, email: str, password: str) -> Researcher | None:
-    researcher = find_researcher(session, email)
+    researcher = researcher_by_email(session, email)
     stored = researcher.password_hash if researcher is not None else _unknown_account_hash()
     if not check_password_hash(stored, password or "") or researcher is None:
         return None

@@ -43,10 +43,10 @@ def create_researcher_cmd(ctx: Context, email: str, password: str | None) -> Non
 @pass_ctx
 def reset_password_cmd(ctx: Context, email: str, password: str | None) -> None:
     """Set a new password for a researcher and sign them out everywhere."""
-    from hype.accounts import AccountError, find_researcher, normal_email, reset_password
+    from hype.accounts import AccountError, researcher_by_email, normal_email, reset_password
 
     with ctx.session() as session:
-        if find_researcher(session, email) is None:
+        if researcher_by_email(session, email) is None:
             fail(f"there is no researcher {normal_email(email)}")
         try:
             reset_password(session, email, _new_password(password))
