@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from hype.models import Assignment, Exclusion, Judgment, StaircaseRecord, Study, Trial, utcnow
 from hype.quality import ExclusionRules, TrialRecord, WorkerStats, violations, worker_stats
-from hype.recruitment import ModelSlots, close_if_complete, is_complete, model_slots
+from hype.recruitment import ModelSlots, close_if_complete, is_complete, is_idle, model_slots
 from hype.studies import study_settings
 
 
@@ -89,6 +89,7 @@ def worker_rows(session: Session, study: Study) -> list[WorkerRow]:
     for record in session.scalars(select(StaircaseRecord).where(StaircaseRecord.assignment_id.in_(ids)).order_by(StaircaseRecord.block)):
         stairs[record.assignment_id].append([float(x) for x in record.state.get("intensities", [])])
     settings = study_settings(study)
+    now = utcnow()
     names = {m.id: m.name for m in study.models}
     rows = []
     for a in assignments:
@@ -102,7 +103,7 @@ def worker_rows(session: Session, study: Study) -> list[WorkerRow]:
                 platform=a.participant.platform,
                 worker_id=a.participant.worker_id,
                 model=names.get(a.model_id, "?"),
-                stage=a.stage,
+                stage="abandoned" if is_idle(a, settings, now) else a.stage,  # as counted, marked or not
                 qualification=qual,
                 stats=worker_stats(trials[a.id], failed_qualification=a.qualification_passed is False),
                 exclusions=exclusions[a.id],

@@ -28,13 +28,21 @@ def create_researcher_cmd(ctx: Context, email: str, password: str | None) -> Non
     """Create a researcher account for the dashboard."""
     from hype.accounts import AccountError, check_new_email, create_researcher
 
+    from sqlalchemy import func, select
+
+    from hype.models import Study
+
     with ctx.session() as session:
         try:
             email = check_new_email(session, email)
             create_researcher(session, email, _new_password(password))
         except AccountError as exc:
             fail(str(exc))
+        unowned = session.scalar(select(func.count()).select_from(Study).where(Study.owner_id.is_(None))) or 0
     click.echo(f"researcher {email} created")
+    if unowned:
+        click.echo(f"{unowned} stud{'y has' if unowned == 1 else 'ies have'} no owner and appear in no dashboard: "
+                   f"`hype transfer STUDY {email}` gives one to this account (`hype list` shows them)")
 
 
 @click.command("reset-password")

@@ -176,6 +176,10 @@ def test_the_idle_timeout_is_a_study_setting_and_progress_counts_abandoned(make_
     assert (alpha.abandoned, alpha.idle_unmarked, alpha.in_progress) == (1, 1, 1)
     (row,) = db_read(lambda s: model_progress(s, s.get(Study, study.id)))
     assert row.to_dict()["abandoned"] == 1 and row.to_dict()["valid"] == 0
+    from hype.monitoring import worker_rows
+
+    stages = db_read(lambda s: {r.worker_id: r.stage for r in worker_rows(s, s.get(Study, study.id))})
+    assert stages == {"SLOW": "abandoned", "QUICK": "task"}  # the worker table counts as progress does
     assert quick.state()["stage"] == "task"
     assert_json_error(slow.client.get(slow.api), 410, "session-abandoned", mentions="5 minutes")
 

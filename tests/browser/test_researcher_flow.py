@@ -131,7 +131,8 @@ def test_researcher_creates_publishes_monitors_excludes_and_downloads(
         progress_rows = page.locator("#progress tbody tr")
         assert progress_rows.count() == 1
         cells = progress_rows.first.locator("td").all_inner_texts()
-        assert cells[0] == "gan" and cells[5].startswith("1 /"), cells
+        assert cells[0] == "gan" and cells[1].startswith("1 /"), cells  # valid / target
+        assert cells[8] == "complete" or cells[8].endswith(" to go"), cells
         assert cells[6] == str(sum(N_TASK)), cells
         worker_rows = page.locator("#worker-table tbody tr")
         assert worker_rows.count() == 1

@@ -77,6 +77,8 @@ def test_without_any_researcher_the_study_is_made_and_the_command_says_how_to_ow
     assert result.exit_code == 0, result.output
     assert "hype transfer" in result.output
     assert study_named(session, "Early").owner_id is None
+    made = cli(config, "create-researcher", "alice@example.org", "--password", PASSWORD)
+    assert made.exit_code == 0 and "1 study has no owner" in made.output and "hype transfer STUDY alice@example.org" in made.output
 
 
 def test_import_results_takes_an_owner_and_defaults_to_the_only_researcher(session, config, make_study, tmp_path, app):

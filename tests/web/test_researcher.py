@@ -213,7 +213,7 @@ def test_dashboard_changes_the_target_says_when_complete_closes_and_reopens(clie
     page_url = f"/studies/{owned_study.id}"
     token = csrf_token(client, page_url)
     page = client.get(page_url).get_data(as_text=True)
-    assert '<p id="study-complete" class="notice">Complete: every model has its 1 valid evaluators' in page
+    assert '<p id="study-complete" class="notice">Complete: every model has its 1 valid evaluator, so nobody new is taken.' in page
     assert page.count("<td>1 / 1</td>") == 2 and client.get(f"{page_url}/live.json").json["complete"] is True
 
     def save(**form):
