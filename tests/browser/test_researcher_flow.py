@@ -86,6 +86,11 @@ def test_researcher_creates_publishes_monitors_excludes_and_downloads(
         page.fill("input[name=qualification_n_fake]", str(N_QUAL[1]))
         page.fill("input[name=infinity_n_real]", str(N_TASK[0]))
         page.fill("input[name=infinity_n_fake]", str(N_TASK[1]))
+        # the time / hourly-pay figures follow the form (hype.effort via pay.json): 10 images, 30 s -> 1 min,
+        # $1.00 = $60.00/hour, so the paper defaults' below-minimum warning is gone
+        assert page.locator("#pay-warning").count() == 1  # paper defaults: $6.00/hour
+        page.locator("#pay-figures", has_text="About 1 min").wait_for()  # (CSP: no string eval, so no wait_for_function)
+        assert "$60.00/hour" in page.inner_text("#pay-figures") and page.locator("#pay-warning").count() == 0
         with page.expect_navigation():
             page.click("form.settings-form button[type=submit]")
         match = re.search(r"/studies/(\d+)$", urlsplit(page.url).path)
