@@ -13,7 +13,7 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from hype import effort
@@ -23,9 +23,11 @@ from hype.platforms import PlatformError, mturk
 from hype.platforms.codes import check_session_code, normalise
 from hype.platforms.prolific import ProlificClient, ProlificError
 from hype.platforms.review import Decision, Facts, decide
+from hype.sessions import ACTIVE_STAGES
 from hype.studies import study_settings
 
 PROLIFIC_DONE = ("AWAITING REVIEW",)  # submitted, waiting for the researcher's decision
+PROLIFIC_WORKING = ("ACTIVE", "RESERVED")
 BONUS_REASON = "Bonus for correct answers in the real-or-fake image task. Thank you!"
 MTURK_TOKEN_LIFETIME = dt.timedelta(hours=23)  # MTurk remembers a UniqueRequestToken for 24 hours
 
@@ -73,6 +75,13 @@ def pay_for(study: Study) -> effort.PayEstimate:
 def _check_publishable(study: Study) -> None:
     if study.status != "published":
         raise PlatformError(f"publish study {study.id} in hype first (`hype publish {study.id}`): its worker link is not live yet")
+
+
+def open_slots(session: Session, study: Study) -> int:
+    """Workers still to recruit, from the recruitment accounting (excluded workers reopen their slots)."""
+    from hype.recruitment import model_slots
+
+    return sum(s.open_slots for s in model_slots(session, study))
 
 
 def _token(study: Study, *parts: Any) -> str:
@@ -201,7 +210,11 @@ def prolific_sync(session: Session, study: Study, client: ProlificClient) -> Ste
     record = _require_listing(session, study, "prolific")
     workers, _ = _workers(session, study, "prolific")
     report = StepReport()
-    for sub in list(client.submissions(record.external_id)):  # every page first: decide on one snapshot
+    submissions = list(client.submissions(record.external_id))  # every page first: decide on one snapshot
+    # Working on Prolific but not (yet) in hype: holding a place hype's accounting does not see.
+    arriving = sum(1 for sub in submissions if sub.get("status") in PROLIFIC_WORKING
+                   and str(sub.get("participant_id") or "") not in workers)
+    for sub in submissions:
         pid = str(sub.get("participant_id") or sub.get("participant") or "")
         status = str(sub.get("status", ""))
         code = sub.get("study_code")
@@ -224,7 +237,28 @@ def prolific_sync(session: Session, study: Study, client: ProlificClient) -> Ste
         label = {"approve": "approved", "return": "asked to return", "flag": "flagged"}[decision.action]
         report.add(label, f"{pid}: {label} ({decision.reason})")
     session.commit()
+    _prolific_top_up(session, study, client, record, report, arriving)
     return report
+
+
+def _prolific_top_up(session: Session, study: Study, client: ProlificClient, record: PlatformStudy, report: StepReport,
+                     arriving: int) -> None:
+    """Offer as many places as hype still needs: returned submissions free theirs on Prolific by
+    itself, but approved or unreturned ones of excluded workers do not. Participants who took a
+    place and have not reached hype yet count as on their way (a later sync adds their place if they
+    drop out), so no more places are bought than needed."""
+    if study.status != "published":
+        return
+    listed = client.get_study(record.external_id)
+    total = int(listed.get("total_available_places") or record.places)
+    remaining = total - int(listed.get("places_taken") or 0)
+    extra = open_slots(session, study) - remaining - arriving
+    if extra <= 0:
+        return
+    client.set_places(record.external_id, total + extra)
+    record.places = total + extra
+    session.commit()
+    report.add("places added", f"added {extra} place(s) for slots reopened by exclusions: {record.places} in all")
 
 
 # -- MTurk ---------------------------------------------------------------------------------------------------
@@ -296,7 +330,35 @@ def mturk_sync(session: Session, study: Study, client, *, production: bool = Fal
         label = {"approve": "approved", "reject": "rejected", "flag": "flagged"}[decision.action]
         report.add(label, f"{worker_id} ({saved.external_id}): {label} ({decision.reason})")
     session.commit()
+    _mturk_top_up(session, study, client, record, report)
     return report
+
+
+def _mturk_top_up(session: Session, study: Study, client, record: PlatformStudy, report: StepReport) -> None:
+    """CreateAdditionalAssignmentsForHIT when hype needs more workers than the HIT still offers
+    (excluded workers reopen their slots). Accepted assignments beyond the MTurk workers hype sees
+    working count as on their way, so no extra place is bought for them (a later sync adds it if they
+    drop out). The token names the new total, so a retry adds nothing."""
+    if study.status != "published":
+        return
+    hit = client.get_hit(HITId=record.external_id)["HIT"]
+    working_here = session.scalar(select(func.count()).select_from(Assignment).join(Participant).where(
+        Assignment.study_id == study.id, Participant.platform == "mturk", Assignment.stage.in_(ACTIVE_STAGES))) or 0
+    arriving = max(0, int(hit.get("NumberOfAssignmentsPending") or 0) - working_here)
+    extra = open_slots(session, study) - int(hit.get("NumberOfAssignmentsAvailable") or 0) - arriving
+    if extra <= 0:
+        return
+    total = int(hit.get("MaxAssignments") or record.places) + extra
+    try:
+        mturk.add_places(client, record.external_id, extra, _token(study, "add-places", record.external_id, total))
+    except Exception as exc:  # botocore's ClientError: e.g. a HIT made with under 10 assignments cannot reach 10
+        if not (type(exc).__module__ or "").startswith("botocore"):
+            raise
+        report.add("places not added", f"could not add {extra} assignment(s) to HIT {record.external_id}: {exc}")
+        return
+    record.places = total
+    session.commit()
+    report.add("places added", f"added {extra} assignment(s) for slots reopened by exclusions: {total} in all")
 
 
 # -- bonuses -------------------------------------------------------------------------------------------------

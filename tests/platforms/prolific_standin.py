@@ -143,6 +143,12 @@ def route(state: ProlificStandIn, method: str, path: str, query: dict[str, list[
             raise BadRequest("unsupported action")
         study["status"] = "ACTIVE"
         return 200, study
+    if seg[:1] == ["studies"] and len(seg) == 2 and method == "GET":
+        study = state.studies.get(seg[1])
+        if study is None:
+            return 404, {"error": {"detail": "Not found."}}
+        taken = sum(1 for s in state.submissions if s["status"] in ("RESERVED", "ACTIVE", "AWAITING REVIEW", "APPROVED"))
+        return 200, {**study, "places_taken": taken}
     if seg[:1] == ["studies"] and len(seg) == 2 and method == "PATCH":
         study = state.studies[seg[1]]
         places = _need(body, "total_available_places", int)

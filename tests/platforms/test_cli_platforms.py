@@ -55,6 +55,7 @@ def test_mturk_commands_use_the_sandbox_unless_told(config, session, study, crow
         stub.add_response("list_assignments_for_hit", {"Assignments": [{"AssignmentId": "ASGW1", "WorkerId": "W1", "HITId": "HITSANDBOX1",
                                                                         "AssignmentStatus": "Submitted", "Answer": answer}]}, None)
         stub.add_response("approve_assignment", {}, {"AssignmentId": "ASGW1", "RequesterFeedback": ANY})
+        stub.add_response("get_hit", {"HIT": {"HITId": "HITSANDBOX1", "MaxAssignments": 4, "NumberOfAssignmentsAvailable": 3}}, None)
         stub.add_response("send_bonus", {}, {"WorkerId": "W1", "AssignmentId": "ASGW1", "BonusAmount": "0.20", "Reason": ANY,
                                              "UniqueRequestToken": ANY})
         out = _run(config, "mturk", "create", str(study.id))

@@ -67,6 +67,12 @@ def test_create_hit_with_external_question_and_requirements(client, session, stu
         service.mturk_create(session, study, client, link="http://plain.example.org/s/x", production=True)
 
 
+def _hit_state(client, max_assignments=4, available=4, pending=0):
+    client.stub.add_response("get_hit", {"HIT": {"HITId": "HIT0001", "MaxAssignments": max_assignments,
+                                                 "NumberOfAssignmentsAvailable": available, "NumberOfAssignmentsPending": pending}},
+                             {"HITId": "HIT0001"})
+
+
 def _assignment(worker: str, code: str, status: str = "Submitted") -> dict:
     return {"AssignmentId": f"ASG{worker}", "WorkerId": worker, "HITId": "HIT0001", "AssignmentStatus": status,
             "Answer": ANSWER.format(asg=f"ASG{worker}", code=code)}
@@ -91,6 +97,7 @@ def test_sync_checks_each_workers_own_code_and_decides_once(client, session, stu
     client.stub.add_response("list_assignments_for_hit", {"Assignments": page2, "NumResults": 3},
                              {"HITId": "HIT0001", "MaxResults": 100, "AssignmentStatuses": statuses, "NextToken": "page2"})
     client.stub.add_response("approve_assignment", {}, {"AssignmentId": "ASGW1", "RequesterFeedback": "Thank you for your work."})
+    _hit_state(client)
 
     report = service.mturk_sync(session, study, client)
 
@@ -107,6 +114,7 @@ def test_sync_checks_each_workers_own_code_and_decides_once(client, session, stu
                                                                           _assignment("W4", _code(session, w4))], "NumResults": 2},
                              {"HITId": "HIT0001", "MaxResults": 100, "AssignmentStatuses": statuses})
     client.stub.add_response("reject_assignment", {}, {"AssignmentId": "ASGW4", "RequesterFeedback": "Not accepted: excluded: answered in under 200 ms"})
+    _hit_state(client)
     service.mturk_sync(session, study, client, reject_excluded=True)
     assert session.scalar(select(PlatformSubmission).where(PlatformSubmission.worker_id == "W4")).decision == "rejected"
 
@@ -116,6 +124,7 @@ def _approved_worker(client, session, study, crowd, worker="W1"):
     _hit(client, session, study)
     client.stub.add_response("list_assignments_for_hit", {"Assignments": [_assignment(worker, _code(session, aid))], "NumResults": 1}, None)
     client.stub.add_response("approve_assignment", {}, None)
+    _hit_state(client)
     service.mturk_sync(session, study, client)
     return aid
 
@@ -155,3 +164,27 @@ def test_an_old_unconfirmed_bonus_is_left_for_a_person(client, session, study, c
 def test_submitted_code_reads_the_done_pages_field():
     assert mturk.submitted_code(ANSWER.format(asg="A1", code="CODE123")) == "CODE123"
     assert mturk.submitted_code(None) is None and mturk.submitted_code("<not xml") is None
+
+
+def test_excluded_workers_reopen_places_on_the_hit_once(client, session, study, crowd):
+    ids = [crowd(f"W{k}", "mturk") for k in range(4)]  # 2 models x 2 evaluators: the study is full
+    exclude(session, study, ids[3], "answered in under 200 ms")
+    session.commit()
+    _hit(client, session, study)
+    client.stub.add_response("list_assignments_for_hit", {"Assignments": [_assignment(f"W{k}", _code(session, ids[k])) for k in range(4)]}, None)
+    for _ in range(3):
+        client.stub.add_response("approve_assignment", {}, None)
+    _hit_state(client, available=0)
+    client.stub.add_response("create_additional_assignments_for_hit", {},
+                             {"HITId": "HIT0001", "NumberOfAdditionalAssignments": 1, "UniqueRequestToken": ANY})
+    report = service.mturk_sync(session, study, client)
+    assert report.counts["places added"] == 1 and "5 in all" in report.lines[-1]
+
+    # the next sync sees the new place on offer and adds nothing (the Stubber refuses any further call)
+    client.stub.add_response("list_assignments_for_hit", {"Assignments": [_assignment("W3", _code(session, ids[3]))]}, None)
+    _hit_state(client, max_assignments=5, available=1)
+    assert "places added" not in service.mturk_sync(session, study, client).counts
+    # a worker who accepted the HIT but has not reached hype yet is on their way: no extra place for them
+    client.stub.add_response("list_assignments_for_hit", {"Assignments": []}, None)
+    _hit_state(client, max_assignments=5, available=0, pending=1)
+    assert "places added" not in service.mturk_sync(session, study, client).counts

@@ -137,3 +137,20 @@ def test_a_pay_call_without_an_answer_is_never_repeated_blindly(session, study, 
     assert service.resolve_unconfirmed(session, study, "prolific", paid=True) == 1
     assert service.prolific_pay(session, study, prolific_client).counts == {"already paid": 1}
     assert prolific_api.paid == [("PA", "0.20")]
+
+
+def test_excluded_workers_reopen_places_on_prolific_once(session, study, crowd, prolific_client, prolific_api):
+    ids = [crowd(f"P{k}", "prolific") for k in range(4)]  # 2 models x 2 evaluators: the study is full
+    exclude(session, study, ids[3], "spoke to us")
+    session.commit()
+    _create(session, study, prolific_client)
+    for k in range(4):
+        prolific_api.add_submission(f"P{k}", study_code=study.completion_code)
+    report = service.prolific_sync(session, study, prolific_client)
+    (patch,) = prolific_api.calls_to("PATCH", "/studies/study0000/")
+    assert patch.body == {"total_available_places": 5} and report.counts["places added"] == 1
+    service.prolific_sync(session, study, prolific_client)
+    assert len(prolific_api.calls_to("PATCH", "/studies/")) == 1, "the reopened place is on offer: nothing more to add"
+    prolific_api.add_submission("NEWCOMER", status="ACTIVE")  # took the new place, not in hype yet
+    service.prolific_sync(session, study, prolific_client)
+    assert len(prolific_api.calls_to("PATCH", "/studies/")) == 1

@@ -109,6 +109,9 @@ def test_links_use_the_public_url_and_only_trusted_proxy_headers(config, engine,
     client.post("/login", data={"email": "r@example.org", "password": PASSWORD, "csrf_token": _token(client, "/login")})
     page = client.get(f"/studies/{study.id}", headers=forwarded).get_data(as_text=True)
     assert f"https://crowd.example.org/s/{study.slug}</code>" in page
+    # served under a path: the proxy says so, and redirects keep it
+    anonymous = proxied.test_client().get("/studies", headers={**forwarded, "X-Forwarded-Prefix": "/lab"})
+    assert anonymous.status_code == 302 and anonymous.headers["Location"].startswith("/lab/login")
 
     direct = create_app(config).test_client()  # no trusted proxy: a client's own X-Forwarded-* is ignored
     direct.post("/login", data={"email": "r@example.org", "password": PASSWORD, "csrf_token": _token(direct, "/login")})
