@@ -251,7 +251,7 @@ def _prolific_top_up(session: Session, study: Study, client: ProlificClient, rec
         return
     listed = client.get_study(record.external_id)
     total = int(listed.get("total_available_places") or record.places)
-    remaining = total - int(listed.get("places_taken") or 0)
+    remaining = max(0, total - int(listed.get("places_taken") or 0))
     extra = open_slots(session, study) - remaining - arriving
     if extra <= 0:
         return
