@@ -918,10 +918,16 @@ def _validate(bundle: ExportBundle) -> None:
         if key in seen_blocks:
             raise ExportError(f"{here}: duplicate staircase: evaluator {key[0]} block {key[1]} is already at {seen_blocks[key]}")
         seen_blocks[key] = here
-        for col, parse in (("config", stairs.StaircaseConfig.from_dict), ("state", stairs.StaircaseState.from_dict)):
+        if isinstance(s["config"], dict) and s["config"].get("procedure") == "quest+":
+            from hype.adaptive import QuestConfig
+
+            checks = (("config", QuestConfig.from_dict), ("state", lambda st: [(int(k), int(c)) for k, c in st["history"]]))
+        else:
+            checks = (("config", stairs.StaircaseConfig.from_dict), ("state", stairs.StaircaseState.from_dict))
+        for col, parse in checks:
             try:
                 parse(s[col])
-            except (ValueError, TypeError) as exc:
+            except (ValueError, TypeError, KeyError) as exc:
                 raise _bad(here, col, f"not a valid staircase {col}: {exc}") from None
 
 

@@ -47,6 +47,9 @@ class TimeSettings:
     n_masks: int = 4
     mask_ms: float = 30.0
     interleave_blocks: bool = False
+    # QUEST+ (hype/adaptive.py) chooses each exposure instead of the weighted staircase, and the score is
+    # the posterior 75% threshold instead of the block mode [decision: not in the paper].
+    adaptive: bool = False
 
 
 @dataclass(frozen=True)

@@ -289,8 +289,20 @@ def _study_section(study: Study, settings: StudySettings, score: StudyScore | No
         "generated": _timestamp(generated_at or dt.datetime.now(dt.timezone.utc)),
         "version": hype.__version__,
         "exposure": exposure,
+        "time_score": _time_score_name(score, settings),
         "scoring": scoring,
     }
+
+
+def _time_score_name(score: StudyScore | None, settings: StudySettings) -> str | None:
+    """Which HYPE-time score the numbers are: the QUEST+ posterior threshold or the paper's block mode."""
+    from hype.study_scoring import TIME_SCORE_NAMES
+
+    if settings.mode != "hype-time":
+        return None
+    kind = score.settings.time_score if score and score.settings.time_score else (
+        "posterior" if settings.time.adaptive else "mode")
+    return TIME_SCORE_NAMES[kind]
 
 
 def _settings_rows(settings: StudySettings) -> list[tuple[str, str]]:
@@ -493,9 +505,17 @@ def _staircase_section(session: Session, settings: StudySettings, per_evaluator:
         for assignment_id, value in chosen[m]:
             blocks = []
             for block in sorted(records.get(assignment_id, {})):
+                rec = records[assignment_id][block]
                 try:
-                    state = StaircaseState.from_dict(records[assignment_id][block].state)
-                except ValueError as exc:
+                    if rec.config.get("procedure") == "quest+":  # QUEST+: the history is the trace
+                        levels = rec.config["levels_ms"]
+                        history = rec.state["history"]
+                        state = StaircaseState(float(rec.state["intensity"]),
+                                               intensities=tuple(float(levels[k]) for k, _ in history),
+                                               responses=tuple(bool(c) for _, c in history))
+                    else:
+                        state = StaircaseState.from_dict(rec.state)
+                except (ValueError, KeyError, IndexError, TypeError) as exc:
                     problems.append(f"evaluator {assignment_id}, block {block + 1}: {exc}")
                     continue
                 mode = block_mode(state.intensities) if state.intensities else None

@@ -18,8 +18,7 @@ from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased, joinedload
 
-from hype import recruitment
-from hype import staircase as stairs
+from hype import adaptive, recruitment
 from hype.design import plan_session
 from hype.models import (
     ACTIVE_STAGES,
@@ -330,11 +329,10 @@ def _plan(session: Session, study: Study, settings: StudySettings, assignment: A
         for k, p in enumerate(plan)
     )
     if settings.mode == "hype-time":
-        cfg = stairs.StaircaseConfig.from_time_settings(settings.time)
+        cfg = adaptive.block_config(settings.time)
+        start = adaptive.block_start(cfg)
         for block in range(settings.time.n_blocks):
-            session.add(
-                StaircaseRecord(assignment_id=assignment.id, block=block, config=cfg.to_dict(), state=stairs.start(cfg).to_dict())
-            )
+            session.add(StaircaseRecord(assignment_id=assignment.id, block=block, config=cfg, state=start))
     session.flush()
 
 
@@ -461,7 +459,7 @@ def serve_trial(session: Session, assignment: Assignment, settings: StudySetting
         return None
     if trial.requested_ms is None:
         record = _staircase_record(session, assignment, trial.block)
-        trial.requested_ms = float(stairs.StaircaseState.from_dict(record.state).intensity)
+        trial.requested_ms = adaptive.block_exposure(record.config, record.state)
         session.flush()
     return trial.requested_ms
 
@@ -601,10 +599,7 @@ def _advance_staircase(session: Session, assignment: Assignment, block: int, cor
     """Every answer moves its block's staircase, flagged or not, so the exposure sequence stays the
     staircase's own (PsychoPy-replayable); flags decide scoring, not presentation."""
     record = _staircase_record(session, assignment, block)
-    cfg = stairs.StaircaseConfig.from_dict(record.config)
-    state = stairs.StaircaseState.from_dict(record.state)
-    if not stairs.is_finished(cfg, state):
-        record.state = stairs.update(cfg, state, correct).to_dict()
+    record.state = adaptive.block_advance(record.config, record.state, correct)
 
 
 def _finish_stage(session: Session, assignment: Assignment, settings: StudySettings) -> None:

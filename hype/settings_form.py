@@ -60,6 +60,7 @@ LABELS: dict[str, tuple[str, str, str]] = {
     "time.n_masks": ("Masks after the image", "", ""),
     "time.mask_ms": ("Mask duration", "ms", ""),
     "time.interleave_blocks": ("Interleave the blocks", "", "Off: one block after the other, as in the paper."),
+    "time.adaptive": ("Adaptive exposures (QUEST+)", "", "Off: the paper's staircase. On: fewer trials for the same certainty."),
     "pay.base_usd": ("Base pay", "USD", "For the qualification."),
     "pay.bonus_per_correct_usd": ("Bonus per right answer", "USD", ""),
     "statistics.n_resamples": ("Bootstrap resamples", "", ""),

@@ -29,9 +29,10 @@ from __future__ import annotations
 import math
 import statistics as pystats
 from collections import defaultdict
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
+import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -77,6 +78,7 @@ class ScoreSettings:
     exclude_flagged_trials: bool
     include_incomplete: bool
     exposure: str | None  # "requested" | "measured" for HYPE-time; None for HYPE-infinity
+    time_score: str | None = None  # HYPE-time: "posterior" (QUEST+ threshold) | "mode" (the paper's)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -302,6 +304,28 @@ def _time_input(answers: list[_Answer], evaluators: dict[int, _Evaluator], left_
     return parts[0] if len(parts) == 1 else TimeBlocks.concat(parts)
 
 
+def _posterior_input(answers: list[_Answer], evaluators: dict[int, _Evaluator], left_out: set[str],
+                     exclude_flagged: bool, time_settings: Any) -> TimeBlocks:
+    """One score per evaluator: the posterior 75% threshold from all their kept task trials, as a
+    single 'block' so the bootstrap and tests treat it like any evaluator score."""
+    from hype.adaptive import QuestConfig, threshold_from_trials
+
+    cfg = QuestConfig.from_time_settings(time_settings)
+    by_evaluator: dict[int, list[_Answer]] = defaultdict(list)
+    for a in answers:
+        if not _dropped(a, exclude_flagged, True):
+            by_evaluator[a.evaluator].append(a)
+    dropped: dict[int, int] = defaultdict(int)
+    for a in answers:
+        dropped[a.evaluator] += _dropped(a, exclude_flagged, True)
+    ids = sorted(by_evaluator)
+    scores = [threshold_from_trials(cfg, [a.exposure_ms for a in by_evaluator[e]],
+                                    [a.is_fake == a.judged_fake for a in by_evaluator[e]]) for e in ids]
+    blocks = TimeBlocks.from_block_scores([str(e) for e in ids], [evaluators[e].model for e in ids], scores,
+                                          n_trials=[len(by_evaluator[e]) for e in ids], excluded_evaluators=left_out)
+    return replace(blocks, excluded_trials=np.array([dropped[int(e)] for e in blocks.evaluator], dtype=np.int64))
+
+
 def _count(evaluators: dict[int, _Evaluator], answers: list[_Answer], board: Leaderboard,
            exclude_flagged: bool, time_mode: bool) -> dict[str, ModelCounts]:
     counts: dict[str, ModelCounts] = defaultdict(ModelCounts)
@@ -403,8 +427,13 @@ def _nothing_to_score(study: Study, evaluators: dict[int, _Evaluator], include_i
     return NothingToScoreError(f"study {study.name!r} has no {what} to score ({detail}){hint}", dict(by_status))
 
 
+TIME_SCORES = ("posterior", "mode")
+TIME_SCORE_NAMES = {"posterior": "posterior 75% threshold per evaluator (QUEST+ model, all their trials)",
+                    "mode": "modal exposure per block, mean over blocks (the paper's)"}
+
+
 def _score_settings(study: Study, method: str | None, n_resamples: int | None, seed: int | None,
-                    include_incomplete: bool, on_measured: bool | None) -> ScoreSettings:
+                    include_incomplete: bool, on_measured: bool | None, time_score: str | None = None) -> ScoreSettings:
     """The study's statistics settings, with the caller's overrides applied."""
     settings = study_settings(study)
     stats = settings.statistics
@@ -419,7 +448,10 @@ def _score_settings(study: Study, method: str | None, n_resamples: int | None, s
         exclude_flagged_trials=stats.exclude_flagged_trials,
         include_incomplete=include_incomplete,
         exposure=("measured" if measured else "requested") if time_mode else None,
+        time_score=(time_score or ("posterior" if settings.time.adaptive else "mode")) if time_mode else None,
     )
+    if used.time_score not in (None, *TIME_SCORES):
+        raise ScoringError(f"time_score must be one of {', '.join(TIME_SCORES)}, not {used.time_score!r}")
     if used.n_resamples < 1:
         raise ScoringError("n_resamples must be >= 1")
     return used
@@ -434,6 +466,7 @@ def score_study(
     seed: int | None = None,
     include_incomplete: bool = False,
     on_measured: bool | None = None,
+    time_score: str | None = None,
 ) -> StudyScore:
     """Score `study` from its stored task judgments (rules in the module docstring).
 
@@ -442,7 +475,7 @@ def score_study(
     `n_resamples`: default the study's statistics.n_resamples; `seed`: default the study seed;
     `on_measured`: None follows statistics.score_on_measured_exposure (HYPE-time only).
     Raises ScoringError when there is nothing to score."""
-    used = _score_settings(study, method, n_resamples, seed, include_incomplete, on_measured)
+    used = _score_settings(study, method, n_resamples, seed, include_incomplete, on_measured, time_score)
     time_mode, measured = used.mode == "hype-time", used.exposure == "measured"
     exclude_flagged = used.exclude_flagged_trials
     model_names = _model_names(session, study)
@@ -455,7 +488,9 @@ def score_study(
     if not answers or all(str(a.evaluator) in left_out for a in answers):
         raise _nothing_to_score(study, evaluators, include_incomplete)
     data: InfinityCounts | TimeBlocks = (
-        _time_input(answers, evaluators, left_out, exclude_flagged, measured)
+        _posterior_input(answers, evaluators, left_out, exclude_flagged, study_settings(study).time)
+        if time_mode and used.time_score == "posterior"
+        else _time_input(answers, evaluators, left_out, exclude_flagged, measured)
         if time_mode
         else _infinity_input(answers, evaluators, left_out, exclude_flagged)
     )

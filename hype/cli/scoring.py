@@ -24,13 +24,15 @@ DEFAULT_SCORING_METHOD = "studentized"  # hype.scoring.DEFAULT_METHOD (a test ke
 @click.option("--seed", type=int, help="Bootstrap seed [default: the study seed; 0 for --from-csv].")
 @click.option("--measured/--requested", default=None,
               help="(STUDY, HYPE-time) Score the measured on-screen exposures / the requested ones [default: the study's setting].")
+@click.option("--time-score", type=click.Choice(["posterior", "mode"]),
+              help="(STUDY, HYPE-time) Posterior 75% threshold per evaluator / the paper's block mode [default: posterior for adaptive (QUEST+) studies, mode otherwise].")
 @click.option("--include-incomplete", is_flag=True, help="(STUDY) Also score evaluators who have not completed their task.")
 @click.option("--no-store", is_flag=True, help="(STUDY) Do not store this run as a score record.")
 @click.option("--json", "as_json", is_flag=True, help="Print the leaderboard and tests as JSON.")
 @pass_ctx
 def score_cmd(ctx: Context, study: str | None, csv_path: Path | None, n_fake: int | None, n_real: int | None,
               resamples: int | None, method: str | None, seed: int | None, measured: bool | None,
-              include_incomplete: bool, no_store: bool, as_json: bool) -> None:
+              time_score: str | None, include_incomplete: bool, no_store: bool, as_json: bool) -> None:
     """HYPE leaderboard with bootstrap CIs, separability tests and ranking stability.
 
     `hype score STUDY` scores a stored study (id, slug or name) from its task judgments and stores the
@@ -39,14 +41,15 @@ def score_cmd(ctx: Context, study: str | None, csv_path: Path | None, n_fake: in
         fail("give exactly one of STUDY (a stored study's id, slug or name) or --from-csv FILE")
     if csv_path is not None:
         study_only = [name for name, used in (("--measured/--requested", measured is not None),
-                                               ("--include-incomplete", include_incomplete), ("--no-store", no_store)) if used]
+                                               ("--include-incomplete", include_incomplete), ("--no-store", no_store),
+                                               ("--time-score", time_score is not None)) if used]
         if study_only:
             fail(f"{', '.join(study_only)} appl{'ies' if len(study_only) == 1 else 'y'} to a stored STUDY, not to --from-csv")
         _score_csv(csv_path, n_fake, n_real, resamples, method, seed, as_json)
         return
     if n_fake is not None or n_real is not None:
         fail("--n-fake/--n-real describe a --from-csv file; a stored study knows its own trials")
-    _score_stored(ctx, study, resamples=resamples, method=method, seed=seed, measured=measured,
+    _score_stored(ctx, study, resamples=resamples, method=method, seed=seed, measured=measured, time_score=time_score,
                   include_incomplete=include_incomplete, store=not no_store, as_json=as_json)
 
 
@@ -70,7 +73,8 @@ def _score_csv(csv_path: Path, n_fake: int | None, n_real: int | None, resamples
 
 
 def _score_stored(ctx: Context, ref: str, *, resamples: int | None, method: str | None, seed: int | None,
-                  measured: bool | None, include_incomplete: bool, store: bool, as_json: bool) -> None:
+                  measured: bool | None, time_score: str | None, include_incomplete: bool, store: bool,
+                  as_json: bool) -> None:
     import json
 
     from hype import studies
@@ -80,7 +84,7 @@ def _score_stored(ctx: Context, ref: str, *, resamples: int | None, method: str 
         try:
             s = studies.find_study(session, ref)
             score = score_study(session, s, method=method, n_resamples=resamples, seed=seed,
-                                include_incomplete=include_incomplete, on_measured=measured)
+                                include_incomplete=include_incomplete, on_measured=measured, time_score=time_score)
         except ValueError as exc:  # StudyError, ScoringError, SettingsError
             fail(str(exc))
         record_id = store_score(session, s, score).id if store else None
@@ -176,6 +180,10 @@ def _echo_study_score(score) -> None:
     exposure = f", {s.exposure} exposure" if s.exposure else ""
     click.echo(f"study {score.study_name!r} ({s.mode}): {s.method} bootstrap, {s.n_resamples} resamples, seed {s.seed}{exposure}"
                f"{', incomplete evaluators included' if s.include_incomplete else ''}")
+    if s.time_score:
+        from hype.study_scoring import TIME_SCORE_NAMES
+
+        click.echo(f"HYPE-time score: {TIME_SCORE_NAMES[s.time_score]}")
     _echo_leaderboard(score.leaderboard)
     if score.unscored_models:
         click.echo(f"not scored (no evaluators yet): {', '.join(score.unscored_models)}")

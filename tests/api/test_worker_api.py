@@ -885,3 +885,55 @@ def test_image_access_rules(make_study, worker, oracle, db_read):
     # after completion nothing of the session's trials is served
     for token in tokens:
         assert_json_error(w.client.get(f"{w.api}/img/{token}"), 404)
+
+
+def test_adaptive_hype_time_exposures_follow_the_servers_posterior(make_study, worker, oracle, db_read):
+    """QUEST+ study: every exposure served is the one hype.adaptive chooses from that block's answers
+    so far; a retried answer is recorded once and moves nothing; the score is the posterior threshold."""
+    from hype import adaptive as ad
+    from hype.protocol import TimeSettings
+    from hype.study_scoring import score_study
+
+    time_settings = {"n_blocks": 2, "trials_per_block": 6, "adaptive": True}
+    study = make_study("hype-time", settings={"qualification": {"enabled": False}, "time": time_settings})
+    cfg = ad.QuestConfig.from_time_settings(TimeSettings(**time_settings))
+    w = worker(study)
+    assert w.start()["stage"] == "task"
+    pattern = {0: [True, False, False, True, True, False], 1: [True, True, True, True, False, True]}
+    history: dict[int, list[tuple[int, int]]] = {0: [], 1: []}
+    shown: dict[int, list[float]] = {0: [], 1: []}
+    while True:
+        trial = w.trial()["trial"]
+        if trial is None:
+            break
+        block = trial["block"]
+        k, expected_ms = ad.next_exposure(cfg, history[block])
+        assert trial["exposure_ms"] == expected_ms
+        correct = pattern[block][len(history[block])]
+        key = new_key()
+        first = w.answer(trial["id"], oracle(trial["id"], correct), timing=faithful_timing(trial), key=key)
+        assert first.status_code == 201 and first.get_json()["feedback"] == {"correct": correct}
+        again = w.answer(trial["id"], oracle(trial["id"], correct), timing=faithful_timing(trial), key=key)
+        assert again.status_code in (200, 201)
+        history[block].append((k, int(correct)))
+        shown[block].append(trial["exposure_ms"])
+    assert w.state()["stage"] == "completed"
+    assert len(set(shown[0])) > 1  # the exposures moved with the answers
+
+    def read(s):
+        a = assignment_of(s, w.token)
+        return {r.block: r.state["history"] for r in s.scalars(select(StaircaseRecord).where(StaircaseRecord.assignment_id == a.id))}
+
+    stored = db_read(read)
+    assert {b: [tuple(h) for h in v] for b, v in stored.items()} == history  # each answer counted once
+
+    def score(s):
+        return score_study(s, study, n_resamples=100, include_incomplete=True)
+
+    result = db_read(score)
+    assert result.settings.time_score == "posterior"
+    all_ms = [cfg.levels_ms[k] for b in (0, 1) for k, _ in history[b]]
+    all_correct = [bool(c) for b in (0, 1) for _, c in history[b]]
+    expected = ad.threshold_from_trials(cfg, all_ms, all_correct)
+    row = next(r for r in result.leaderboard.rows if r.n_evaluators)
+    assert row.estimate == pytest.approx(expected)

@@ -240,3 +240,34 @@ def test_consent_page_says_about_1_minute(make_study, new_worker) -> None:
     w.open(study.slug)
     text = w.page.inner_text("main")
     assert "about 1 minute." in text, text
+
+
+def test_adaptive_hype_time_session_follows_the_servers_posterior(make_study, new_worker, db_records) -> None:
+    """A short QUEST+ session in the browser: every exposure the page was given (and stored with the
+    judgment) is the one hype.adaptive chooses from that block's answers so far."""
+    from hype import adaptive as ad
+    from hype.protocol import TimeSettings
+
+    time_settings = {"n_blocks": 2, "trials_per_block": 4, "countdown_ms": 50, "adaptive": True}
+    study = make_study("hype-time", settings={"qualification": {"n_real": 4, "n_fake": 4}, "time": time_settings})
+    w = new_worker()
+    w.open(study.slug, {})
+    w.consent(by="key")
+    w.instructions(by="key")
+    w.run_phase("qualification", 8, always_correct)
+    w.wait_phase("task")
+
+    def right_then_wrong(k: int, trial: dict[str, Any], is_fake: bool) -> bool:
+        return is_fake if k % 3 != 2 else not is_fake  # every third answer wrong
+
+    answered = w.run_phase("task", 8, right_then_wrong, expect_feedback=True)
+    w.wait_done()
+    cfg = ad.QuestConfig.from_time_settings(TimeSettings(**time_settings))
+    history: dict[int, list[tuple[int, int]]] = {0: [], 1: []}
+    for item in answered:
+        block = item.trial["block"]
+        k, expected = ad.next_exposure(cfg, history[block])
+        assert item.trial["exposure_ms"] == expected
+        history[block].append((k, int(item.is_fake == item.judged_fake)))
+    assert db_records.assignment(w.token).stage == "completed"
+    assert len({item.trial["exposure_ms"] for item in answered}) > 2  # the exposures moved with the answers

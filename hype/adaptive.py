@@ -1,0 +1,272 @@
+"""QUEST+ for HYPE-time: a Bayesian adaptive choice of each exposure, beside the paper's staircase.
+
+Why: the weighted staircase spends its first dozens of trials walking from 500 ms towards the
+threshold, and the block mode it is scored by leans towards the start when the psychometric function
+is shallow. QUEST+ (Watson 2017, J. Vision 17(3):10) keeps a posterior over the evaluator's
+psychometric function and shows, at every trial, the exposure whose answer is expected to shrink
+that posterior most (minimum expected entropy). The score is then the posterior's threshold.
+
+Model of one evaluator (the same family as hype.simulate's observers):
+
+    p(correct | t) = 1/2 + (1/2 - lapse) * (1 - exp(-(t / s) ** slope))
+
+with s set so that p(correct | threshold) = 75%, the level the paper's staircase tracks. The
+parameter grid is threshold (geometric, from the shortest to the longest exposure) x slope x
+lapse; "lapse" here is everything that keeps an evaluator below 100% at unlimited time (real lapses
+and fakes they never spot). Prior: uniform over the grid (log-uniform in threshold).
+
+Speed: the expected entropy of every candidate exposure is two matrix products with tables built
+once per configuration (the expected posterior entropy for exposure k is
+H(post) - post . sum_r L_kr log L_kr + sum_r p_kr log p_kr, with p_kr = post . L_kr), so one choice
+costs well under a millisecond on the server and thousands of simulated evaluators can run in
+lockstep. The `questplus` package implements the same method on xarray; it took ~10 ms per answer
+here (experiments/adaptive_time.py measures both), five times the answer path's 2 ms budget.
+
+State is the answer history of a block (exposure index, correct), so a stored block can be replayed
+exactly and an answer recorded twice cannot move it twice. Pure: numpy only.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any, Sequence
+
+import numpy as np
+
+__all__ = [
+    "PROCEDURES",
+    "QuestConfig",
+    "QuestTables",
+    "tables",
+    "log_posterior",
+    "choose",
+    "next_exposure",
+    "posterior_threshold",
+    "threshold_from_trials",
+    "run_many",
+    "block_config",
+    "block_start",
+    "block_exposure",
+    "block_advance",
+]
+
+PROCEDURES: tuple[str, ...] = ("staircase", "quest+")
+TARGET = 0.75
+DEFAULT_SLOPES: tuple[float, ...] = (1.0, 1.5, 2.5, 4.0)
+DEFAULT_LAPSES: tuple[float, ...] = (0.02, 0.08, 0.16)
+DEFAULT_N_THRESHOLDS = 60
+# 60 exposures over 100-1000 ms are 15 ms apart: finer than a 60 Hz display (16.7 ms) can show anyway.
+DEFAULT_N_LEVELS = 60
+
+
+@dataclass(frozen=True)
+class QuestConfig:
+    """Everything a QUEST+ block needs; stored with each block so a run can be replayed."""
+
+    levels_ms: tuple[float, ...]  # exposures the server may show
+    thresholds_ms: tuple[float, ...]
+    slopes: tuple[float, ...] = DEFAULT_SLOPES
+    lapses: tuple[float, ...] = DEFAULT_LAPSES
+    n_trials: int = 150
+    procedure: str = field(default="quest+", init=False)
+
+    def __post_init__(self) -> None:
+        set_ = object.__setattr__
+        for name in ("levels_ms", "thresholds_ms", "slopes", "lapses"):
+            value = tuple(float(v) for v in getattr(self, name))
+            if not value or not all(math.isfinite(v) and v > 0 for v in value):
+                raise ValueError(f"{name} must be positive numbers")
+            set_(self, name, value)
+        if any(lapse >= 0.25 for lapse in self.lapses):
+            raise ValueError("a lapse of 25% or more never reaches 75% correct")
+        if self.n_trials < 1:
+            raise ValueError("n_trials must be >= 1")
+
+    @classmethod
+    def from_time_settings(cls, t: Any, *, n_levels: int = DEFAULT_N_LEVELS,
+                           n_thresholds: int = DEFAULT_N_THRESHOLDS) -> "QuestConfig":
+        """`n_levels` exposures evenly spaced over min_ms..max_ms."""
+        levels = np.round(np.linspace(t.min_ms, t.max_ms, max(n_levels, 2)), 6)
+        thresholds = np.geomspace(t.min_ms, t.max_ms, n_thresholds)
+        return cls(tuple(levels), tuple(np.round(thresholds, 6)), n_trials=t.trials_per_block)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"procedure": self.procedure, "levels_ms": list(self.levels_ms),
+                "thresholds_ms": list(self.thresholds_ms), "slopes": list(self.slopes),
+                "lapses": list(self.lapses), "n_trials": self.n_trials}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "QuestConfig":
+        data = dict(data)
+        if data.pop("procedure", "quest+") != "quest+":
+            raise ValueError("not a QUEST+ configuration")
+        return cls(**data)
+
+
+@dataclass(frozen=True, eq=False)
+class QuestTables:
+    """Per configuration: p(correct) for every (exposure, parameter) and the entropy terms."""
+
+    levels: np.ndarray  # (K,)
+    threshold_of: np.ndarray  # (P,) threshold of each parameter point
+    log_like: np.ndarray  # (2, K, P): [wrong, correct]
+    like: np.ndarray  # (2, K, P)
+    neg_h: np.ndarray  # (P, K): sum_r L log L, for the expected-entropy product
+
+
+def p_correct(t_ms: Any, threshold: Any, slope: Any, lapse: Any) -> np.ndarray:
+    """The model above, broadcasting over its arguments."""
+    span = 0.5 - np.asarray(lapse, dtype=float)
+    need = (TARGET - 0.5) / span  # share of the rise reached at threshold
+    scale = np.asarray(threshold, dtype=float) / (-np.log1p(-need)) ** (1 / np.asarray(slope, dtype=float))
+    rise = -np.expm1(-(np.asarray(t_ms, dtype=float) / scale) ** slope)
+    return 0.5 + span * rise
+
+
+@lru_cache(maxsize=32)
+def _tables_cached(levels: tuple, thresholds: tuple, slopes: tuple, lapses: tuple) -> QuestTables:
+    th, sl, la = np.meshgrid(np.array(thresholds), np.array(slopes), np.array(lapses), indexing="ij")
+    th, sl, la = th.ravel(), sl.ravel(), la.ravel()
+    x = np.array(levels)[:, None]
+    pc = np.clip(p_correct(x, th[None, :], sl[None, :], la[None, :]), 1e-12, 1 - 1e-12)
+    like = np.stack([1 - pc, pc])
+    log_like = np.log(like)
+    neg_h = (like * log_like).sum(axis=0).T.copy()
+    for arr in (like, log_like, neg_h):
+        arr.setflags(write=False)
+    return QuestTables(np.array(levels), th, log_like, like, neg_h)
+
+
+def tables(cfg: QuestConfig) -> QuestTables:
+    return _tables_cached(cfg.levels_ms, cfg.thresholds_ms, cfg.slopes, cfg.lapses)
+
+
+def log_posterior(cfg: QuestConfig, history: Sequence[Sequence[int]]) -> np.ndarray:
+    """Unnormalised log posterior over the grid after `history` [(exposure index, correct 0/1), ...]."""
+    tab = tables(cfg)
+    if len(history) == 0:
+        return np.zeros(tab.threshold_of.shape[0])
+    h = np.asarray(history, dtype=np.int64).reshape(-1, 2)
+    return tab.log_like[h[:, 1], h[:, 0]].sum(axis=0)
+
+
+def _normalise(log_post: np.ndarray) -> np.ndarray:
+    w = np.exp(log_post - log_post.max(axis=-1, keepdims=True))
+    return w / w.sum(axis=-1, keepdims=True)
+
+
+def choose(tab: QuestTables, post: np.ndarray) -> np.ndarray:
+    """Index of the exposure with the least expected posterior entropy, for one posterior (P,) or a
+    stack (N, P). Ties go to the shortest exposure (argmin's first)."""
+    p_kr = np.stack([post @ tab.like[0].T, post @ tab.like[1].T])  # (2, [N,] K)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        plogp = np.where(p_kr > 0, p_kr * np.log(p_kr), 0.0).sum(axis=0)
+    expected_h = -(post @ tab.neg_h) + plogp  # H(post) left out: the same for every exposure
+    return np.argmin(expected_h, axis=-1)
+
+
+def next_exposure(cfg: QuestConfig, history: Sequence[Sequence[int]]) -> tuple[int, float]:
+    """(index, ms) of the exposure QUEST+ shows after `history`."""
+    tab = tables(cfg)
+    k = int(choose(tab, _normalise(log_posterior(cfg, history))))
+    return k, float(tab.levels[k])
+
+
+def posterior_threshold(cfg: QuestConfig, log_post: np.ndarray) -> np.ndarray:
+    """Posterior mean of the 75% threshold (ms), for one log posterior or a stack."""
+    return _normalise(log_post) @ tables(cfg).threshold_of
+
+
+def threshold_from_trials(cfg: QuestConfig, exposure_ms: Sequence[float], correct: Sequence[bool]) -> float:
+    """An evaluator's posterior threshold from all their task trials (every block: one observer), the
+    adaptive HYPE-time score. Exact at any exposure, so it also scores a staircase's trials."""
+    x = np.asarray(exposure_ms, dtype=float)
+    if x.size == 0:
+        return math.nan
+    tab = tables(cfg)
+    th, sl, la = np.meshgrid(np.array(cfg.thresholds_ms), np.array(cfg.slopes), np.array(cfg.lapses), indexing="ij")
+    pc = np.clip(p_correct(x[:, None], th.ravel()[None, :], sl.ravel()[None, :], la.ravel()[None, :]), 1e-12, 1 - 1e-12)
+    c = np.asarray(correct, dtype=bool)[:, None]
+    log_post = np.where(c, np.log(pc), np.log1p(-pc)).sum(axis=0)
+    return float(_normalise(log_post) @ tab.threshold_of)
+
+
+def run_many(cfg: QuestConfig, respond: Any, n: int, n_trials: int, rng: np.random.Generator,
+             record_at: Sequence[int] = ()) -> tuple[np.ndarray, np.ndarray, dict[int, np.ndarray]]:
+    """n independent QUEST+ blocks in lockstep. `respond(k, levels_ms, u)` -> correct (bool array (n,))
+    given the trial number, the exposures chosen and uniform draws u. Returns exposures (n, T),
+    correct (n, T) and, for each t in `record_at`, the log posterior after t trials (n, P)."""
+    tab = tables(cfg)
+    log_post = np.zeros((n, tab.threshold_of.shape[0]))
+    exposure = np.empty((n, n_trials))
+    correct = np.empty((n, n_trials), dtype=bool)
+    snapshots: dict[int, np.ndarray] = {}
+    for t in range(n_trials):
+        if t in record_at:
+            snapshots[t] = log_post.copy()
+        k = choose(tab, _normalise(log_post))
+        x = tab.levels[k]
+        c = respond(t, x, rng.random(n))
+        exposure[:, t], correct[:, t] = x, c
+        log_post += tab.log_like[c.astype(np.int64), k]
+    if n_trials in record_at:
+        snapshots[n_trials] = log_post.copy()
+    return exposure, correct, snapshots
+
+
+# --------------------------------------------------------------------------------------------------
+# One block's exposure procedure, as the server stores it (config + state JSON per block). The classic
+# staircase goes through hype.staircase untouched, so its PsychoPy replay is what it was.
+
+
+def block_config(time_settings: Any) -> dict[str, Any]:
+    """The stored config of one HYPE-time block: QUEST+ when the study is adaptive, else the staircase's."""
+    if getattr(time_settings, "adaptive", False):
+        return QuestConfig.from_time_settings(time_settings).to_dict()
+    from hype import staircase
+
+    return staircase.StaircaseConfig.from_time_settings(time_settings).to_dict()
+
+
+def is_quest(config: dict[str, Any]) -> bool:
+    return config.get("procedure") == "quest+"
+
+
+def block_start(config: dict[str, Any]) -> dict[str, Any]:
+    if is_quest(config):
+        k, ms = next_exposure(QuestConfig.from_dict(config), [])
+        return {"history": [], "index": k, "intensity": ms}
+    from hype import staircase
+
+    return staircase.start(staircase.StaircaseConfig.from_dict(config)).to_dict()
+
+
+def block_exposure(config: dict[str, Any], state: dict[str, Any]) -> float:
+    """The exposure the block shows next (ms)."""
+    if is_quest(config):
+        return float(state["intensity"])
+    from hype import staircase
+
+    return float(staircase.StaircaseState.from_dict(state).intensity)
+
+
+def block_advance(config: dict[str, Any], state: dict[str, Any], correct: bool) -> dict[str, Any]:
+    """The state after one answer at the current exposure. QUEST+ recomputes its posterior from the
+    stored history (plus this answer), so the state is the history and nothing else can drift."""
+    if is_quest(config):
+        cfg = QuestConfig.from_dict(config)
+        history = [list(h) for h in state["history"]]
+        if len(history) >= cfg.n_trials:
+            return state
+        history.append([int(state["index"]), int(bool(correct))])
+        k, ms = next_exposure(cfg, history)
+        return {"history": history, "index": k, "intensity": ms}
+    from hype import staircase
+
+    cfg = staircase.StaircaseConfig.from_dict(config)
+    st = staircase.StaircaseState.from_dict(state)
+    if staircase.is_finished(cfg, st):
+        return state
+    return staircase.update(cfg, st, correct).to_dict()

@@ -1,0 +1,116 @@
+"""QUEST+ (hype/adaptive.py): choices against posterior updates worked out by hand on a tiny grid, the
+server's block procedure (replayable, classic staircase untouched), and a small seeded simulation."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from hype import adaptive as ad
+from hype import staircase as stairs
+from hype.protocol import TimeSettings
+
+LEVELS = (100.0, 250.0, 600.0, 1000.0)
+THRESHOLDS = (120.0, 300.0, 800.0)
+TINY = ad.QuestConfig(LEVELS, THRESHOLDS, slopes=(2.0,), lapses=(0.05,), n_trials=10)
+
+
+def _p(t: float, threshold: float, slope: float = 2.0, lapse: float = 0.05) -> float:
+    """The model, written out: p(T) = 0.75 fixes the Weibull scale."""
+    need = 0.25 / (0.5 - lapse)
+    scale = threshold / (-math.log(1 - need)) ** (1 / slope)
+    return 0.5 + (0.5 - lapse) * (1 - math.exp(-((t / scale) ** slope)))
+
+
+def _by_hand(history: list[tuple[int, int]]) -> tuple[list[float], int]:
+    """Posterior over the two thresholds after `history`, then the expected entropy of each level."""
+    post = [1.0] * len(THRESHOLDS)
+    for k, c in history:
+        post = [w * (_p(LEVELS[k], th) if c else 1 - _p(LEVELS[k], th)) for w, th in zip(post, THRESHOLDS)]
+    total = sum(post)
+    post = [w / total for w in post]
+    expected = []
+    for x in LEVELS:
+        h = 0.0
+        for c in (0, 1):
+            joint = [w * (_p(x, th) if c else 1 - _p(x, th)) for w, th in zip(post, THRESHOLDS)]
+            p_c = sum(joint)
+            h += -sum(j * math.log(j / p_c) for j in joint if j > 0)  # p_c * H(posterior | c)
+        expected.append(h)
+    return post, int(np.argmin(expected))
+
+
+def test_p_correct_is_75_percent_at_threshold():
+    assert float(ad.p_correct(500.0, 500.0, 2.5, 0.08)) == pytest.approx(0.75)
+    assert _p(150.0, 150.0) == pytest.approx(0.75)
+    assert float(ad.p_correct(300.0, 150.0, 2.0, 0.05)) == pytest.approx(_p(300.0, 150.0))
+
+
+HISTORIES = [[], [(1, 1)], [(1, 0)], [(1, 0), (2, 0)], [(1, 1), (0, 1)], [(1, 0), (2, 1), (2, 1)], [(2, 0), (3, 0)]]
+
+
+def test_hand_computed_choices_differ_between_histories():
+    """So the comparison below checks a decision, not a constant: after a wrong answer at 250 ms the
+    most informative exposure is longer (600 ms); after a right one it stays at 250 ms."""
+    assert {_by_hand(h)[1] for h in HISTORIES} == {1, 2}
+
+
+@pytest.mark.parametrize("history", HISTORIES)
+def test_choices_and_posterior_match_hand_computed_updates(history):
+    post, choice = _by_hand(history)
+    mine = np.exp(ad.log_posterior(TINY, history))
+    assert list(mine / mine.sum()) == pytest.approx(post, rel=1e-9)
+    assert ad.next_exposure(TINY, history) == (choice, LEVELS[choice])
+    # the posterior threshold is the posterior mean over the grid
+    expected_mean = sum(w * th for w, th in zip(post, THRESHOLDS))
+    assert float(ad.posterior_threshold(TINY, ad.log_posterior(TINY, history))) == pytest.approx(expected_mean)
+
+
+def test_threshold_from_trials_equals_the_posterior_of_the_history():
+    history = [(1, 1), (2, 1), (0, 0), (1, 0), (1, 1)]
+    direct = ad.posterior_threshold(TINY, ad.log_posterior(TINY, history))
+    from_trials = ad.threshold_from_trials(TINY, [LEVELS[k] for k, _ in history], [bool(c) for _, c in history])
+    assert from_trials == pytest.approx(float(direct))
+    assert math.isnan(ad.threshold_from_trials(TINY, [], []))
+
+
+def test_block_procedure_replays_and_stops():
+    cfg = ad.QuestConfig(LEVELS, THRESHOLDS, slopes=(2.0,), lapses=(0.05,), n_trials=3).to_dict()
+    assert ad.QuestConfig.from_dict(cfg).to_dict() == cfg
+    state = ad.block_start(cfg)
+    answers = [True, False, True, True]
+    history = []
+    for correct in answers[:3]:
+        assert ad.block_exposure(cfg, state) == ad.next_exposure(ad.QuestConfig.from_dict(cfg), history)[1]
+        history.append((state["index"], int(correct)))
+        state = ad.block_advance(cfg, state, correct)
+        assert [tuple(h) for h in state["history"]] == history
+    assert ad.block_advance(cfg, state, answers[3]) == state  # a finished block does not move
+
+
+def test_classic_staircase_path_is_unchanged():
+    t = TimeSettings()
+    cfg = ad.block_config(t)
+    assert cfg == stairs.StaircaseConfig.from_time_settings(t).to_dict()
+    state = ad.block_start(cfg)
+    ref = stairs.start(stairs.StaircaseConfig.from_dict(cfg))
+    for correct in (True, True, False, True, False, False, True):
+        assert ad.block_exposure(cfg, state) == ref.intensity
+        state = ad.block_advance(cfg, state, correct)
+        ref = stairs.update(stairs.StaircaseConfig.from_dict(cfg), ref, correct)
+    assert state == ref.to_dict()
+    assert ad.block_config(TimeSettings(adaptive=True))["procedure"] == "quest+"
+
+
+def test_quest_recovers_a_steep_threshold_with_fewer_trials_small_seeded():
+    """Small version of experiments/adaptive_time.py: 150 simulated blocks of 60 trials with the
+    model's own observers; the posterior threshold lands within one 10 ms step of the truth on average."""
+    cfg = ad.QuestConfig.from_time_settings(TimeSettings())
+    rng = np.random.default_rng(5)
+    truth = 320.0
+    _, _, snap = ad.run_many(cfg, lambda t, x, u: u < ad.p_correct(x, truth, 2.5, 0.08), 150, 60, rng, record_at=(60,))
+    est = ad.posterior_threshold(cfg, snap[60])
+    assert abs(est.mean() - truth) <= 10.0 + 3 * est.std() / np.sqrt(est.size)
+    assert est.std() < 80.0
