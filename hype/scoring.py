@@ -1108,6 +1108,7 @@ class Leaderboard:
     confidence_level: float = 0.95
     n_resamples: int = 10_000
     seed: int | None = None
+    evaluator_scores: dict[str, np.ndarray] = field(default_factory=dict, repr=False)  # per model, as tested
 
     def __iter__(self) -> Iterator[LeaderboardRow]:  # a leaderboard reads as its list of rows
         return iter(self.rows)
@@ -1192,7 +1193,7 @@ def leaderboard(
         ))
     return Leaderboard(mode=mode, rows=tuple(rows), separability=sep, ranking=ranking, results=results,
                        method=method, two_level=two_level, confidence_level=confidence_level,
-                       n_resamples=n_resamples, seed=seed)
+                       n_resamples=n_resamples, seed=seed, evaluator_scores=per_evaluator)
 
 
 def _sort_key(v: float) -> float:

@@ -215,24 +215,122 @@ def _echo_metrics(score) -> None:
 
 
 @click.command("plan")
-@click.option("--mode", type=click.Choice(["hype-infinity", "hype-time"]), default="hype-infinity", show_default=True)
+@click.argument("study", required=False)
+@click.option("--mode", type=click.Choice(["hype-infinity", "hype-time"]),
+              help="Without STUDY: the mode to plan [default: hype-infinity]. A STUDY plans its own mode.")
 @click.option("--evaluators", default="10,20,30,60,120", show_default=True, help="Comma-separated evaluator counts.")
-@click.option("--trials", type=int, help="Trials per evaluator (HYPE-infinity) or per block (HYPE-time).")
+@click.option("--trials", type=int, help="Trials per evaluator (HYPE-infinity) or per block (HYPE-time) [default: the study's, else the protocol's].")
+@click.option("--target", type=float, help="Wanted CI half-width (points for HYPE-infinity, ms for HYPE-time): print the evaluators and cost to reach it.")
 @click.option("--simulations", default=200, show_default=True, help="Simulated studies per size.")
 @click.option("--seed", default=0, show_default=True)
-def plan_cmd(mode: str, evaluators: str, trials: int | None, simulations: int, seed: int) -> None:
-    """Expected 95% CI half-width per number of evaluators, by simulation, to buy only what is needed."""
-    from hype.simulate import plan_ci_halfwidth
+@pass_ctx
+def plan_cmd(ctx: Context, study: str | None, mode: str | None, evaluators: str, trials: int | None, target: float | None,
+             simulations: int, seed: int) -> None:
+    """Expected 95% CI half-width and cost per number of evaluators, by simulation, to buy only what is needed.
+
+    With STUDY (id, slug or name) the plan uses that study's mode, trials and pay, and, for every model
+    with enough evaluators already, a population fitted to their scores."""
+    from hype.planning import describe_population
+    from hype.protocol import StudySettings
+    from hype.simulate import Population
 
     try:
         sizes = [int(v) for v in evaluators.split(",") if v.strip()]
     except ValueError:
         fail(f"--evaluators is a comma-separated list of integers, not {evaluators!r}")
-    rows = plan_ci_halfwidth(mode, sizes, trials, n_sim=simulations, seed=seed)
-    unit, scale = ("points", 100.0) if mode == "hype-infinity" else ("ms", 1.0)
-    click.echo(f"{'evaluators':>10}  {'CI half-width (' + unit + ')':>24}  {'10%-90% of studies':>20}")
+    if not sizes or min(sizes) < 2:
+        fail("--evaluators needs counts of at least 2")
+    if study is None:
+        settings = StudySettings(mode=mode or "hype-infinity")
+        plans = [("all models", Population(), "hype's default population (no study given)", None)]
+    else:
+        if mode is not None:
+            fail("--mode applies without a STUDY; a study plans its own mode")
+        settings, plans = _study_plans(ctx, study)
+    unit, scale = ("points", 100.0) if settings.mode == "hype-infinity" else ("ms", 1.0)
+    for model, population, source, current in plans:
+        _echo_plan(settings, model, population, source, current, sizes, trials, target, simulations, seed, unit, scale,
+                   describe_population)
+
+
+def _study_plans(ctx: Context, ref: str):
+    """Per model: (name, population, where it came from, (n, half-width) now or None)."""
+    import math
+
+    from hype import studies
+    from hype.planning import MIN_EVALUATORS_TO_FIT, fit_population
+    from hype.scoring import ScoringError
+    from hype.simulate import Population
+    from hype.study_scoring import score_study
+
+    with ctx.session() as session:
+        try:
+            s = studies.find_study(session, ref)
+        except ValueError as exc:
+            fail(str(exc))
+        settings = studies.study_settings(s)
+        models = [m.name for m in s.models]
+        try:
+            score = score_study(session, s, n_resamples=1000, time_score="mode", include_incomplete=False)
+        except (ScoringError, ValueError):
+            score = None
+    plans = []
+    board = score.leaderboard if score else None
+    names = sorted(set(models) | ({r.model for r in board.rows} if board else set()))
+    for model in names or ["all models"]:
+        row = next((r for r in board.rows if r.model == model), None) if board else None
+        population, source, current = Population(), "hype's default population", None
+        if row is not None and row.n_evaluators:
+            current = (row.n_evaluators, (row.ci_high - row.ci_low) / 2 if row.n_evaluators >= 2 else math.nan)
+            fitted = fit_population(settings.mode, board.evaluator_scores.get(model, []))
+            if fitted is not None:
+                population, source = fitted, f"fitted to this study's {row.n_evaluators} scored evaluators of {model}"
+            else:
+                source += f" (fewer than {MIN_EVALUATORS_TO_FIT} scored evaluators of {model} to fit one)"
+        else:
+            source += " (no scored evaluators yet)"
+        plans.append((model, population, source, current))
+    return settings, plans
+
+
+def _echo_plan(settings, model, population, source, current, sizes, trials, target, simulations, seed, unit, scale,
+               describe_population) -> None:
+    from dataclasses import replace
+
+    from hype.planning import cost_per_evaluator, evaluators_for_halfwidth
+    from hype.simulate import plan_ci_halfwidth
+
+    if trials is not None:
+        if settings.mode == "hype-infinity":
+            settings = replace(settings, infinity=replace(settings.infinity, n_fake=trials // 2, n_real=trials - trials // 2))
+        else:
+            settings = replace(settings, time=replace(settings.time, trials_per_block=trials))
+    per_block = settings.time.trials_per_block if settings.mode == "hype-time" else None
+    n_trials = per_block if per_block else sum(settings.task_counts())
+    rows = plan_ci_halfwidth(settings.mode, sizes, n_trials, population=population, n_sim=simulations, seed=seed,
+                             n_blocks=settings.time.n_blocks if per_block else None)
+    task_trials, cost = cost_per_evaluator(settings, population)
+    click.echo(f"== {model} ({settings.mode})")
+    click.echo(f"assumed population: {describe_population(settings.mode, population)}")
+    click.echo(f"  from: {source}")
+    how = (f"{settings.time.n_blocks} blocks x {settings.time.trials_per_block} trials, the paper's staircase and block-mode score"
+           if per_block else f"{task_trials} images, half fake")
+    click.echo(f"per evaluator: {how}; pay ${settings.pay.base_usd:.2f} + ${settings.pay.bonus_per_correct_usd:.2f} per right"
+               f" answer = ${cost:.2f} expected; {simulations} simulated studies per size")
+    if current is not None:
+        click.echo(f"now: {current[0]} scored evaluators, 95% CI half-width {_num(current[1], scale, '.2f')} {unit}")
+    click.echo(f"{'evaluators':>10}  {'CI half-width (' + unit + ')':>24}  {'10%-90% of studies':>20}  {'cost (USD)':>10}")
     for r in rows:
-        click.echo(f"{r.n_evaluators:>10}  {scale * r.mean_halfwidth:>24.2f}  {scale * r.q10_halfwidth:>9.2f}-{scale * r.q90_halfwidth:<9.2f}")
+        click.echo(f"{r.n_evaluators:>10}  {scale * r.mean_halfwidth:>24.2f}  {scale * r.q10_halfwidth:>9.2f}-{scale * r.q90_halfwidth:<9.2f}"
+                   f"  {r.n_evaluators * cost:>10.2f}")
+    if target is not None:
+        need = evaluators_for_halfwidth(rows, target / scale)
+        if need is None:
+            click.echo(f"target half-width {target:g} {unit}: not reached within {max(sizes)} evaluators; add larger sizes to --evaluators")
+        else:
+            have = current[0] if current else 0
+            more = max(0, need - have)
+            click.echo(f"target half-width {target:g} {unit}: about {need} evaluators; {more} more to recruit, about ${more * cost:.2f}")
 
 
 commands = [score_cmd, plan_cmd]

@@ -496,3 +496,20 @@ def test_cli_method_choices_match_the_scoring_module():
 
     assert tuple(SCORING_METHODS) == tuple(METHODS)
     assert DEFAULT_SCORING_METHOD == DEFAULT_METHOD
+
+
+def test_cli_plan_takes_a_study_and_states_its_assumptions(session, config, inf):
+    """`hype plan STUDY` (was: "unexpected extra argument"): the study's own mode, trials and pay, per
+    model the assumed population and where it came from, the current half-width, and the cost."""
+    study = inf.b.study
+    res = _cli(config, "plan", "--evaluators", "5,10", "--simulations", "5", "--target", "5", "--", study.slug)
+    assert res.exit_code == 0, res.output
+    out = res.output
+    assert out.count("== ") == 2 and "== good (hype-infinity)" in out
+    assert "assumed population: median evaluator right on" in out
+    assert "fewer than 5 scored evaluators of good" in out  # 3 evaluators: too few to fit, said so
+    assert "now: 3 scored evaluators" in out
+    assert "pay $1.00 + $0.02 per right answer" in out and "cost (USD)" in out
+    assert "target half-width 5 points" in out
+    bad = _cli(config, "plan", "--mode", "hype-time", "--", study.slug)
+    assert bad.exit_code != 0 and "a study plans its own mode" in bad.output

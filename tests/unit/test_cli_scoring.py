@@ -59,6 +59,9 @@ def test_score_on_real_stein_file_runs():
 def test_plan_prints_shrinking_halfwidths():
     res = CliRunner().invoke(main, ["plan", "--evaluators", "10,40", "--simulations", "30"])
     assert res.exit_code == 0, res.output
-    lines = [l.split() for l in res.output.strip().splitlines()[1:]]
+    # the assumptions come first: the population and the cost per evaluator
+    assert "assumed population: median evaluator right on 85% of fakes" in res.output
+    assert "pay $1.00 + $0.02 per right answer" in res.output
+    lines = [l.split() for l in res.output.strip().splitlines() if l.split()[0].isdigit()]
     assert [int(l[0]) for l in lines] == [10, 40]
     assert float(lines[1][1]) < float(lines[0][1])

@@ -1,0 +1,36 @@
+"""hype/planning.py: populations fitted to a study's scores, cost per evaluator, evaluators for a target."""
+
+import numpy as np
+import pytest
+
+from hype import planning
+from hype import simulate as sm
+from hype.protocol import StudySettings
+
+
+def test_fit_population_needs_enough_evaluators_and_recovers_the_median():
+    assert planning.fit_population("hype-time", [300.0] * 4) is None
+    rng = np.random.default_rng(0)
+    thresholds = 250.0 * np.exp(0.3 * rng.standard_normal(400))
+    pop = planning.fit_population("hype-time", thresholds)
+    assert pop.threshold_ms == pytest.approx(250.0, rel=0.05) and pop.threshold_sd == pytest.approx(0.3, rel=0.1)
+    inf = planning.fit_population("hype-infinity", [0.1, 0.2, 0.15, 0.12, 0.18, 0.14])
+    assert inf.fake_accuracy == pytest.approx(1 - 0.145) and inf.ability_sd > 0
+    assert "median 75% threshold 250 ms" in planning.describe_population("hype-time", pop.__class__(threshold_ms=250))
+
+
+def test_cost_per_evaluator_follows_the_pay_settings():
+    s = StudySettings.from_dict({"mode": "hype-time", "pay": {"base_usd": 1.0, "bonus_per_correct_usd": 0.02}})
+    trials, cost = planning.cost_per_evaluator(s, sm.Population())
+    assert trials == 450 and cost == pytest.approx(1.0 + 0.02 * 0.75 * 450)
+    s = StudySettings.from_dict({"mode": "hype-infinity"})
+    pop = sm.Population(fake_accuracy=0.8, real_accuracy=0.8, ability_sd=0, criterion_sd=0, lapse=0)
+    assert planning.cost_per_evaluator(s, pop)[1] == pytest.approx(1.0 + 0.02 * 0.8 * 100)
+
+
+def test_evaluators_for_halfwidth_interpolates_like_one_over_root_n():
+    rows = [sm.PlanRow(10, 0.04, 0, 0, 0, 1), sm.PlanRow(40, 0.02, 0, 0, 0, 1)]
+    assert planning.evaluators_for_halfwidth(rows, 0.05) == 10
+    assert planning.evaluators_for_halfwidth(rows, 0.02) == 40
+    assert planning.evaluators_for_halfwidth(rows, 0.025) == 26  # (0.02 * sqrt(40) / 0.025)^2 = 25.6
+    assert planning.evaluators_for_halfwidth(rows, 0.01) is None
