@@ -3,6 +3,7 @@ side by side in one run, under the same gunicorn configuration and the same clos
 
     python experiments/bench_serving.py                    # 2000 requests a phase, SQLite + PostgreSQL
     python experiments/bench_serving.py --requests 300 --db sqlite      # a quick look
+    python experiments/bench_serving.py --nginx          # hype behind nginx, which sends the images
 
 Servers (each `gunicorn gthread`, --workers x --threads, default 3 x 2, as `hype serve --production`):
 - hype on SQLite, and hype on PostgreSQL (a throwaway cluster unless --postgres-url is given);
@@ -45,7 +46,17 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from crowd_client import FRAME_MS, faithful_timing  # noqa: E402
-from crowd_setup import Server, _noise_pngs, build_load_studies, free_port, load_server_config  # noqa: E402
+from crowd_setup import (  # noqa: E402
+    Nginx,
+    Server,
+    _noise_pngs,
+    build_load_studies,
+    cpu_seconds,
+    descendants,
+    free_port,
+    load_server_config,
+    postmaster_pid,
+)
 from hype.db import scratch_postgres_database  # noqa: E402
 
 # Long sessions without qualification: a phase seldom needs a new one, and every answer is a task
@@ -55,59 +66,7 @@ BENCH_SETTINGS: dict[str, dict] = {
     "hype-time": {"qualification": {"enabled": False}, "time": {"n_blocks": 1, "trials_per_block": 100}},
 }
 TRIALS_PER_SESSION = 100
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 BENCH_PG_PORT = 54341
-
-
-# -- CPU of a process tree, from /proc ---------------------------------------------------------------------
-
-
-def _stat(pid: int) -> list[str] | None:
-    try:
-        text = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return text[text.rindex(")") + 2:].split()  # fields from 3 (state) on; the name may hold spaces
-
-
-def descendants(root: int) -> list[int]:
-    """``root`` and every process below it."""
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            fields = _stat(int(entry.name))
-            if fields:
-                children.setdefault(int(fields[1]), []).append(int(entry.name))
-    out, todo = [], [root]
-    while todo:
-        pid = todo.pop()
-        out.append(pid)
-        todo.extend(children.get(pid, []))
-    return out
-
-
-def cpu_seconds(pids: list[int]) -> float:
-    """User + system CPU of these processes (all their threads), in seconds."""
-    total = 0
-    for pid in pids:
-        fields = _stat(pid)
-        if fields:
-            total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
-    return total / CLK_TCK
-
-
-def postmaster_pid(port: int) -> int | None:
-    """The PostgreSQL server listening on ``port`` (its command line names the port)."""
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            argv = (entry / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if argv and argv[0].endswith(b"postgres") and b"-p" in argv and str(port).encode() in argv:
-            return int(entry.name)
-    return None
 
 
 # -- the servers ---------------------------------------------------------------------------------------------
@@ -124,12 +83,16 @@ class Target:
     slugs: dict[str, str] = field(default_factory=dict)  # hype: mode -> study slug
     images: list[str] = field(default_factory=list)  # bare: image file names
     db_pid: int | None = None  # PostgreSQL's postmaster, when its CPU can be read
+    front_pid: int | None = None  # nginx in front, with --nginx
 
     def server_pids(self) -> list[int]:
         return descendants(self.pid)
 
     def db_pids(self) -> list[int]:
         return descendants(self.db_pid) if self.db_pid else []
+
+    def front_pids(self) -> list[int]:
+        return descendants(self.front_pid) if self.front_pid else []
 
 
 class BareServer:
@@ -181,6 +144,7 @@ class PhaseResult:
     wall_s: float
     server_cpu_s: float
     db_cpu_s: float
+    front_cpu_s: float
     latencies_ms: dict[str, list[float]]
     errors: dict[str, int]
 
@@ -191,6 +155,10 @@ class PhaseResult:
     @property
     def db_cpu_ms(self) -> float:
         return self.db_cpu_s * 1000 / self.units
+
+    @property
+    def front_cpu_ms(self) -> float:
+        return self.front_cpu_s * 1000 / self.units
 
     def percentile(self, request: str, q: float) -> float:
         values = self.latencies_ms.get(request)
@@ -287,12 +255,12 @@ async def run_phase(target: Target, phase: str, units: int, clients: int, sessio
             else:
                 await bare_client(client, index)
 
-    pids, db_pids = target.server_pids(), target.db_pids()
-    cpu0, db0, t0 = cpu_seconds(pids), cpu_seconds(db_pids), time.perf_counter()
+    pids, db_pids, front_pids = target.server_pids(), target.db_pids(), target.front_pids()
+    cpu0, db0, front0, t0 = cpu_seconds(pids), cpu_seconds(db_pids), cpu_seconds(front_pids), time.perf_counter()
     await asyncio.gather(*(one(k) for k in range(clients)))
     wall = time.perf_counter() - t0
-    cpu, db = cpu_seconds(pids) - cpu0, cpu_seconds(db_pids) - db0
-    return PhaseResult(target.name, phase, units, wall, cpu, db, latencies, errors)
+    cpu, db, front = cpu_seconds(pids) - cpu0, cpu_seconds(db_pids) - db0, cpu_seconds(front_pids) - front0
+    return PhaseResult(target.name, phase, units, wall, cpu, db, front, latencies, errors)
 
 
 def bench_target(target: Target, phases: list[tuple[str, str]], units: int, clients: int, warmup: int,
@@ -313,6 +281,7 @@ def bench_target(target: Target, phases: list[tuple[str, str]], units: int, clie
         print(f"  {target.name:<16} {result.phase:<20} {result.units:>6} in {result.wall_s:5.1f} s  "
               f"server CPU {result.cpu_ms:5.2f} ms/unit"
               + (f" + PostgreSQL {result.db_cpu_ms:4.2f}" if target.db_pid else "")
+              + (f" + nginx {result.front_cpu_ms:4.2f}" if target.front_pid else "")
               + f"  answer p50/p99 {result.percentile('answer', 50):5.1f}/{result.percentile('answer', 99):5.1f}"
               + f"  image p50/p99 {result.percentile('image', 50):5.1f}/{result.percentile('image', 99):5.1f}", flush=True)
     return results
@@ -345,14 +314,15 @@ def print_table(results: list[PhaseResult]) -> None:
         return by.get((target, hype_phase if target.startswith("hype") else bare_phase))
 
     ratios = [(h, b) for h in hypes for b in ("bare sqlite3", "bare orm") if b in targets]
-    print("\nserver CPU per request, ms (gunicorn processes; [PostgreSQL's own processes])")
+    print("\nserver CPU per request, ms: gunicorn processes [PostgreSQL's own processes] {nginx's, with --nginx}")
     print(f"{'request':<26}" + "".join(f"{t:>16}" for t in targets)
           + "".join(f"{SHORT[h] + '/' + SHORT[b]:>20}" for h, b in ratios))
     for label, hype_phase, bare_phase, _ in ROWS:
         line = f"{label:<26}"
         for t in targets:
             r = cell(t, hype_phase, bare_phase)
-            text = "-" if r is None else f"{r.cpu_ms:.2f}" + (f" [{r.db_cpu_ms:.2f}]" if r.db_cpu_s else "")
+            text = "-" if r is None else (f"{r.cpu_ms:.2f}" + (f" [{r.db_cpu_ms:.2f}]" if r.db_cpu_s else "")
+                                          + (f" {{{r.front_cpu_ms:.2f}}}" if r.front_cpu_s else ""))
             line += f"{text:>16}"
         for h, b in ratios:
             hype, bare = cell(h, hype_phase, bare_phase), cell(b, hype_phase, bare_phase)
@@ -395,6 +365,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=2, help="threads per gunicorn process")
     parser.add_argument("--image-size", type=int, default=128)
     parser.add_argument("--no-bare", action="store_true", help="hype only (the ratios then need an earlier run)")
+    parser.add_argument("--nginx", action="store_true",
+                        help="hype behind nginx (hype nginx-config), which sends the images; clients talk to nginx")
     parser.add_argument("--postgres-url", default=None,
                         help="a PostgreSQL server to make a scratch database on (default: a throwaway cluster, "
                              "whose CPU is then counted apart)")
@@ -404,7 +376,8 @@ def main(argv: list[str] | None = None) -> int:
     if set(kinds) - {"sqlite", "postgres"}:
         parser.error("--db takes sqlite and/or postgres")
     print(f"load average at start: {loadavg()}; {os.cpu_count()} CPUs; {args.clients} clients; "
-          f"servers {args.workers} x {args.threads} gthread; {args.requests} units a phase (+{args.warmup} warm-up)")
+          f"servers {args.workers} x {args.threads} gthread; {args.requests} units a phase (+{args.warmup} warm-up)"
+          + ("; hype behind nginx" if args.nginx else ""))
     hype_phases = [("answer", "hype-infinity"), ("answer", "hype-time"), ("image", "hype-infinity"),
                    ("judgment", "hype-infinity")]
     results: list[PhaseResult] = []
@@ -451,11 +424,17 @@ def _bench_hype(kind: str, root: Path, args, phases, stack: ExitStack) -> list[P
             url = inner.enter_context(scratch_postgres_database(admin, prefix="hype_bench"))
         config = load_server_config(data_dir, url)
         studies = build_load_studies(config, image_size=args.image_size, seed=args.seed, settings_by_mode=BENCH_SETTINGS)
-        server = Server(config, workers=args.workers, threads=args.threads)
+        server = Server(config, workers=args.workers, threads=args.threads, behind_nginx=args.nginx)
         server.start()
         inner.callback(server.stop)
-        target = Target(f"hype {kind}", server.base_url, server.process.pid, "hype",
-                        slugs={s.mode: s.slug for s in studies}, db_pid=db_pid)
+        base_url, front_pid = server.base_url, None
+        if args.nginx:
+            front = Nginx(config, [f"127.0.0.1:{server.port}"])
+            front.start()
+            inner.callback(front.stop)
+            base_url, front_pid = front.base_url, front.process.pid
+        target = Target(f"hype {kind}", base_url, server.process.pid, "hype",
+                        slugs={s.mode: s.slug for s in studies}, db_pid=db_pid, front_pid=front_pid)
         return bench_target(target, phases, args.requests, args.clients, args.warmup, args.seed)
 
 

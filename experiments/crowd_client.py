@@ -185,7 +185,9 @@ class SimulatedWorker:
     async def fetch(self, http: aiohttp.ClientSession, url: str) -> None:
         """A browser fetches each image once (the next trial's during this one, as a preload)."""
         if url not in self.fetched:
-            await self.call(http, "GET", url, "image", want_bytes=True)
+            status, body = await self.call(http, "GET", url, "image", want_bytes=True)
+            if status == 200 and not body.startswith(b"\x89PNG\r\n\x1a\n"):
+                self.log.errors[("image", "not a PNG")] += 1  # e.g. a redirect to a file nobody sent
             self.fetched.add(url)
 
     async def trial(self, http: aiohttp.ClientSession, api: str, token: str, truth: dict[str, bool]) -> str:

@@ -43,6 +43,7 @@ LOAD_SETTINGS: dict[str, dict] = {
                   "time": {"n_blocks": 2, "trials_per_block": 20}},
 }
 LOAD_MODELS = ("alpha", "beta")
+CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
 # -- databases -----------------------------------------------------------------------------------------
@@ -141,12 +142,13 @@ class Server:
     """`hype serve --production` (gunicorn, gthread) on 127.0.0.1 in a process group of its own."""
 
     def __init__(self, config: Config, *, workers: int, threads: int = 2, port: int | None = None,
-                 log_path: Path | None = None):
+                 log_path: Path | None = None, behind_nginx: bool = False):
         self.config = config
         self.workers = workers
         self.threads = threads
         self.port = port or free_port()
-        self.log_path = log_path or config.data_dir / "server.log"
+        self.log_path = log_path or config.data_dir / f"server-{self.port}.log"
+        self.behind_nginx = behind_nginx
         self.process: subprocess.Popen | None = None
 
     @property
@@ -157,7 +159,7 @@ class Server:
         command = [sys.executable, "-c", "from hype.cli import main; main()",
                    "--data-dir", str(self.config.data_dir), "--database-url", self.config.database_url,
                    "serve", "--production", "--workers", str(self.workers), "--threads", str(self.threads),
-                   "--port", str(self.port)]
+                   "--port", str(self.port), *(["--behind-nginx"] if self.behind_nginx else [])]
         log = open(self.log_path, "ab")
         env = {**os.environ, "HYPE_SECRET_KEY": self.config.secret_key}
         self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=env)
@@ -190,8 +192,113 @@ class Server:
                 self.kill()
 
 
+class Nginx:
+    """Debian's nginx in front of app servers, with the config `hype nginx-config --standalone` writes,
+    in its own folder and process group; the app servers must run with behind_nginx."""
+
+    def __init__(self, config: Config, upstreams: list[str], *, port: int | None = None):
+        self.config = config
+        self.upstreams = upstreams
+        self.port = port or free_port()
+        self.prefix = config.data_dir / f"nginx-{self.port}"
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout_s: float = 30.0) -> None:
+        binary = shutil.which("nginx") or "/usr/sbin/nginx"
+        if not Path(binary).exists():
+            raise RuntimeError("nginx is not installed (Debian: apt-get install nginx)")
+        conf = self.prefix / "nginx.conf"
+        command = [sys.executable, "-c", "from hype.cli import main; main()", "--data-dir", str(self.config.data_dir),
+                   "--database-url", self.config.database_url, "nginx-config", "--listen", f"127.0.0.1:{self.port}",
+                   "--standalone", str(self.prefix), "--output", str(conf)]
+        for upstream in self.upstreams:
+            command += ["--upstream", upstream]
+        subprocess.run(command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        log = open(self.prefix / "stderr.log", "ab")
+        self.process = subprocess.Popen([binary, "-p", str(self.prefix), "-c", str(conf), "-e", "stderr", "-g", "daemon off;"],
+                                        stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        log.close()
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"nginx exited with {self.process.returncode}; see {self.prefix / 'stderr.log'}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=1):
+                    return
+            except OSError:
+                time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(f"nginx did not listen within {timeout_s:.0f} s")
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGQUIT)  # graceful: finish the requests in flight
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+
+
 def load_server_config(data_dir: Path, database_url: str) -> Config:
     return load_config(data_dir=data_dir, database_url=database_url, secret_key=secrets.token_hex(16))
+
+
+# -- CPU of a process tree, from /proc (what the benchmarks count as the server's) ----------------------
+
+
+def _stat(pid: int) -> list[str] | None:
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return text[text.rindex(")") + 2:].split()  # fields from 3 (state) on; the name may hold spaces
+
+
+def descendants(root: int) -> list[int]:
+    """``root`` and every process below it."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            fields = _stat(int(entry.name))
+            if fields:
+                children.setdefault(int(fields[1]), []).append(int(entry.name))
+    out, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        out.append(pid)
+        todo.extend(children.get(pid, []))
+    return out
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU of these processes (all their threads, and their children that have exited)."""
+    total = 0
+    for pid in pids:
+        fields = _stat(pid)
+        if fields:
+            # utime, stime, and cutime, cstime: what its children that have exited spent (a PostgreSQL
+            # backend whose connection closed), fields 14-17 of stat
+            total += int(fields[11]) + int(fields[12]) + int(fields[13]) + int(fields[14])
+    return total / CLK_TCK
+
+
+def postmaster_pid(port: int) -> int | None:
+    """The PostgreSQL server listening on ``port`` (its command line names the port)."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if argv and argv[0].endswith(b"postgres") and b"-p" in argv and str(port).encode() in argv:
+            return int(entry.name)
+    return None
 
 
 # -- the check -------------------------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
     python experiments/load_crowd.py                          # N = 50, 200, 500, 1000 on both databases
     python experiments/load_crowd.py --workers 200 --db sqlite --think-scale 0.3
+    python experiments/load_crowd.py --nginx --app-servers 2 --db postgres   # the production topology
 
 For each (database, N): a fresh database and data dir, two load studies (HYPE-infinity and HYPE-time,
 workers spread over both), `hype serve --production` on 127.0.0.1, N simulated workers doing whole
@@ -23,16 +24,22 @@ import os
 import sys
 import tempfile
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from crowd_client import CrowdLog, CrowdPlan, percentile_table, run_crowd_blocking  # noqa: E402
+from sqlalchemy.engine import make_url  # noqa: E402
+
 from hype.db import scratch_postgres_database  # noqa: E402
 from crowd_setup import (  # noqa: E402
     DatabaseCheck,
+    Nginx,
+    cpu_seconds,
+    descendants,
+    postmaster_pid,
     Server,
     build_load_studies,
     check_database,
@@ -48,6 +55,8 @@ class LoadResult:
     n_workers: int
     log: CrowdLog
     check: DatabaseCheck
+    topology: str = ""
+    cpu_s: dict[str, float] = field(default_factory=dict)  # CPU seconds of each process tree during the crowd
 
     @property
     def ok(self) -> bool:
@@ -70,32 +79,59 @@ def fresh_database(kind: str, data_dir: Path, postgres_admin: str | None) -> Ite
 
 def run_load(database_url: str, data_dir: Path, n_workers: int, *, server_workers: int = 3, server_threads: int = 2,
              think_scale: float = 1.0, ramp_s: float = 10.0, deadline_s: float = 900.0, image_size: int = 128,
-             seed: int = 0) -> LoadResult:
-    """One benchmark run on an empty database: studies, server, crowd, check."""
+             seed: int = 0, nginx: bool = False, app_servers: int = 1) -> LoadResult:
+    """One benchmark run on an empty database: studies, server(s), crowd, check.
+
+    ``nginx``: the production topology, nginx in front of ``app_servers`` app servers (each
+    server_workers x server_threads), images sent by nginx. The result has the CPU each server's
+    processes (and PostgreSQL's, when it runs here) spent during the crowd."""
     config = load_server_config(data_dir, database_url)
     studies = build_load_studies(config, image_size=image_size, seed=seed)
     with ExitStack() as stack:
-        server = Server(config, workers=server_workers, threads=server_threads)
-        server.start()
-        stack.callback(server.stop)
+        servers = [Server(config, workers=server_workers, threads=server_threads, behind_nginx=nginx)
+                   for _ in range(app_servers if nginx else 1)]
+        for server in servers:
+            server.start()
+            stack.callback(server.stop)
+        base_url = servers[0].base_url
+        if nginx:
+            front = Nginx(config, [f"127.0.0.1:{server.port}" for server in servers])
+            front.start()
+            stack.callback(front.stop)
+            base_url = front.base_url
         oracle = truth_by_token(database_url)
         stack.callback(oracle.dispose)
-        plan = CrowdPlan(base_url=server.base_url, slugs=tuple(s.slug for s in studies), n_workers=n_workers,
+        processes = {f"app server {k + 1}": server.process.pid for k, server in enumerate(servers)}
+        if nginx:
+            processes["nginx"] = front.process.pid
+        postgres = postmaster_pid(make_url(database_url).port or 5432) if not database_url.startswith("sqlite") else None
+        if postgres:
+            processes["PostgreSQL"] = postgres
+        processes["crowd client"] = os.getpid()
+        trees = {name: descendants(pid) if name != "crowd client" else [pid] for name, pid in processes.items()}
+        before = {name: cpu_seconds(pids) for name, pids in trees.items()}
+        plan = CrowdPlan(base_url=base_url, slugs=tuple(s.slug for s in studies), n_workers=n_workers,
                          ramp_s=ramp_s, think_scale=think_scale, deadline_s=deadline_s, seed=seed)
         log = run_crowd_blocking(plan, oracle)
+        cpu = {name: cpu_seconds(pids) - before[name] for name, pids in trees.items()}
     check = check_database(database_url, [s.study_id for s in studies], log.acknowledged, log.refused,
                            [*log.unsettled, *log.abandoned])
     kind = "sqlite" if database_url.startswith("sqlite") else "postgres"
-    return LoadResult(kind, n_workers, log, check)
+    topology = f" via nginx, {len(servers)} app servers x {server_workers} x {server_threads}" if nginx else ""
+    return LoadResult(kind, n_workers, log, check, topology, cpu)
 
 
 def print_result(result: LoadResult) -> None:
     log = result.log
-    print(f"\n== {result.database}, {result.n_workers} workers: {len(log.acknowledged)} judgments in {log.wall_s:.1f} s "
+    print(f"\n== {result.database}{result.topology}, {result.n_workers} workers: {len(log.acknowledged)} judgments in {log.wall_s:.1f} s "
           f"= {result.judgments_per_s:.1f} judgments/s; sessions finished {len(log.final_stage)}/{result.n_workers}")
     print(f"{'endpoint':<13}{'requests':>9}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'max ms':>9}")
     for endpoint, n, p50, p95, p99, top in percentile_table(log):
         print(f"{endpoint:<13}{n:>9}{p50:>9.1f}{p95:>9.1f}{p99:>9.1f}{top:>9.1f}")
+    if result.cpu_s:
+        n = max(1, len(log.acknowledged))
+        print("CPU during the crowd (s; ms per judgment): " + ", ".join(
+            f"{name} {seconds:.1f} ({seconds * 1000 / n:.2f})" for name, seconds in result.cpu_s.items()))
     errors = ", ".join(f"{endpoint} {what} x{n}" for (endpoint, what), n in sorted(log.errors.items())) or "none"
     print(f"errors (retried or final): {errors}")
     for line in log.unfinished[:5]:
@@ -112,6 +148,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", default="50,200,500,1000", help="comma-separated crowd sizes")
     parser.add_argument("--server-workers", type=int, default=3, help="gunicorn processes")
     parser.add_argument("--server-threads", type=int, default=2, help="threads per gunicorn process")
+    parser.add_argument("--nginx", action="store_true",
+                        help="the production topology: nginx in front (hype nginx-config), images sent by nginx")
+    parser.add_argument("--app-servers", type=int, default=2, help="with --nginx: app servers behind it")
     parser.add_argument("--think-scale", type=float, default=1.0, help="1 = a person's pace")
     parser.add_argument("--ramp", type=float, default=10.0, help="seconds over which workers arrive")
     parser.add_argument("--deadline", type=float, default=900.0, help="seconds before clients stop retrying")
@@ -137,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
                     result = run_load(url, data_dir, n, server_workers=args.server_workers,
                                       server_threads=args.server_threads, think_scale=args.think_scale,
                                       ramp_s=args.ramp, deadline_s=args.deadline, image_size=args.image_size,
-                                      seed=args.seed)
+                                      seed=args.seed, nginx=args.nginx, app_servers=args.app_servers)
                 print_result(result)
                 results.append(result)
     print("\nsummary")

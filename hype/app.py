@@ -37,11 +37,12 @@ def create_app(config: Config | None = None, **overrides: Any) -> Flask:
     if config.public_url:
         app.config["PREFERRED_URL_SCHEME"] = config.public_url.split(":", 1)[0]
         app.config["SESSION_COOKIE_SECURE"] = config.public_url.startswith("https://")
-    if config.trusted_proxies > 0:
+    # Behind `hype nginx-config`'s nginx there is at least its one hop.
+    n = config.trusted_proxies or (1 if config.behind_nginx else 0)
+    if n > 0:
         # Only as many hops as the operator says sit in front: a client cannot forge its own headers past them.
         from werkzeug.middleware.proxy_fix import ProxyFix
 
-        n = config.trusted_proxies
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n, x_prefix=n)  # type: ignore[method-assign]
     app.extensions["hype.config"] = config
     engine = make_engine(config.database_url, pool_size=config.extra.get("pool_size"))

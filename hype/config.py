@@ -36,6 +36,9 @@ class Config:
     import_roots: tuple[Path, ...] = ()
     # Rate-limit storage shared by all server processes (HYPE_REDIS_URL); None = each process its own.
     redis_url: str | None = None
+    # Behind the nginx that `hype nginx-config` configures: the client's address comes from
+    # X-Forwarded-For (one proxy hop), and images go out as X-Accel-Redirect (hype.proxy).
+    behind_nginx: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -103,6 +106,8 @@ def load_config(**overrides: Any) -> Config:
         values["import_roots"] = parse_roots(os.environ["HYPE_IMPORT_ROOTS"])
     if os.environ.get("HYPE_REDIS_URL"):
         values["redis_url"] = os.environ["HYPE_REDIS_URL"]
+    if "HYPE_BEHIND_NGINX" in os.environ:
+        values["behind_nginx"] = os.environ["HYPE_BEHIND_NGINX"].strip().lower() in ("1", "true", "yes", "on")
     values.update(overrides)
     return Config(data_dir=data_dir, database_url=database_url, secret_key=secret_key, **values)
 

@@ -228,13 +228,26 @@ def encode_png_stored(pixels: np.ndarray) -> bytes:
 
 def served_png(store: Path, served: Path, file_sha256: str) -> bytes:
     """The bytes a worker's browser gets for a stored image, made once and cached beside the store."""
-    path = served / file_sha256[:2] / f"{file_sha256}.png"
+    path = served_path(served, file_sha256)
     try:
         return path.read_bytes()
     except FileNotFoundError:
         data = encode_png_stored(load_pixels(store_path(store, file_sha256)))
         write_atomic(path, data)
         return data
+
+
+def served_file(store: Path, served: Path, file_sha256: str) -> Path:
+    """The served copy's path, made first if missing: what a front server sends by itself."""
+    path = served_path(served, file_sha256)
+    if not path.is_file():
+        served_png(store, served, file_sha256)
+    return path
+
+
+def served_path(served: Path, file_sha256: str) -> Path:
+    """served/ab/abcdef....png (hype.proxy.nginx.accel_path names the same file for nginx)."""
+    return served / file_sha256[:2] / f"{file_sha256}.png"
 
 
 def load_pixels(path: Path) -> np.ndarray:

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The whole test suite, from nothing: installs the Python deps, Debian's PostgreSQL and Chromium
+# The whole test suite, from nothing: installs the Python deps, Debian's PostgreSQL, Chromium and nginx
 # (when run as root with apt), starts a throwaway PostgreSQL on 127.0.0.1, and runs pytest so that
 # every DB test runs on both SQLite and PostgreSQL.
 set -euo pipefail
@@ -8,9 +8,15 @@ cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null; then
   if ! command -v /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || ! command -v chromium >/dev/null \
-     || ! command -v redis-server >/dev/null; then
+     || ! command -v redis-server >/dev/null || ! command -v /usr/sbin/nginx >/dev/null; then
     apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql chromium redis-server >/dev/null
+    # The tests start their own PostgreSQL, Redis and nginx: keep apt from starting the system services.
+    NO_START=""
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+      printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d && NO_START=1
+    fi
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql chromium redis-server nginx >/dev/null
+    if [ -n "$NO_START" ]; then rm -f /usr/sbin/policy-rc.d; fi
   fi
 fi
 $PY -m pip install -q torch==2.13.0

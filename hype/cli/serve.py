@@ -13,12 +13,15 @@ from hype.cli.base import Context, pass_ctx
 @click.option("--production", is_flag=True, help="Serve with gunicorn (several worker processes).")
 @click.option("--workers", default=4, show_default=True, type=int, help="gunicorn worker processes.")
 @click.option("--threads", default=2, show_default=True, type=int, help="Threads per gunicorn worker.")
+@click.option("--behind-nginx", is_flag=True, envvar="HYPE_BEHIND_NGINX",
+              help="Behind the nginx of `hype nginx-config`: nginx sends the images, client addresses from X-Forwarded-For.")
 @pass_ctx
-def serve_cmd(ctx: Context, host: str, port: int, production: bool, workers: int, threads: int) -> None:
+def serve_cmd(ctx: Context, host: str, port: int, production: bool, workers: int, threads: int, behind_nginx: bool) -> None:
     """Serve the platform (Flask's server for one machine, gunicorn with --production)."""
     from hype.serving import serve
 
-    serve(ctx.config, host=host, port=port, production=production, workers=workers, threads=threads)
+    config = ctx.config.with_overrides(behind_nginx=True) if behind_nginx else ctx.config
+    serve(config, host=host, port=port, production=production, workers=workers, threads=threads)
 
 
 @click.command("demo")

@@ -16,8 +16,9 @@ from flask import Blueprint, Response, abort, jsonify, request, session as cooki
 from sqlalchemy.exc import IntegrityError, OperationalError
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from hype.images import served_png
+from hype.images import served_file, served_png
 from hype.models import Assignment, Trial
+from hype.proxy.nginx import accel_path
 from hype.sessions import (
     Identity,
     SessionError,
@@ -286,17 +287,21 @@ def answer(token: str):
 # -- images --------------------------------------------------------------------------------------------
 
 
-def _png(data: bytes) -> Response:
-    """Bytes only: no Last-Modified or ETag, which would tell real images (imported at one time)
-    from fakes (imported at another) by their headers alone."""
-    response = Response(data, mimetype="image/png")
+def _image(file_sha256: str) -> Response:
+    """A served image: its bytes, or, behind nginx, an X-Accel-Redirect that has nginx send the same
+    file (hype.proxy.nginx) so no Python process reads or writes image bytes.
+
+    Bytes only either way: no Last-Modified or ETag, which would tell real images (imported at one
+    time) from fakes (imported at another) by their headers alone."""
+    cfg = config()
+    if cfg.behind_nginx:
+        served_file(cfg.image_store, cfg.served_dir, file_sha256)
+        response = Response(status=200, mimetype="image/png")
+        response.headers["X-Accel-Redirect"] = accel_path(file_sha256)
+    else:
+        response = Response(served_png(cfg.image_store, cfg.served_dir, file_sha256), mimetype="image/png")
     response.headers["Cache-Control"] = "private, no-store"
     return response
-
-
-def _served(file_sha256: str) -> bytes:
-    cfg = config()
-    return served_png(cfg.image_store, cfg.served_dir, file_sha256)
 
 
 @bp.get("/w/<token>/img/<image_token>")
@@ -308,7 +313,7 @@ def trial_image(token: str, image_token: str):
     file_sha256 = with_retries(work)
     if file_sha256 is None:
         abort(404, description="This image is not available.")
-    return _png(_served(file_sha256))
+    return _image(file_sha256)
 
 
 @bp.get("/w/<token>/masks/<int:index>")
@@ -316,7 +321,7 @@ def mask_image(token: str, index: int):
     masks = with_retries(lambda: mask_images(db(), assignment_by_token(db(), token).study_id))
     if not 0 <= index < len(masks):
         abort(404, description="No such mask.")
-    return _png(_served(masks[index].file_sha256))
+    return _image(masks[index].file_sha256)
 
 
 @bp.get("/w/<token>/examples/<kind>")
@@ -324,4 +329,4 @@ def example_image(token: str, kind: str):
     image = with_retries(lambda: example_images(db(), assignment_by_token(db(), token))).get(kind)
     if image is None:
         abort(404, description="No example image.")
-    return _png(_served(image.file_sha256))
+    return _image(image.file_sha256)

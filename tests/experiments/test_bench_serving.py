@@ -10,7 +10,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "experiments"))
 
-from bench_serving import cpu_seconds, descendants  # noqa: E402
+from crowd_setup import cpu_seconds, descendants  # noqa: E402
 
 # A parent that forks a child; the child burns CPU, the parent sleeps: as gunicorn's arbiter and workers.
 BURN = """
