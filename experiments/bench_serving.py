@@ -364,6 +364,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=3, help="gunicorn processes, every server")
     parser.add_argument("--threads", type=int, default=2, help="threads per gunicorn process")
     parser.add_argument("--image-size", type=int, default=128)
+    parser.add_argument("--phases", default="answer,image,judgment", help="which of answer, image, judgment")
     parser.add_argument("--no-bare", action="store_true", help="hype only (the ratios then need an earlier run)")
     parser.add_argument("--nginx", action="store_true",
                         help="hype behind nginx (hype nginx-config), which sends the images; clients talk to nginx")
@@ -378,8 +379,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"load average at start: {loadavg()}; {os.cpu_count()} CPUs; {args.clients} clients; "
           f"servers {args.workers} x {args.threads} gthread; {args.requests} units a phase (+{args.warmup} warm-up)"
           + ("; hype behind nginx" if args.nginx else ""))
-    hype_phases = [("answer", "hype-infinity"), ("answer", "hype-time"), ("image", "hype-infinity"),
-                   ("judgment", "hype-infinity")]
+    wanted = {p.strip() for p in args.phases.split(",")}
+    if wanted - {"answer", "image", "judgment"}:
+        parser.error("--phases takes answer, image and/or judgment")
+    hype_phases = [(p, m) for p, m in (("answer", "hype-infinity"), ("answer", "hype-time"), ("image", "hype-infinity"),
+                                       ("judgment", "hype-infinity")) if p in wanted]
     results: list[PhaseResult] = []
     with ExitStack() as stack:
         root = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="hype-bench.")))
@@ -391,7 +395,10 @@ def main(argv: list[str] | None = None) -> int:
         for kind in kinds:
             results += _bench_hype(kind, root, args, hype_phases, stack)
         if not args.no_bare:
-            for kind, phases in (("sqlite3", ["answer", "image", "judgment"]), ("orm", ["answer"])):
+            for kind, phases in (("sqlite3", [p for p in ("answer", "image", "judgment") if p in wanted]),
+                                 ("orm", [p for p in ("answer",) if p in wanted])):
+                if not phases:
+                    continue
                 server = BareServer(kind, root / f"bare-{kind}", sorted(pngs.iterdir()), workers=args.workers,
                                     threads=args.threads)
                 server.start()

@@ -108,6 +108,11 @@ def create_app(config: Config | None = None, **overrides: Any) -> Flask:
     from hype.web import register_blueprints
 
     register_blueprints(app, csrf)
+    if config.behind_nginx:
+        # Trial images, the one request per judgment besides the answer, answered before Flask.
+        from hype.web.image_gate import ImageGate
+
+        app.wsgi_app = ImageGate(app.wsgi_app, engine, config)  # type: ignore[method-assign]
     from hype.web import ratelimit
 
     ratelimit.install(app, config)

@@ -98,18 +98,20 @@ _ANSWER_TARGET = select(
     select(Judgment.trial_id).where(Judgment.idempotency_key == bindparam("key")).scalar_subquery(),
     _first_open_position(bindparam("assignment_id"), bindparam("stage")),
 ).options(joinedload(Trial.judgment)).where(Trial.image_token == bindparam("trial_token"))
-# An image request: the trial (of this session only), its session's stage and current position,
-# whether it was answered, and the file.
-_IMAGE_ACCESS = (
-    select(Trial.id, Trial.phase, Trial.position, Assignment.stage,
+# An image request: the trial (of this session only), its study's mode, its session's stage and
+# current position, whether it was answered, and the file. One statement, so the check costs one
+# round trip (hype.web.image_gate runs it without the ORM).
+IMAGE_DELIVERY = (
+    select(Trial.id, Study.mode, Trial.phase, Trial.position, Assignment.stage,
            _first_open_position(Trial.assignment_id, Assignment.stage).label("open_position"),
            Judgment.id.label("judgment_id"), Image.file_sha256)
     .join(Assignment, Assignment.id == Trial.assignment_id)
+    .join(Study, Study.id == Assignment.study_id)
     .join(Image, Image.id == Trial.image_id)
     .outerjoin(Judgment, Judgment.trial_id == Trial.id)
     .where(Trial.image_token == bindparam("image_token"), Assignment.token == bindparam("token"))
 )
-_COUNT_PRESENTATION = (
+COUNT_PRESENTATION = (
     update(Trial).where(Trial.id == bindparam("trial_id")).values(presentations=Trial.presentations + 1)
 )
 _MASK_COUNT = select(func.count()).where(Image.study_id == bindparam("study_id"), Image.pool == "mask")
@@ -641,25 +643,32 @@ def _qualification_counts(session: Session, assignment: Assignment) -> tuple[int
 # -- images the worker may load ------------------------------------------------------------------------
 
 
-def image_file_for_token(session: Session, token: str, image_token: str, settings: StudySettings) -> str | None:
-    """The stored file an image URL names, if this session's worker may load it now, counting the
-    delivery as one presentation of its trial.
+def image_file_for_token(session: Session, token: str, image_token: str) -> str | None:
+    """The stored file an image URL names, if this session's worker may load it now (may_deliver),
+    counting the delivery as one presentation of its trial.
 
-    The trial must be the session's own (the session token in the URL is the worker's credential),
-    its session in that trial's stage, and the trial the current one or the next (preloaded while
-    the current one runs). A timed trial's image is served for its presentation only: never again
-    once answered. Every delivery is counted (Trial.presentations): the runner fetches and decodes
-    each image once, so a second delivery (a reload, or a fetch of the next image ahead of the
-    runner) means the worker could see it outside its timed exposure, and its answer is flagged.
+    Every delivery is counted (Trial.presentations): the runner fetches and decodes each image once,
+    so a second delivery (a reload, or a fetch of the next image ahead of the runner) means the
+    worker could see it outside its timed exposure, and its answer is flagged.
     """
-    row = session.execute(_IMAGE_ACCESS, {"image_token": image_token, "token": token}).first()
-    if row is None or row.stage not in TRIAL_STAGES or row.open_position is None or row.phase != row.stage:
+    row = session.execute(IMAGE_DELIVERY, {"image_token": image_token, "token": token}).first()
+    if row is None or not may_deliver(row.mode, row.phase, row.position, row.stage, row.open_position, row.judgment_id):
         return None
-    timed = settings.mode == "hype-time" and row.phase == "task"
-    if row.position > row.open_position + 1 or (timed and (row.judgment_id is not None or row.position < row.open_position)):
-        return None
-    session.execute(_COUNT_PRESENTATION, {"trial_id": row.id})
+    session.execute(COUNT_PRESENTATION, {"trial_id": row.id})
     return row.file_sha256
+
+
+def may_deliver(mode: str, phase: str, position: int, stage: str, open_position: int | None,
+                judgment_id: int | None) -> bool:
+    """Whether a trial's image may be delivered now: the session is in that trial's stage, and the
+    trial is the current one or the next (preloaded while the current one runs). A timed trial's
+    image is served for its presentation only: never again once answered."""
+    if stage not in TRIAL_STAGES or open_position is None or phase != stage:
+        return False
+    timed = mode == "hype-time" and phase == "task"
+    if position > open_position + 1 or (timed and (judgment_id is not None or position < open_position)):
+        return False
+    return True
 
 
 def mask_count(session: Session, study_id: int) -> int:

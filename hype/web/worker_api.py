@@ -306,12 +306,9 @@ def _image(file_sha256: str) -> Response:
 
 @bp.get("/w/<token>/img/<image_token>")
 def trial_image(token: str, image_token: str):
-    def work() -> str | None:
-        assignment = assignment_by_token(db(), token)
-        return image_file_for_token(db(), token, image_token, study_settings(assignment.study))
-
-    file_sha256 = with_retries(work)
+    file_sha256 = with_retries(lambda: image_file_for_token(db(), token, image_token))
     if file_sha256 is None:
+        with_retries(lambda: assignment_by_token(db(), token))  # an unknown session says so
         abort(404, description="This image is not available.")
     return _image(file_sha256)
 

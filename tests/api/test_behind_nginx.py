@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import pytest
 from flask import request
+from sqlalchemy import select
 
 from apihelpers import Worker
 from hype.app import create_app
 from hype.images import served_png
+from hype.models import Trial
 from hype.proxy.nginx import ACCEL_PREFIX
 
 pytestmark = pytest.mark.db
@@ -29,28 +31,52 @@ def _accel_file(config, response):
     return path
 
 
-def test_images_go_out_as_x_accel_redirect_to_the_bytes_the_app_would_send(make_study, nginx_app, config):
+def _presentations(session, image_token: str) -> int:
+    session.rollback()
+    return session.scalar(select(Trial.presentations).where(Trial.image_token == image_token))
+
+
+def test_images_go_out_as_x_accel_redirect_to_the_bytes_the_app_would_send(make_study, nginx_app, config, session, oracle):
     study = make_study("hype-time")
     w = Worker(nginx_app, study.slug, {"PROLIFIC_PID": "p-nginx", "STUDY_ID": "s", "SESSION_ID": "x"})
     w.enter()
     example = w.client.get(f"{w.api}/examples/real")
     assert example.status_code == 200 and example.data == b"" and example.mimetype == "image/png"
-    direct = create_app(config).test_client()  # the same database, serving bytes itself
     w.instructions()
     w.check()
     state = w.trial()
+    current, following = state["trial"]["id"], state["preload"][0].rsplit("/", 1)[1]
     for url in (state["trial"]["image_url"], *state["preload"]):
         response = w.client.get(url)
         assert response.status_code == 200 and response.data == b""
         assert response.headers["Cache-Control"] == "private, no-store"
         assert "Last-Modified" not in response.headers and "ETag" not in response.headers
+        assert "Content-Security-Policy" not in response.headers  # answered before Flask (hype.web.image_gate)
         sha = _accel_file(config, response).stem
         assert _accel_file(config, response).read_bytes() == served_png(config.image_store, config.served_dir, sha)
-    # what may not be shown is refused by the app, as without nginx: no redirect to the file
-    far = f"/api/img/{'B' * 22}"
-    refused = w.client.get(far)
-    assert refused.status_code == 404 and "X-Accel-Redirect" not in refused.headers
-    assert direct.get(far).status_code == 404
+    # each delivery counted once, as without nginx
+    assert _presentations(session, current) == 1 and _presentations(session, following) == 1
+    assert w.client.get(state["trial"]["image_url"]).status_code == 200
+    assert _presentations(session, current) == 2
+    # what may not be shown is refused, as without nginx, and not counted: no redirect to the file
+    for refused_url, code in ((f"{w.api}/img/{'B' * 22}", "not-found"), (f"/api/w/{'A' * 43}/img/{current}", "unknown-session"),
+                              (f"{w.api}/img/{current}x", "not-found")):
+        refused = w.client.get(refused_url)
+        assert refused.status_code == 404 and "X-Accel-Redirect" not in refused.headers
+        assert refused.get_json()["error"] == code
+    assert _presentations(session, current) == 2
+
+
+def test_a_timed_image_is_not_delivered_again_once_answered(make_study, nginx_app, session, oracle):
+    study = make_study("hype-time", settings={"qualification": {"enabled": False}, "time": {"n_blocks": 1, "trials_per_block": 6}})
+    w = Worker(nginx_app, study.slug, {"PROLIFIC_PID": "p-nginx2", "STUDY_ID": "s", "SESSION_ID": "x"})
+    w.start()
+    trial = w.trial()["trial"]
+    assert trial["timed"] and w.client.get(trial["image_url"]).status_code == 200
+    assert w.answer(trial, oracle(trial["id"])).status_code == 201
+    again = w.client.get(trial["image_url"])
+    assert again.status_code == 404 and "X-Accel-Redirect" not in again.headers
+    assert _presentations(session, trial["id"]) == 1
 
 
 def test_client_address_comes_from_one_proxy_hop(nginx_app, app):

@@ -9,10 +9,15 @@ Only outcomes are asserted; the figures are experiments/load_crowd.py --nginx's 
 from __future__ import annotations
 
 import shutil
+from collections import Counter
 from pathlib import Path
 
 import pytest
 
+from sqlalchemy import select
+
+from hype.db import make_engine
+from hype.models import Judgment, Trial
 from load_crowd import print_result, run_load
 
 pytestmark = [pytest.mark.slow, pytest.mark.db]
@@ -35,6 +40,16 @@ def test_crowd_through_nginx_to_two_app_servers_on_postgres(db_backend, db_url, 
     assert result.check.ok, result.check.summary()
     assert result.check.stored == len(log.acknowledged) >= N_WORKERS * 10
     assert log.latencies_ms["image"] and not log.errors.get(("image", "not a PNG")), dict(log.errors)
+    # every answered trial's image was delivered exactly once (the crowd fetches each image once, as
+    # the runner does): the app counted each presentation although nginx sent the bytes
+    if not any(endpoint == "image" for endpoint, _ in log.errors):
+        engine = make_engine(db_url)
+        try:
+            with engine.connect() as conn:
+                counts = Counter(conn.execute(select(Trial.presentations).join(Judgment, Judgment.trial_id == Trial.id)).scalars())
+        finally:
+            engine.dispose()
+        assert counts == Counter({1: len(log.acknowledged)}), counts
     # nginx spread the crowd over both app servers (each did at least a fifth of their joint work)
     apps = [result.cpu_s["app server 1"], result.cpu_s["app server 2"]]
     assert min(apps) > 0.2 * sum(apps), result.cpu_s
