@@ -28,16 +28,18 @@ _IMAGE_PATH = re.compile(r"/api/w/([A-Za-z0-9_-]{20,128})/img/([A-Za-z0-9_-]{1,6
 
 
 class PreparedSql:
-    """A Core statement compiled once for the engine's dialect, run on a raw DB-API cursor."""
+    """A Core statement compiled once for the engine's dialect, run on a raw DB-API cursor. The values
+    given are plain ones named by bindparam (no type processing needed); the statement's own
+    literals (the 1 of ``presentations + 1``) are bound once here."""
 
     def __init__(self, engine: Engine, statement: Executable):
         compiled = statement.compile(dialect=engine.dialect)
         self.sql = compiled.string
-        self.names = list(compiled.positiontup or []) if compiled.positional else None
-        self._compiled = compiled
+        self.names = tuple(compiled.positiontup or ()) if compiled.positional else None
+        self.defaults = compiled.construct_params(_check=False)
 
     def params(self, values: dict[str, Any]) -> Any:
-        bound = self._compiled.construct_params(values)
+        bound = {**self.defaults, **values}
         return tuple(bound[name] for name in self.names) if self.names is not None else bound
 
 
