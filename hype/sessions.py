@@ -70,6 +70,8 @@ def _first_open_position(assignment_id, stage):
 _ASSIGNMENT_BY_TOKEN = (
     select(Assignment).options(joinedload(Assignment.study, innerjoin=True)).where(Assignment.token == bindparam("token"))
 )
+# Built once: with_for_update() makes a new statement, whose cache key is computed again on each use.
+_ASSIGNMENT_BY_TOKEN_FOR_UPDATE = _ASSIGNMENT_BY_TOKEN.with_for_update(of=Assignment)
 _CURRENT_TRIAL = (
     select(Trial)
     .outerjoin(Judgment, Judgment.trial_id == Trial.id)
@@ -347,7 +349,7 @@ def assignment_by_token(session: Session, token: str, *, for_update: bool = Fals
     if not isinstance(token, str) or not _TOKEN_PATTERN.fullmatch(token):
         raise SessionError("This session link is not valid.", status=404, code="unknown-session")
     # The study comes in the same query: every request needs its settings.
-    query = _ASSIGNMENT_BY_TOKEN.with_for_update(of=Assignment) if for_update else _ASSIGNMENT_BY_TOKEN
+    query = _ASSIGNMENT_BY_TOKEN_FOR_UPDATE if for_update else _ASSIGNMENT_BY_TOKEN
     assignment = session.scalar(query, {"token": token})
     if assignment is None:
         raise SessionError("This session link is not valid.", status=404, code="unknown-session")
