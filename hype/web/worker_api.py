@@ -12,7 +12,7 @@ import re
 import time
 from typing import Any, Callable, TypeVar
 
-from flask import Blueprint, Response, abort, jsonify, request, session as cookie, url_for
+from flask import Blueprint, Response, abort, jsonify, request, session as cookie
 from sqlalchemy.exc import IntegrityError, OperationalError
 from werkzeug.exceptions import RequestEntityTooLarge
 
@@ -138,11 +138,18 @@ def with_retries(work: Callable[[], T]) -> T:
     raise AssertionError("unreachable")
 
 
+# The worker URLs every answer returns, from templates: url_for costs tens of microseconds a call and
+# an answer needs up to seven. tests/api/test_worker_urls.py checks they match url_for's.
+SESSION_PAGE_URL = "{root}/w/{token}"
+TRIAL_IMAGE_URL = "{root}/api/w/{token}/img/{image_token}"
+MASK_URL = "{root}/api/w/{token}/masks/{index}"
+
+
 def session_state(assignment: Assignment) -> dict[str, Any]:
     return {
         "stage": assignment.stage,
         "progress": progress(db(), assignment),
-        "url": url_for("worker.session_page", token=assignment.token),
+        "url": SESSION_PAGE_URL.format(root=request.script_root, token=assignment.token),
     }
 
 
@@ -224,7 +231,8 @@ def trial_state(assignment: Assignment, trial: Trial | None, following: Any = _L
     return {
         **state,
         "trial": _trial_payload(assignment, settings, trial, exposure),
-        "preload": [url_for("worker_api.trial_image", token=assignment.token, image_token=following.image_token)] if following else [],
+        "preload": [TRIAL_IMAGE_URL.format(root=request.script_root, token=assignment.token, image_token=following.image_token)]
+        if following else [],
     }
 
 
@@ -235,12 +243,12 @@ def _trial_payload(assignment: Assignment, settings, trial: Trial, exposure: flo
     if timed:
         n_available = mask_count(db(), assignment.study_id)
         masks = [
-            url_for("worker_api.mask_image", token=assignment.token, index=k)
+            MASK_URL.format(root=request.script_root, token=assignment.token, index=k)
             for k in _mask_indices(trial.image_token, t.n_masks, n_available)
         ]
     return {
         "id": trial.image_token,
-        "image_url": url_for("worker_api.trial_image", token=assignment.token, image_token=trial.image_token),
+        "image_url": TRIAL_IMAGE_URL.format(root=request.script_root, token=assignment.token, image_token=trial.image_token),
         "phase": trial.phase,
         "block": trial.block,
         "timed": timed,
