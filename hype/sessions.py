@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 import secrets
+import weakref
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -481,11 +482,41 @@ def _staircase_record(session: Session, assignment: Assignment, block: int) -> S
     return record
 
 
-def progress(session: Session, assignment: Assignment) -> dict[str, int]:
-    """Answered / total trials in the current stage's phase (for the progress bar)."""
+def progress(session: Session, assignment: Assignment, current: Trial | None = None) -> dict[str, int]:
+    """Answered / total trials in the current stage's phase (for the progress bar).
+
+    Given the current trial (the first unanswered one of the stage), no count is needed: answers fill
+    a phase in order, so those before it are the answered ones, and a plan never changes once made,
+    so each process keeps every phase's span after reading it once."""
     phase = assignment.stage if assignment.stage in TRIAL_STAGES else "task"
+    if current is not None and current.phase == phase:
+        first, last, total = _phase_span(session, assignment.id, phase)
+        if last - first + 1 == total:  # contiguous positions (plan_session lays phases out so)
+            return {"done": current.position - first, "total": total}
     total, done = session.execute(_PROGRESS, {"assignment_id": assignment.id, "phase": phase}).one()
     return {"done": int(done or 0), "total": int(total or 0)}
+
+
+_PHASE_SPAN = select(func.min(Trial.position), func.max(Trial.position), func.count(Trial.id)).where(
+    Trial.assignment_id == bindparam("assignment_id"), Trial.phase == bindparam("phase")
+)
+# Per engine (one database), since ids are only unique within one: {(assignment id, phase): span}.
+_phase_spans: "weakref.WeakKeyDictionary[Any, dict[tuple[int, str], tuple[int, int, int]]]" = weakref.WeakKeyDictionary()
+_PHASE_SPANS_KEPT = 100_000  # about 10 MB at most; forgotten all at once beyond that (reread on demand)
+
+
+def _phase_span(session: Session, assignment_id: int, phase: str) -> tuple[int, int, int]:
+    """(first position, last position, number of trials) of a phase of an assignment's plan."""
+    spans = _phase_spans.setdefault(session.get_bind(), {})
+    key = (assignment_id, phase)
+    span = spans.get(key)
+    if span is None:
+        first, last, total = session.execute(_PHASE_SPAN, {"assignment_id": assignment_id, "phase": phase}).one()
+        span = (int(first), int(last), int(total))
+        if len(spans) >= _PHASE_SPANS_KEPT:
+            spans.clear()
+        spans[key] = span
+    return span
 
 
 # -- answers -----------------------------------------------------------------------------------------

@@ -145,10 +145,12 @@ TRIAL_IMAGE_URL = "{root}/api/w/{token}/img/{image_token}"
 MASK_URL = "{root}/api/w/{token}/masks/{index}"
 
 
-def session_state(assignment: Assignment) -> dict[str, Any]:
+def session_state(assignment: Assignment, current: Trial | None = None) -> dict[str, Any]:
+    """Stage, progress and page; ``current``, the stage's current trial when the caller has it, spares
+    the progress count."""
     return {
         "stage": assignment.stage,
-        "progress": progress(db(), assignment),
+        "progress": progress(db(), assignment, current),
         "url": SESSION_PAGE_URL.format(root=request.script_root, token=assignment.token),
     }
 
@@ -221,7 +223,7 @@ def trial_state(assignment: Assignment, trial: Trial | None, following: Any = _L
     """The session state with the trial to show now (its exposure fixed on first serving) and the
     image to preload during it: what GET /trial returns and what an answer returns as `next`.
     ``following`` is the trial after ``trial`` (or None) when the caller already has it."""
-    state = session_state(assignment)
+    state = session_state(assignment, trial)
     if trial is None:
         return {**state, "trial": None, "preload": []}
     settings = study_settings(assignment.study)
