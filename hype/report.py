@@ -16,10 +16,11 @@ What it shows, and where each number comes from
   inputs `score_study` builds (same evaluators, same trials left out).
 - Staircase traces (HYPE-time): the stored staircase states (the exposures each block presented and
   the answers), for a few evaluators per model spread over the range of their scores.
-- Automated metrics: the newest MetricResult per model (hype.study_metrics.latest_metrics) with the
-  weights (sha256, source) and device that produced them, and the PRD curves.
-- Human vs automated: Spearman's rank correlation across models between the human score and each
-  metric, every metric oriented so that higher = better; a warning below 4 models.
+- Automated metrics: per encoder (Inception, DINOv2, CLIP), the newest MetricResult per model
+  (hype.study_metrics.latest_metrics_by_encoder) with every number's bootstrap interval, the weights
+  (sha256, source), preprocessing and device that produced them, and the PRD curves.
+- Human vs automated: Spearman's rank correlation across models between the human score and every
+  metric on every encoder, each metric oriented so that higher = better; a warning below 4 models.
 - Exclusions: every Exclusion row (active or revoked) and the per-model counts of what scoring left out.
 - Sample grid: per model, the generated images most often judged real and most often judged fake,
   and over the study the real images most often judged fake, from the judgments that were scored.
@@ -58,7 +59,7 @@ from hype.protocol import StudySettings
 from hype.scoring import ScoringError, block_mode, evaluator_scores
 from hype.staircase import StaircaseState
 from hype.studies import study_settings
-from hype.study_metrics import latest_metrics
+from hype.study_metrics import latest_metrics_by_encoder
 from hype.study_scoring import StudyScore, score_study
 
 __all__ = ["build_report", "write_report", "report_context", "pseudonym", "spearman", "METRIC_COLUMNS",
@@ -80,7 +81,11 @@ METRIC_COLUMNS: tuple[tuple[str, str, int, str], ...] = (
     ("recall", "recall", +1, ".3f"),
     ("density", "density", +1, ".3f"),
     ("coverage", "coverage", +1, ".3f"),
+    ("cmmd", "CMMD", -1, ".4f"),
 )
+#: keys of MetricResult.values["ci"] by METRIC_COLUMNS key (PRD's F-scores live under "prd")
+_CI_KEYS = {"fid": "fid", "kid_mean": "kid_mean", "f_8": "f_8", "f_1_8": "f_1_8", "precision": "precision",
+            "recall": "recall", "density": "density", "coverage": "coverage", "cmmd": "cmmd"}
 
 
 # --------------------------------------------------------------------------------------------------
@@ -541,28 +546,50 @@ def _staircase_section(session: Session, settings: StudySettings, per_evaluator:
 
 def _metrics_section(session: Session, study: Study, order: list[str], colors: dict[str, str]) -> dict[str, Any]:
     names = _model_names(session, study)
-    latest = {names[mid]: r for mid, r in latest_metrics(session, study).items() if mid in names}
+    encoders = []
+    for encoder, by_id in latest_metrics_by_encoder(session, study).items():
+        latest = {names[mid]: r for mid, r in by_id.items() if mid in names}
+        if latest:
+            encoders.append(_encoder_metrics(encoder, latest, order, colors))
+    return {
+        "encoders": encoders,
+        # the rows of every encoder, for the correlation section
+        "rows": [row for e in encoders for row in e["rows"]],
+    }
+
+
+def _cell(value: Any, ci: dict[str, Any] | None, spec: str) -> dict[str, str]:
+    low, high = (ci or {}).get("low"), (ci or {}).get("high")
+    return {"value": num(value, spec), "ci": f"[{num(low, spec)}, {num(high, spec)}]" if _finite(low) and _finite(high) else ""}
+
+
+def _encoder_metrics(encoder: str, latest: dict[str, Any], order: list[str], colors: dict[str, str]) -> dict[str, Any]:
     rows, curves, weights = [], {}, {}
     notes: dict[str, list[str]] = {}  # message -> models, so a warning every model shares is said once
+    fd_name = "FID"
     for m in [m for m in order if m in latest]:
         r = latest[m]
         v = r.values or {}
+        fd_name = v.get("fd_name") or fd_name
         prd = v.get("prd") or {}
-        flat = {**{k: v.get(k) for k in ("fid", "kid_mean", "kid_std", "precision", "recall", "density", "coverage")},
+        ci = v.get("ci") or {}
+        flat = {**{k: v.get(k) for k in ("fid", "kid_mean", "kid_std", "precision", "recall", "density", "coverage", "cmmd")},
                 "f_8": prd.get("f_8"), "f_1_8": prd.get("f_1_8")}
         key = (r.weights_sha256, r.weights_source, r.device)
         if key not in weights:
             weights[key] = {"sha256": r.weights_sha256, "source": r.weights_source, "device": r.device,
                             "preprocessing": (v.get("features") or {}).get("preprocessing"), "models": []}
         weights[key]["models"].append(m)
+        cells = {k: _cell(flat[k], ci.get(_CI_KEYS[k]), spec) for k, _, _, spec in METRIC_COLUMNS}
+        if _finite(flat["kid_mean"]) and _finite(flat["kid_std"]):
+            cells["kid_mean"]["value"] += f" ± {num(flat['kid_std'], '.4f')}"
         rows.append({
             "model": m,
+            "encoder": encoder,
             "values": flat,
+            "cells": cells,
             "fid": num(flat["fid"], ".2f"),
             "kid": f"{num(flat['kid_mean'], '.4f')} ± {num(flat['kid_std'], '.4f')}" if _finite(flat["kid_mean"]) else DASH,
-            "f_8": num(flat["f_8"]), "f_1_8": num(flat["f_1_8"]),
-            "precision": num(flat["precision"]), "recall": num(flat["recall"]),
-            "density": num(flat["density"]), "coverage": num(flat["coverage"]),
             "n_real": v.get("n_real", DASH), "n_fake": v.get("n_fake", DASH),
             "weights": r.weights_sha256[:12],
             "computed": _timestamp(r.created_at),
@@ -575,10 +602,14 @@ def _metrics_section(session: Session, study: Study, order: list[str], colors: d
         if isinstance(p, list) and isinstance(q, list) and p and len(p) == len(q):
             curves[m] = (p, q)
     params: dict[str, Any] = {}
-    if rows:
-        first = latest[rows[0]["model"]].values or {}
-        params = {k: v for k, v in (first.get("params") or {}).items() if k != "torch"}
+    first = latest[rows[0]["model"]].values or {} if rows else {}
+    params = {k: v for k, v in (first.get("params") or {}).items() if k != "torch"}
+    has_cmmd = any(_finite(r["values"]["cmmd"]) for r in rows)
+    columns = [(k, fd_name if k == "fid" else label) for k, label, _, _ in METRIC_COLUMNS if k != "cmmd" or has_cmmd]
     return {
+        "encoder": encoder,
+        "fd_name": fd_name,
+        "columns": columns,
         "rows": rows,
         "weights": list(weights.values()),
         "prd_plot": plots.prd_plot(curves, colors=colors) if curves else None,
@@ -616,42 +647,48 @@ def spearman(x: Sequence[float], y: Sequence[float]) -> tuple[float, float]:
 
 def _correlation_section(score: StudyScore, metrics: dict[str, Any]) -> dict[str, Any]:
     human = {r.model: r.estimate for r in score.leaderboard.rows if r.n_evaluators and _finite(r.estimate)}
-    by_model = {row["model"]: row["values"] for row in metrics["rows"]}
     results = []
-    for key, label, sign, _ in METRIC_COLUMNS:
-        pairs = [(human[m], by_model[m][key]) for m in human if m in by_model and _finite(by_model[m].get(key))]
-        n = len(pairs)
-        rho = p = math.nan
-        if n >= 2:
-            h = np.asarray([a for a, _ in pairs], dtype=float)
-            x = sign * np.asarray([b for _, b in pairs], dtype=float)
-            if np.ptp(h) > 0 and np.ptp(x) > 0:
-                rho, p = spearman(h, x)
-        results.append({"metric": label, "direction": "lower is better (negated)" if sign < 0 else "higher is better",
-                        "n": n, "rho": num(rho, ".3f"), "p_value": pvalue(p) if n >= 3 else DASH,
-                        "rho_value": rho})
+    rank_tables = []
+    for enc in metrics["encoders"]:
+        by_model = {row["model"]: row["values"] for row in enc["rows"]}
+        for key, label, sign, _ in METRIC_COLUMNS:
+            pairs = [(human[m], by_model[m][key]) for m in human if m in by_model and _finite(by_model[m].get(key))]
+            n = len(pairs)
+            if key == "cmmd" and not n:
+                continue  # CMMD exists on CLIP features only
+            rho = p = math.nan
+            if n >= 2:
+                h = np.asarray([a for a, _ in pairs], dtype=float)
+                x = sign * np.asarray([b for _, b in pairs], dtype=float)
+                if np.ptp(h) > 0 and np.ptp(x) > 0:
+                    rho, p = spearman(h, x)
+            results.append({"encoder": enc["encoder"], "metric": enc["fd_name"] if key == "fid" else label,
+                            "direction": "lower is better (negated)" if sign < 0 else "higher is better",
+                            "n": n, "rho": num(rho, ".3f"), "p_value": pvalue(p) if n >= 3 else DASH,
+                            "rho_value": rho})
+        ranks = []
+        for r in score.leaderboard.rows:
+            v = by_model.get(r.model)
+            if v is not None:
+                ranks.append({"model": r.model, "human_rank": r.rank, "values": {k: v.get(k) for k, *_ in METRIC_COLUMNS}})
+        metric_ranks = {}
+        for key, _, sign, _ in METRIC_COLUMNS:
+            vals = [(row["model"], row["values"][key]) for row in ranks if _finite(row["values"][key])]
+            ordered = sorted(vals, key=lambda t: -sign * t[1])
+            metric_ranks[key] = {m: i + 1 for i, (m, _) in enumerate(ordered)}
+        for row in ranks:
+            row["fid_rank"] = metric_ranks["fid"].get(row["model"], DASH)
+            row["f_8_rank"] = metric_ranks["f_8"].get(row["model"], DASH)
+            row["f_1_8_rank"] = metric_ranks["f_1_8"].get(row["model"], DASH)
+        rank_tables.append({"encoder": enc["encoder"], "fd_name": enc["fd_name"], "ranks": ranks})
     n_models = max((r["n"] for r in results), default=0)
-    ranks = []
-    for r in score.leaderboard.rows:
-        v = by_model.get(r.model)
-        if v is None:
-            continue
-        ranks.append({"model": r.model, "human_rank": r.rank, "values": {k: v.get(k) for k, *_ in METRIC_COLUMNS}})
-    metric_ranks = {}
-    for key, _, sign, _ in METRIC_COLUMNS:
-        vals = [(row["model"], row["values"][key]) for row in ranks if _finite(row["values"][key])]
-        ordered = sorted(vals, key=lambda t: -sign * t[1])
-        metric_ranks[key] = {m: i + 1 for i, (m, _) in enumerate(ordered)}
-    for row in ranks:
-        row["fid_rank"] = metric_ranks["fid"].get(row["model"], DASH)
-        row["f_8_rank"] = metric_ranks["f_8"].get(row["model"], DASH)
-        row["f_1_8_rank"] = metric_ranks["f_1_8"].get(row["model"], DASH)
     return {
         "results": results,
         "n_models": n_models,
         "too_few": n_models < MIN_MODELS_FOR_CORRELATION,
         "exact_max_n": EXACT_SPEARMAN_MAX_N,
-        "ranks": ranks,
+        "rank_tables": rank_tables,
+        "ranks": rank_tables[0]["ranks"] if rank_tables else [],
     }
 
 

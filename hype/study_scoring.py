@@ -39,7 +39,7 @@ from sqlalchemy.orm import Session
 from hype.models import Assignment, Exclusion, GeneratorModel, Judgment, ScoreRecord, Study, Trial
 from hype.scoring import DEFAULT_METHOD, METHODS, InfinityCounts, Leaderboard, ScoringError, TimeBlocks, leaderboard
 from hype.studies import study_settings
-from hype.study_metrics import latest_metrics
+from hype.study_metrics import DEFAULT_ENCODER, latest_metrics_by_encoder
 
 __all__ = [
     "ScoringError",
@@ -58,7 +58,7 @@ INCOMPLETE = "incomplete"
 INCLUDED = "included"
 
 # Summary values shown beside the human scores (the PRD curves themselves stay in MetricResult).
-METRIC_KEYS = ("fid", "kid_mean", "kid_std", "precision", "recall", "density", "coverage")
+METRIC_KEYS = ("fid", "kid_mean", "kid_std", "precision", "recall", "density", "coverage", "cmmd")
 PRD_KEYS = ("f_8", "f_1_8")
 
 
@@ -125,7 +125,9 @@ class StudyScore:
     leaderboard: Leaderboard
     settings: ScoreSettings
     counts: dict[str, ModelCounts]  # per model name
-    metrics: dict[str, dict[str, Any]] = field(default_factory=dict)  # per model name, newest run
+    metrics: dict[str, dict[str, Any]] = field(default_factory=dict)  # per model name, newest Inception run
+    # per encoder, per model name, newest run (Inception's is ``metrics`` again)
+    metrics_by_encoder: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
     unscored_models: tuple[str, ...] = ()  # models of the study with no evaluator rows at all
 
     @property
@@ -166,6 +168,7 @@ class StudyScore:
             "totals": self.totals.to_dict(),
             "unscored_models": list(self.unscored_models),
             "metrics": _json_safe(self.metrics),
+            "metrics_by_encoder": _json_safe(self.metrics_by_encoder),
         }
 
 
@@ -369,6 +372,11 @@ def metric_summary(values: dict[str, Any]) -> dict[str, Any]:
     out = {k: values.get(k) for k in METRIC_KEYS}
     prd = values.get("prd") or {}
     out.update({k: prd.get(k) for k in PRD_KEYS})
+    out["encoder"] = values.get("encoder") or DEFAULT_ENCODER
+    out["fd_name"] = values.get("fd_name") or "FID"
+    intervals = {k: [ci.get("low"), ci.get("high")] for k, ci in (values.get("ci") or {}).items() if isinstance(ci, dict)}
+    if intervals:
+        out["ci"] = intervals
     if values.get("errors"):
         out["errors"] = dict(values["errors"])
     return out
@@ -381,17 +389,19 @@ def _model_names(session: Session, study: Study) -> dict[int, str]:
     return {r.id: r.name for r in rows}
 
 
-def _metrics_by_name(session: Session, study: Study, names: dict[int, str]) -> dict[str, dict[str, Any]]:
-    out = {}
-    for model_id, result in latest_metrics(session, study).items():
-        if model_id in names:
-            out[names[model_id]] = {
-                **metric_summary(result.values or {}),
-                "weights_sha256": result.weights_sha256,
-                "weights_source": result.weights_source,
-                "computed_at": result.created_at.isoformat() if result.created_at else None,
-                "metric_result_id": result.id,
-            }
+def _metrics_by_name(session: Session, study: Study, names: dict[int, str]) -> dict[str, dict[str, dict[str, Any]]]:
+    """Per encoder, per model name: the newest run's summary with the weights that produced it."""
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    for encoder, results in latest_metrics_by_encoder(session, study).items():
+        for model_id, result in results.items():
+            if model_id in names:
+                out.setdefault(encoder, {})[names[model_id]] = {
+                    **metric_summary(result.values or {}),
+                    "weights_sha256": result.weights_sha256,
+                    "weights_source": result.weights_source,
+                    "computed_at": result.created_at.isoformat() if result.created_at else None,
+                    "metric_result_id": result.id,
+                }
     return out
 
 
@@ -503,13 +513,15 @@ def score_study(
     for name in model_names.values():
         counts.setdefault(name, ModelCounts())
     scored = {r.model for r in board.rows}
+    by_encoder = _metrics_by_name(session, study, model_names)
     return StudyScore(
         study_id=study.id,
         study_name=study.name,
         leaderboard=board,
         settings=used,
         counts=counts,
-        metrics=_metrics_by_name(session, study, model_names),
+        metrics=by_encoder.get(DEFAULT_ENCODER, {}),
+        metrics_by_encoder=by_encoder,
         unscored_models=tuple(name for name in model_names.values() if name not in scored),
     )
 

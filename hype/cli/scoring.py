@@ -198,20 +198,37 @@ def _echo_study_score(score) -> None:
 
 
 def _echo_metrics(score) -> None:
-    if not score.metrics:
+    if not score.metrics_by_encoder:
         return
-    click.echo("automated metrics (newest run per model, same images):")
-    click.echo(f"  {'model':<24} {'FID':>8} {'KID':>8} {'F_8':>6} {'F_1/8':>6} {'prec':>6} {'recall':>6} {'dens':>6} {'cover':>6}")
-    order = [r.model for r in score.leaderboard.rows] + [m for m in sorted(score.metrics) if m not in {r.model for r in score.leaderboard.rows}]
-    for model in order:
-        v = score.metrics.get(model)
-        if v is None:
-            continue
-        click.echo(
-            f"  {model:<24} {_num(v.get('fid'), spec='.2f'):>8} {_num(v.get('kid_mean'), spec='.4f'):>8}"
-            f" {_num(v.get('f_8'), spec='.3f'):>6} {_num(v.get('f_1_8'), spec='.3f'):>6} {_num(v.get('precision'), spec='.3f'):>6}"
-            f" {_num(v.get('recall'), spec='.3f'):>6} {_num(v.get('density'), spec='.3f'):>6} {_num(v.get('coverage'), spec='.3f'):>6}"
-        )
+    click.echo("automated metrics (newest run per model and encoder, same images; [95% bootstrap interval]):")
+    scored = [r.model for r in score.leaderboard.rows]
+    for encoder, by_model in score.metrics_by_encoder.items():
+        shas = sorted({v.get("weights_sha256") or "?" for v in by_model.values()})
+        click.echo(f"  encoder {encoder}, weights sha256 {', '.join(shas)}")
+        first = next(iter(by_model.values()))
+        fd_name = first.get("fd_name") or "FD"
+        cmmd = any(v.get("cmmd") is not None for v in by_model.values())
+        click.echo(f"    {'model':<24} {fd_name:>26} {'KID':>8} {'F_8':>6} {'F_1/8':>6} {'prec':>6} {'recall':>6} {'dens':>6} {'cover':>6}"
+                   + (f" {'CMMD':>24}" if cmmd else ""))
+        for model in scored + sorted(m for m in by_model if m not in scored):
+            v = by_model.get(model)
+            if v is None:
+                continue
+            ci = v.get("ci") or {}
+
+            def with_ci(key: str, spec: str) -> str:
+                lo_hi = ci.get(key)
+                value = _num(v.get(key), spec=spec)
+                if not lo_hi or lo_hi[0] is None:
+                    return value
+                return f"{value} [{_num(lo_hi[0], spec=spec)}, {_num(lo_hi[1], spec=spec)}]"
+
+            click.echo(
+                f"    {model:<24} {with_ci('fid', '.2f'):>26} {_num(v.get('kid_mean'), spec='.4f'):>8}"
+                f" {_num(v.get('f_8'), spec='.3f'):>6} {_num(v.get('f_1_8'), spec='.3f'):>6} {_num(v.get('precision'), spec='.3f'):>6}"
+                f" {_num(v.get('recall'), spec='.3f'):>6} {_num(v.get('density'), spec='.3f'):>6} {_num(v.get('coverage'), spec='.3f'):>6}"
+                + (f" {with_ci('cmmd', '.4f'):>24}" if cmmd else "")
+            )
 
 
 @click.command("plan")

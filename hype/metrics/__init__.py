@@ -1,5 +1,6 @@
-"""Automated metrics (FID, KID, PRD, precision/recall/density/coverage) on the
-same images the HYPE evaluators see.
+"""Automated metrics (FD on Inception = FID, on DINOv2 = FD_DINOv2; KID, PRD,
+precision/recall/density/coverage; CMMD on CLIP) on the same images the HYPE
+evaluators see, each with a bootstrap interval.
 
 Attributes are imported lazily: torch is an optional dependency (the
 ``metrics`` extra), and the web application imports ``hype`` without it.
@@ -20,7 +21,13 @@ _LAZY = {
     "FeatureCache": "features",
     "pool_features": "features",
     "pool_key_from_hashes": "features",
-    "tf1_resize_bilinear": "features",
+    "tf1_resize_bilinear": "resize",
+    "load_encoder": "encoders",
+    "encoder_names": "encoders",
+    "Encoder": "encoders",
+    "cmmd_from_features": "cmmd",
+    "fd_interval": "bootstrap",
+    "kernel_interval": "bootstrap",
     "PREPROCESSING_VERSION": "features",
     "frechet_distance": "fid",
     "fid_from_features": "fid",

@@ -1,17 +1,20 @@
-"""Fréchet Inception Distance (Heusel et al., 2017).
+"""Fréchet distance between Gaussian fits of two feature sets (FID on Inception, FD_DINOv2 on
+DINOv2; Heusel et al., 2017):
 
-    FID = ||mu1 - mu2||^2 + tr(S1) + tr(S2) - 2 tr sqrt(S1 S2)
+    FD = ||mu1 - mu2||^2 + tr(S1) + tr(S2) - 2 tr sqrt(S1 S2)
 
-pytorch-fid takes ``scipy.linalg.sqrtm`` of the non-symmetric product S1 S2
-(a complex Schur decomposition) and drops the imaginary part it produces. Only
-the *trace* of the square root is needed, and S1 S2 is similar to the
-symmetric PSD matrix M = sqrt(S1) S2 sqrt(S1) (same eigenvalues), so
+Only the *trace* of the square root is needed, and S1 S2 is similar to a symmetric PSD matrix,
+so no general matrix square root (pytorch-fid's ``scipy.linalg.sqrtm``) is ever formed:
 
-    tr sqrt(S1 S2) = sum_i sqrt(lambda_i(M)) = sum_i sigma_i(sqrt(S1) sqrt(S2))
-
-from two symmetric eigendecompositions and one SVD: faster (and on the GPU
-when present), real by construction so no imaginary part can arise to be
-dropped, and accurate for the singular covariances of n < 2048 images.
+* **Cholesky route** (positive definite S1 = L L^T): S1 S2 is similar to L^T S2 L, so
+  tr sqrt(S1 S2) = sum sqrt(eigvalsh(L^T S2 L)). One Cholesky and one eigenvalues-only symmetric
+  solve: the cheapest exact route, and real by construction.
+* **Gram route** (features given, fewer images than dimensions): with centred feature matrices
+  A (n1 x d) and B (n2 x d), S1 S2 = A^T A B^T B / ((n1-1)(n2-1)), whose non-zero eigenvalues are
+  the squared singular values of A B^T / sqrt((n1-1)(n2-1)). So tr sqrt(S1 S2) is the nuclear
+  norm of an n1 x n2 matrix: exact for the singular covariances of n <= d images, and cheap.
+* **Eigen route** (the safe fallback when S1 is singular and only statistics are given):
+  tr sqrt(S1 S2) = nuclear norm of sqrt(S1) sqrt(S2) with null-space eigenvalues zeroed.
 """
 
 from __future__ import annotations
@@ -44,20 +47,18 @@ def feature_statistics(features: Any, device: str | torch.device | None = None) 
     return mu.cpu().numpy(), sigma.cpu().numpy()
 
 
-def _psd_sqrt(s: torch.Tensor, name: str) -> torch.Tensor:
-    """Symmetric square root of a PSD matrix.
+def _null_tol(w: torch.Tensor, d: int) -> torch.Tensor:
+    """numpy's ``matrix_rank`` tolerance: eigenvalues below it are rounding noise of a null space."""
+    return d * torch.finfo(w.dtype).eps * w.abs().max()
 
-    Eigenvalues within rounding of zero (below ``d * eps * largest``, numpy's
-    ``matrix_rank`` tolerance) are set to exactly zero: a covariance from
-    n <= d images is singular, and the square root would turn the +-1e-16
-    noise of its null space into 1e-8-sized values, which summed over ~2000
-    null directions visibly shifts FID.
-    """
+
+def _psd_sqrt(s: torch.Tensor, name: str) -> torch.Tensor:
+    """Symmetric square root of a PSD matrix, null-space eigenvalues set to exactly zero: a
+    covariance from n <= d images is singular, and the square root would turn the +-1e-16 noise of
+    its null space into 1e-8-sized values, which summed over ~2000 directions visibly shift FD."""
     w, v = torch.linalg.eigh(s)
     _check_eigs(w, name)
-    top = w.abs().max()
-    tol = s.shape[0] * torch.finfo(s.dtype).eps * top
-    root = torch.where(w > tol, w, torch.zeros_like(w)).sqrt()
+    root = torch.where(w > _null_tol(w, s.shape[0]), w, torch.zeros_like(w)).sqrt()
     return (v * root) @ v.T
 
 
@@ -71,18 +72,35 @@ def _check_eigs(w: torch.Tensor, name: str) -> None:
         )
 
 
-def _trace_sqrt_product(s1: torch.Tensor, s2: torch.Tensor) -> torch.Tensor:
-    """tr sqrt(S1 S2) as the nuclear norm of sqrt(S1) sqrt(S2).
+def _trace_sqrt_eigen(s1: torch.Tensor, s2: torch.Tensor) -> torch.Tensor:
+    """tr sqrt(S1 S2) as the nuclear norm of sqrt(S1) sqrt(S2): works for any PSD pair."""
+    return torch.linalg.svdvals(_psd_sqrt(s1, "sigma1") @ _psd_sqrt(s2, "sigma2")).sum()
 
-    (sqrt(S1) sqrt(S2)) (sqrt(S1) sqrt(S2))^T = sqrt(S1) S2 sqrt(S1), which is
-    similar to S1 S2, so its singular values are the square roots of the
-    eigenvalues of S1 S2. Taking singular values avoids squaring the matrix
-    first, so small eigenvalues keep full relative accuracy; they are real and
-    non-negative by construction.
-    """
-    r1 = _psd_sqrt(s1, "sigma1")
-    r2 = _psd_sqrt(s2, "sigma2")
-    return torch.linalg.svdvals(r1 @ r2).sum()
+
+def _trace_sqrt_cholesky(s1: torch.Tensor, s2: torch.Tensor) -> torch.Tensor | None:
+    """tr sqrt(S1 S2) via S1 = L L^T and eigvalsh(L^T S2 L); None when S1 is (numerically)
+    singular, where a Cholesky factor either fails or carries rounding-sized pivots whose noise
+    would enter the trace."""
+    d = s1.shape[0]
+    factor, info = torch.linalg.cholesky_ex(s1)
+    if int(info) != 0:
+        return None
+    pivots = torch.diagonal(factor) ** 2
+    if float(pivots.min()) <= d * torch.finfo(s1.dtype).eps * float(torch.diagonal(s1).max()):
+        return None
+    m = factor.T @ s2 @ factor
+    w = torch.linalg.eigvalsh((m + m.T) / 2)
+    _check_eigs(w, "the covariance product")
+    return torch.where(w > _null_tol(w, d), w, torch.zeros_like(w)).sqrt().sum()
+
+
+def _trace_sqrt_product(s1: torch.Tensor, s2: torch.Tensor) -> torch.Tensor:
+    _check_eigs(torch.diagonal(s2), "sigma2")  # a negative variance is never a covariance
+    fast = _trace_sqrt_cholesky(s1, s2)
+    if fast is not None:
+        return fast
+    fast = _trace_sqrt_cholesky(s2, s1)  # the product's eigenvalues are symmetric in S1, S2
+    return fast if fast is not None else _trace_sqrt_eigen(s1, s2)
 
 
 def frechet_distance(
@@ -96,9 +114,8 @@ def frechet_distance(
 ) -> float:
     """Fréchet distance between N(mu1, sigma1) and N(mu2, sigma2), float64.
 
-    If the eigendecomposition fails or is not finite (near-singular
-    covariances), ``eps * I`` is added to both covariances with a warning, as
-    pytorch-fid does, rather than returning NaN.
+    If the trace of the square root is not finite (a degenerate input), ``eps * I`` is added to
+    both covariances with a warning, as pytorch-fid does, rather than returning NaN.
     """
     dev = resolve_device(device)
     m1 = np.atleast_1d(np.asarray(mu1, dtype=np.float64))
@@ -132,35 +149,57 @@ def _frechet_tensors(
         ok = False
     if not ok:
         warnings.warn(
-            f"FID: matrix square root of a near-singular product failed; adding {eps} to the "
+            f"FD: matrix square root of a near-singular product failed; adding {eps} to the "
             "diagonal of both covariances",
             RuntimeWarning,
             stacklevel=3,
         )
         eye = torch.eye(d, dtype=torch.float64, device=s1.device) * eps
-        tr_covmean = _trace_sqrt_product(s1 + eye, s2 + eye)
+        tr_covmean = _trace_sqrt_eigen(s1 + eye, s2 + eye)
         if not bool(torch.isfinite(tr_covmean)):
-            raise MetricError("FID: matrix square root is not finite even after regularisation")
+            raise MetricError("FD: matrix square root is not finite even after regularisation")
     diff = mu1 - mu2
     fid = diff @ diff + torch.trace(s1) + torch.trace(s2) - 2 * tr_covmean
     return float(fid)
 
 
+def _frechet_gram(r: torch.Tensor, f: torch.Tensor) -> float:
+    """FD from the features themselves through the n1 x n2 cross-Gram (module docstring)."""
+    mu1, mu2 = r.mean(dim=0), f.mean(dim=0)
+    a, b = r - mu1, f - mu2
+    n1, n2 = r.shape[0], f.shape[0]
+    tr1 = (a * a).sum() / (n1 - 1)
+    tr2 = (b * b).sum() / (n2 - 1)
+    tr_covmean = torch.linalg.svdvals(a @ b.T).sum() / float(np.sqrt((n1 - 1) * (n2 - 1)))
+    diff = mu1 - mu2
+    return float(diff @ diff + tr1 + tr2 - 2 * tr_covmean)
+
+
 def _check_fid_inputs(real: Any, fake: Any) -> tuple[np.ndarray, np.ndarray]:
     r, f = check_pair(real, fake)
     for name, x in (("real", r), ("generated", f)):
-        require_count(x.shape[0], 2, name, "FID", "a covariance needs n - 1 >= 1 degrees of freedom")
+        require_count(x.shape[0], 2, name, "FD", "a covariance needs n - 1 >= 1 degrees of freedom")
     d = r.shape[1]
     small = min(r.shape[0], f.shape[0])
     if small <= d:
         warnings.warn(
-            f"FID from {small} images in {d} dimensions: the covariance is rank-deficient "
-            f"(rank <= n - 1 < {d}); FID is strongly biased at small n and only comparable "
+            f"FD from {small} images in {d} dimensions: the covariance is rank-deficient "
+            f"(rank <= n - 1 < {d}); FD is strongly biased at small n and only comparable "
             "between runs with the same number of images (published FIDs use >= 10k)",
             RuntimeWarning,
             stacklevel=3,
         )
     return r, f
+
+
+def fd_tensors(rt: torch.Tensor, ft: torch.Tensor, *, eps: float = 1e-6) -> float:
+    """FD of two float64 feature tensors on one device, by the cheaper exact route: the Gram
+    route while the smaller set has fewer images than dimensions, else covariances."""
+    if min(rt.shape[0], ft.shape[0]) <= rt.shape[1]:
+        return _frechet_gram(rt, ft)
+    mu1, s1 = _stats_t(rt)
+    mu2, s2 = _stats_t(ft)
+    return _frechet_tensors(mu1, s1, mu2, s2, eps=eps)
 
 
 def fid_from_features(
@@ -170,12 +209,11 @@ def fid_from_features(
     eps: float = 1e-6,
     device: str | torch.device | None = None,
 ) -> float:
-    """FID between two feature sets (n x d each, float64 arithmetic)."""
+    """Fréchet distance between two feature sets (n x d each, float64 arithmetic): FID on
+    Inception features, FD_DINOv2 on DINOv2 ones."""
     r, f = _check_fid_inputs(real, fake)
     dev = resolve_device(device)
-    mu1, s1 = _stats_t(torch.as_tensor(r, device=dev))
-    mu2, s2 = _stats_t(torch.as_tensor(f, device=dev))
-    return _frechet_tensors(mu1, s1, mu2, s2, eps=eps)
+    return fd_tensors(torch.as_tensor(r, device=dev), torch.as_tensor(f, device=dev), eps=eps)
 
 
 def fid_bootstrap(
@@ -188,42 +226,17 @@ def fid_bootstrap(
     eps: float = 1e-6,
     device: str | torch.device | None = None,
 ) -> dict[str, Any]:
-    """FID with a percentile bootstrap interval over images (both sets
-    resampled with replacement, independently).
+    """FD with a percentile bootstrap interval over images (see ``hype.metrics.bootstrap``)."""
+    from .bootstrap import fd_interval  # noqa: PLC0415 - bootstrap imports this module
 
-    Resampled sets contain duplicates, which lowers the covariance rank and
-    biases FID upward, so the bootstrap distribution sits above the point
-    estimate; the interval describes image-sampling variability, not an
-    unbiased estimate. Each replicate costs two d x d eigendecompositions
-    (~1 s at d = 2048 on a CPU), so keep ``n_boot`` modest off the GPU.
-    """
-    if n_boot < 2:
-        raise MetricError("fid_bootstrap needs n_boot >= 2")
-    if not 0 < confidence < 1:
-        raise MetricError("confidence must be in (0, 1)")
     r, f = _check_fid_inputs(real, fake)
-    dev = resolve_device(device)
-    point = fid_from_features(r, f, eps=eps, device=dev)
-    rng = np.random.default_rng(seed)
-    rt = torch.as_tensor(r, device=dev)
-    ft = torch.as_tensor(f, device=dev)
-    values = np.empty(n_boot)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        for b in range(n_boot):
-            ir = torch.as_tensor(rng.integers(0, r.shape[0], r.shape[0]), device=dev)
-            jf = torch.as_tensor(rng.integers(0, f.shape[0], f.shape[0]), device=dev)
-            mu1, s1 = _stats_t(rt[ir])
-            mu2, s2 = _stats_t(ft[jf])
-            values[b] = _frechet_tensors(mu1, s1, mu2, s2, eps=eps)
-    alpha = (1 - confidence) / 2
-    lo, hi = np.quantile(values, [alpha, 1 - alpha])
+    ci = fd_interval(r, f, n_boot=n_boot, confidence=confidence, seed=seed, device=device, eps=eps)
     return {
-        "fid": point,
-        "boot_mean": float(values.mean()),
-        "boot_std": float(values.std(ddof=1)),
-        "ci_low": float(lo),
-        "ci_high": float(hi),
+        "fid": ci["value"],
+        "boot_mean": ci["boot_mean"],
+        "boot_std": ci["boot_std"],
+        "ci_low": ci["low"],
+        "ci_high": ci["high"],
         "confidence": confidence,
         "n_boot": n_boot,
     }

@@ -11,7 +11,7 @@ over ``num_angles`` slopes lambda = tan(angle), angle in (0, pi/2), averaged
 over ``num_runs`` independent clusterings. This follows the authors' reference
 code (msmsajjadi/precision-recall-distributions, ``prd_score.py``) step by
 step, except that the clustering is torch k-means (see ``kmeans.py``) instead
-of scikit-learn's MiniBatchKMeans.
+of scikit-learn's MiniBatchKMeans, and the runs share each pass over the data.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ import torch
 
 from .device import resolve_device
 from .errors import MetricError, check_pair, require_count
-from .kmeans import kmeans
+from .kmeans import kmeans_runs
 
 
 def prd_from_histograms(
@@ -88,6 +88,9 @@ class PRDResult:
     f_8: float
     f_1_8: float
     params: dict[str, Any] = field(default_factory=dict)
+    #: per run, the cluster of every image (generated first, then real): what the bootstrap
+    #: interval resamples; not part of ``to_dict``
+    run_labels: list[np.ndarray] = field(default_factory=list, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -99,18 +102,12 @@ class PRDResult:
         }
 
 
-def cluster_histograms(
-    real: torch.Tensor, fake: torch.Tensor, num_clusters: int, generator: torch.Generator
-) -> tuple[np.ndarray, np.ndarray]:
-    """One clustering of the union of both sets -> (generated, real) histograms,
-    normalised to sum to 1 (the reference's ``np.histogram(density=True)`` on
-    unit-width bins)."""
-    data = torch.cat([fake, real])
-    labels = kmeans(data, num_clusters, generator=generator).labels
-    n_fake = fake.shape[0]
-    eval_bins = torch.bincount(labels[:n_fake], minlength=num_clusters).double() / n_fake
-    ref_bins = torch.bincount(labels[n_fake:], minlength=num_clusters).double() / real.shape[0]
-    return eval_bins.cpu().numpy(), ref_bins.cpu().numpy()
+def label_histograms(labels: np.ndarray, n_fake: int, num_clusters: int) -> tuple[np.ndarray, np.ndarray]:
+    """(generated, real) histograms of one clustering of generated-then-real images, normalised to
+    sum to 1 (the reference's ``np.histogram(density=True)`` on unit-width bins)."""
+    eval_bins = np.bincount(labels[:n_fake], minlength=num_clusters) / n_fake
+    ref_bins = np.bincount(labels[n_fake:], minlength=num_clusters) / (labels.shape[0] - n_fake)
+    return eval_bins.astype(np.float64), ref_bins.astype(np.float64)
 
 
 def prd_from_features(
@@ -151,9 +148,11 @@ def prd_from_features(
     rt = torch.as_tensor(r, dtype=cluster_dtype, device=dev)
     ft = torch.as_tensor(f, dtype=cluster_dtype, device=dev)
     gen = torch.Generator().manual_seed(seed)
+    runs = kmeans_runs(torch.cat([ft, rt]), num_clusters, num_runs, generator=gen)
+    run_labels = [res.labels.cpu().numpy() for res in runs]
     precisions, recalls = [], []
-    for _ in range(num_runs):
-        eval_dist, ref_dist = cluster_histograms(rt, ft, num_clusters, gen)
+    for labels in run_labels:
+        eval_dist, ref_dist = label_histograms(labels, f.shape[0], num_clusters)
         p, rc = prd_from_histograms(eval_dist, ref_dist, num_angles)
         precisions.append(p)
         recalls.append(rc)
@@ -166,4 +165,5 @@ def prd_from_features(
         f_8=f8,
         f_1_8=f18,
         params={"num_clusters": num_clusters, "num_angles": num_angles, "num_runs": num_runs, "seed": seed},
+        run_labels=run_labels,
     )

