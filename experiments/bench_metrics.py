@@ -1,18 +1,24 @@
-"""Benchmark hype.metrics against the reference implementations.
+"""Benchmark hype.metrics against its peers and against hype before this change, in one process.
 
-    python experiments/bench_metrics.py                # a few minutes on 2 CPU cores
-    python experiments/bench_metrics.py --prd-n 10000  # PRD at the size the brief names
+    python experiments/bench_metrics.py                      # sizes of issue 17 (10k x 2048): ~15 min on 2 cores
+    python experiments/bench_metrics.py --quick              # smaller sizes, a few minutes
 
-(a) Fréchet distance of 2048-d statistics: hype (eigh + SVD in torch float64)
-    vs pytorch-fid's ``calculate_frechet_distance`` (scipy ``sqrtm``).
-(b) PRD: hype (torch k-means) vs the reference algorithm (scikit-learn
-    MiniBatchKMeans, n_init=10, 10 runs) on the same features.
-(c) Inception feature extraction, images/s at batch 64 vs one image at a time.
+Every line is a ratio against a baseline timed in the same run (best of --repeats, runs
+interleaved), with the relative difference of the values:
 
-pytorch-fid imports torchvision at module level only for its data loading;
-where torchvision is absent a stand-in module is placed in ``sys.modules`` for
-that one import (same trick as tests/metrics/conftest.py). If pytorch-fid is
-not installed, an inline copy of its scipy path is timed instead.
+(a) Fréchet distance of 2048-d statistics: hype (Cholesky + eigvalsh) vs hype before (eigh + SVD),
+    pytorch-fid (scipy sqrtm), torch-fidelity (eigvals of S1 S2), and plain torch Cholesky + eigvalsh.
+(b) KID, 100 subsets x 1000: hype on float32 features vs torch-fidelity on float32 and float64, and
+    hype before (float64).
+(c) PRD, n + n, 20 clusters x 10 runs: hype vs the authors' prd_score.py algorithm (MiniBatchKMeans
+    n_init=10 on float64, exactly as compute_prd_from_embedding casts; the module is not on PyPI so
+    its three lines of clustering are restated here) and hype before. Reports whether hype's curve
+    lies within the reference's own spread over seeds.
+(d) precision/recall/density/coverage, k = 5: hype vs prdc, torch-fidelity's P/R, hype before.
+(e) the TF1 resize (separable vs today's four-tap gather) and Inception extraction img/s.
+
+"hype before" is hype/metrics at git revision --before (default: the commit before issue 17),
+imported from a temporary copy as the package ``hype_before``.
 """
 
 from __future__ import annotations
@@ -21,7 +27,9 @@ import argparse
 import importlib
 import importlib.util
 import math
+import subprocess
 import sys
+import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -30,33 +38,41 @@ from typing import Any
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 
-from hype.metrics import load_inception, resolve_device  # noqa: E402
+from hype.metrics import resolve_device  # noqa: E402
 from hype.metrics.fid import frechet_distance  # noqa: E402
+from hype.metrics.kid import kid_from_features  # noqa: E402
 from hype.metrics.prd import max_f_beta_pair, prd_from_features  # noqa: E402
+from hype.metrics.prdc import prdc_from_features  # noqa: E402
 from hype.metrics.reference import import_with_torchvision_stub  # noqa: E402
+from hype.metrics.resize import tf1_resize_bilinear  # noqa: E402
+
+BEFORE_REF = "c1d899d"
 
 
-def reference_frechet() -> tuple[Any, str]:
-    if importlib.util.find_spec("pytorch_fid") is None:
-        from scipy import linalg
-
-        def calc(mu1, s1, mu2, s2):  # noqa: ANN001 - pytorch-fid's scipy path, verbatim in substance
-            covmean, _ = linalg.sqrtm(s1.dot(s2), disp=False)
-            if np.iscomplexobj(covmean):
-                covmean = covmean.real
-            diff = mu1 - mu2
-            return diff.dot(diff) + np.trace(s1) + np.trace(s2) - 2 * np.trace(covmean)
-
-        return calc, "inline copy of pytorch-fid's scipy sqrtm path (pytorch-fid not installed)"
-    calculate_frechet_distance = import_with_torchvision_stub("pytorch_fid.fid_score", "calculate_frechet_distance")
-    return calculate_frechet_distance, "pytorch_fid.fid_score.calculate_frechet_distance (scipy sqrtm)"
+def load_before(ref: str) -> Any:
+    """hype/metrics as of ``ref``, importable as ``hype_before``."""
+    tmp = Path(tempfile.mkdtemp()) / "hype_before"
+    tmp.mkdir()
+    names = subprocess.run(["git", "-C", str(ROOT), "ls-tree", "--name-only", ref, "hype/metrics/"],
+                           check=True, capture_output=True, text=True).stdout.split()
+    for name in names:
+        if name.endswith(".py"):
+            src = subprocess.run(["git", "-C", str(ROOT), "show", f"{ref}:{name}"], check=True, capture_output=True, text=True).stdout
+            (tmp / Path(name).name).write_text(src)
+    spec = importlib.util.spec_from_file_location("hype_before", tmp / "__init__.py", submodule_search_locations=[str(tmp)])
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules["hype_before"] = mod
+    spec.loader.exec_module(mod)
+    for sub in ("fid", "kid", "prd", "prdc", "features"):
+        setattr(mod, sub, importlib.import_module(f"hype_before.{sub}"))
+    return mod
 
 
 def synthetic_features(n: int, d: int, seed: int, shift: float = 0.0, modes: int = 20) -> np.ndarray:
-    """Non-negative, clustered, anisotropic features shaped roughly like pool3
-    activations, so k-means and sqrtm face realistic structure."""
+    """Non-negative, clustered, anisotropic float32 features shaped roughly like pool3 activations."""
     rng = np.random.default_rng(seed)
     centers = np.abs(np.random.default_rng(0).normal(size=(modes, d))) * 0.6
     basis = np.random.default_rng(1).normal(size=(64, d)) / 32
@@ -65,111 +81,201 @@ def synthetic_features(n: int, d: int, seed: int, shift: float = 0.0, modes: int
     return np.abs(x).astype(np.float32)
 
 
-def reference_prd(eval_data: np.ndarray, ref_data: np.ndarray, num_runs: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    from sklearn.cluster import MiniBatchKMeans
-
-    rng = np.random.RandomState(seed)
-    ps, rs = [], []
-    slopes = np.tan(np.linspace(1e-10, math.pi / 2 - 1e-10, 1001))
-    data = np.vstack([eval_data, ref_data])
-    for _ in range(num_runs):
-        labels = MiniBatchKMeans(n_clusters=20, n_init=10, random_state=rng.randint(2**31)).fit(data).labels_
-        q = np.histogram(labels[: len(eval_data)], bins=20, range=[0, 20], density=True)[0]
-        p = np.histogram(labels[len(eval_data) :], bins=20, range=[0, 20], density=True)[0]
-        a = np.minimum(p[None] * slopes[:, None], q[None]).sum(1)
-        ps.append(np.clip(a, 0, 1))
-        rs.append(np.clip(a / slopes, 0, 1))
-    return np.mean(ps, 0), np.mean(rs, 0)
-
-
-def timed(fn: Any, repeats: int = 1) -> tuple[float, Any]:
-    best, out = math.inf, None
+def timed(fns: dict[str, Any], repeats: int) -> tuple[dict[str, float], dict[str, Any]]:
+    """Best time of each function over ``repeats`` rounds, the functions interleaved in each round."""
+    best = {k: math.inf for k in fns}
+    out: dict[str, Any] = {}
     for _ in range(repeats):
-        t0 = time.perf_counter()
-        out = fn()
-        if torch.cuda.is_available():
-            torch.cuda.synchronize()
-        best = min(best, time.perf_counter() - t0)
+        for k, fn in fns.items():
+            t0 = time.perf_counter()
+            out[k] = fn()
+            if torch.cuda.is_available():
+                torch.cuda.synchronize()
+            best[k] = min(best[k], time.perf_counter() - t0)
     return best, out
 
 
-def bench_fid(args: argparse.Namespace, dev: torch.device) -> None:
+def report(title: str, times: dict[str, float], values: dict[str, float | None], ours: str = "hype") -> None:
+    print(title)
+    for k, t in times.items():
+        v = values.get(k)
+        rel = "" if v is None or k == ours or values.get(ours) is None else f"   rel. diff {abs(v - values[ours]) / abs(values[ours]):.1e}"
+        ratio = "" if k == ours else f"   hype is {t / times[ours]:.2f}x faster"
+        vs = "" if v is None else f"   value {v:.8g}"
+        print(f"    {k:<34} {t:8.3f} s{vs}{ratio}{rel}")
+
+
+def bench_fd(args, dev, before) -> None:
     d = 2048
-    a = synthetic_features(args.fid_n, d, 10).astype(np.float64)
-    b = synthetic_features(args.fid_n, d, 11, shift=0.05).astype(np.float64)
+    a = synthetic_features(args.n, d, 10).astype(np.float64)
+    b = synthetic_features(args.n, d, 11, shift=0.05).astype(np.float64)
     mu1, s1 = a.mean(0), np.cov(a, rowvar=False)
     mu2, s2 = b.mean(0), np.cov(b, rowvar=False)
-    calc, name = reference_frechet()
-    frechet_distance(mu1[:8], s1[:8, :8], mu2[:8], s2[:8, :8], device=dev)  # warm-up (CUDA context)
-    t_h, v_h = timed(lambda: frechet_distance(mu1, s1, mu2, s2, device=dev), args.repeats)
+    pfid = import_with_torchvision_stub("pytorch_fid.fid_score", "calculate_frechet_distance")
+    tfid = import_with_torchvision_stub("torch_fidelity.metric_fid", "fid_statistics_to_metric")
+    t1, t2 = torch.as_tensor(s1), torch.as_tensor(s2)
+
+    def chol_eigvalsh():
+        lower = torch.linalg.cholesky(t1)
+        w = torch.linalg.eigvalsh(lower.T @ t2 @ lower)
+        diff = mu1 - mu2
+        return float(diff @ diff + np.trace(s1) + np.trace(s2) - 2 * float(w.clamp_min(0).sqrt().sum()))
+
+    frechet_distance(mu1[:8], s1[:8, :8], mu2[:8], s2[:8, :8], device=dev)  # warm-up
+    fns = {
+        "hype": lambda: frechet_distance(mu1, s1, mu2, s2, device=dev),
+        "hype before": lambda: before.fid.frechet_distance(mu1, s1, mu2, s2, device=dev),
+        "torch-fidelity (eigvals S1 S2)": lambda: tfid({"mu": mu1, "sigma": s1}, {"mu": mu2, "sigma": s2}, False)["frechet_inception_distance"],
+        "baseline torch cholesky+eigvalsh": chol_eigvalsh,
+    }
+    if not args.skip_scipy:
+        fns["pytorch-fid (scipy sqrtm)"] = lambda: pfid(mu1, s1, mu2, s2)
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        t_r, v_r = timed(lambda: calc(mu1, s1, mu2, s2), args.repeats)
-    print(f"(a) Frechet distance, d={d}, statistics of {args.fid_n} samples per set")
-    print(f"    hype ({dev}):       {t_h:8.3f} s   FID = {v_h:.6f}")
-    print(f"    reference (cpu):   {t_r:8.3f} s   FID = {v_r:.6f}   [{name}]")
-    print(f"    speed-up x{t_r / t_h:.1f}, relative difference {abs(v_h - v_r) / abs(v_r):.2e}")
+        warnings.simplefilter("ignore")
+        times, vals = timed(fns, args.repeats)
+    report(f"(a) Fréchet distance, d = {d}, statistics of {args.n} samples per set ({dev})", times, vals)
 
 
-def bench_prd(args: argparse.Namespace, dev: torch.device) -> None:
+def bench_kid(args, dev, before) -> None:
+    a = synthetic_features(args.n, 2048, 30)
+    b = synthetic_features(args.n, 2048, 31, shift=0.02)
+    kid_tf = import_with_torchvision_stub("torch_fidelity.metric_kid", "kid_features_to_metric")
+    kw = {"kid_subsets": args.kid_subsets, "kid_subset_size": 1000, "rng_seed": 0, "verbose": False}
+    fns = {
+        "hype": lambda: kid_from_features(a, b, num_subsets=args.kid_subsets, seed=0, device=dev)["kid_mean"],
+        "torch-fidelity float32": lambda: kid_tf(torch.as_tensor(a), torch.as_tensor(b), **kw)["kernel_inception_distance_mean"],
+        "torch-fidelity float64": lambda: kid_tf(torch.as_tensor(a, dtype=torch.float64), torch.as_tensor(b, dtype=torch.float64), **kw)["kernel_inception_distance_mean"],
+        "hype before (float64)": lambda: before.kid.kid_from_features(a, b, num_subsets=args.kid_subsets, seed=0, device=dev)["kid_mean"],
+    }
+    times, vals = timed(fns, args.repeats)
+    vals["float64 truth"] = kid_from_features(a.astype(np.float64), b.astype(np.float64), num_subsets=args.kid_subsets, seed=0, device=dev)["kid_mean"]
+    report(f"(b) KID, {args.kid_subsets} subsets x 1000 of {args.n} x 2048 float32 features ({dev})", times, vals)
+    print(f"    hype float32 vs float64 computation: rel. diff {abs(vals['hype'] / vals['float64 truth'] - 1):.1e}")
+
+
+def reference_prd(eval_data: np.ndarray, ref_data: np.ndarray, seed: int, num_runs: int = 10) -> tuple[np.ndarray, np.ndarray]:
+    """prd_score.compute_prd_from_embedding: float64 copies, MiniBatchKMeans(n_clusters=20, n_init=10)
+    ten times (unseeded there; numpy's global seed here, so the spread over seeds can be measured)."""
+    from sklearn.cluster import MiniBatchKMeans
+
+    np.random.seed(seed)
+    eval_data = np.array(eval_data, dtype=np.float64)
+    ref_data = np.array(ref_data, dtype=np.float64)
+    slopes = np.tan(np.linspace(1e-10, math.pi / 2 - 1e-10, 1001))
+    ps, rs = [], []
+    for _ in range(num_runs):
+        data = np.vstack([eval_data, ref_data])
+        labels = MiniBatchKMeans(n_clusters=20, n_init=10).fit(data).labels_
+        q = np.histogram(labels[: len(eval_data)], bins=20, range=[0, 20], density=True)[0]
+        p = np.histogram(labels[len(eval_data):], bins=20, range=[0, 20], density=True)[0]
+        prec = np.minimum(p[None, :] * slopes[:, None], q[None, :]).sum(axis=1)
+        ps.append(prec)
+        rs.append(prec / slopes)
+    return np.mean(ps, 0), np.mean(rs, 0)
+
+
+def bench_prd(args, dev, before) -> None:
     n = args.prd_n
     real = synthetic_features(n, 2048, 20)
     fake = synthetic_features(n, 2048, 21, shift=0.02, modes=14)
-    t_h, res = timed(lambda: prd_from_features(real, fake, seed=0, device=dev))
-    print(f"(b) PRD, {n} + {n} features x 2048, 20 clusters, 10 runs, 1001 angles")
-    print(f"    hype torch k-means ({dev}): {t_h:8.2f} s   F8 = {res.f_8:.4f}  F1/8 = {res.f_1_8:.4f}")
-    if args.skip_prd_reference:
-        print("    reference skipped (--skip-prd-reference)")
-        return
-    t_r, (p, r) = timed(lambda: reference_prd(fake, real, 10, 0))
-    f8, f18 = max_f_beta_pair(p, r)
-    print(f"    reference MiniBatchKMeans (cpu): {t_r:8.2f} s   F8 = {f8:.4f}  F1/8 = {f18:.4f}")
-    print(f"    speed-up x{t_r / t_h:.1f}")
+    fns = {
+        "hype": lambda: prd_from_features(real, fake, seed=0, device=dev),
+        "authors' prd_score.py (float64)": lambda: reference_prd(fake, real, seed=0),
+        "hype before": lambda: before.prd.prd_from_features(real, fake, seed=0, device=dev),
+    }
+    times, out = timed(fns, 1)
+    f = {"hype": out["hype"].f_8, "hype before": out["hype before"].f_8,
+         "authors' prd_score.py (float64)": max_f_beta_pair(*out["authors' prd_score.py (float64)"])[0]}
+    report(f"(c) PRD, {n} + {n} x 2048, 20 clusters x 10 runs ({dev}); value = F_8", times, f)
+    curves = [out["authors' prd_score.py (float64)"][0]]
+    for s in range(1, args.prd_ref_seeds):
+        curves.append(reference_prd(fake, real, seed=s)[0])
+    curves = np.array(curves)
+    hype_seeds = [out["hype"].precision] + [prd_from_features(real, fake, seed=s, device=dev).precision for s in range(1, args.prd_ref_seeds)]
+    ref_mean = curves.mean(0)
+    ref_spread = np.abs(curves - ref_mean).max()
+    ours = np.abs(np.mean(hype_seeds, 0) - ref_mean).max()
+    print(f"    precision curve: hype (mean of {len(hype_seeds)} seeds) vs the reference's mean over {len(curves)} seeds: "
+          f"max |diff| {ours:.4f}; the reference's own seeds deviate from their mean by up to {ref_spread:.4f}"
+          f" -> {'within' if ours <= ref_spread else 'OUTSIDE'} the reference's seed spread")
+    f8s = [max_f_beta_pair(c, c / np.tan(np.linspace(1e-10, math.pi / 2 - 1e-10, 1001)).clip(0, 1))[0] for c in curves]
+    print(f"    F_8 over reference seeds {np.min(f8s):.4f}..{np.max(f8s):.4f}; hype seeds "
+          f"{min(prd_from_features(real, fake, seed=s, device=dev).f_8 for s in range(1)):.4f}")
 
 
-def bench_extract(args: argparse.Namespace, dev: torch.device) -> None:
-    t0 = time.perf_counter()
-    ext = load_inception(device=dev)
-    t_load = time.perf_counter() - t0
+def bench_prdc(args, dev, before) -> None:
+    import prdc
+
+    n = args.prdc_n
+    real = synthetic_features(n, 2048, 40)
+    fake = synthetic_features(n, 2048, 41, shift=0.03)
+    prc = import_with_torchvision_stub("torch_fidelity.metric_prc", "calculate_precision_recall_full")
+    fns = {
+        "hype (P/R/D/C)": lambda: prdc_from_features(real, fake, k_pr=5, k_dc=5, device=dev),
+        "prdc package (P/R/D/C)": lambda: prdc.compute_prdc(real_features=real, fake_features=fake, nearest_k=5),
+        "torch-fidelity (P/R only)": lambda: prc(torch.as_tensor(fake), torch.as_tensor(real), neighborhood=5),
+        "hype before (P/R/D/C)": lambda: before.prdc.prdc_from_features(real, fake, k_pr=5, k_dc=5, device=dev),
+    }
+    times, out = timed(fns, args.repeats)
+    ours = out["hype (P/R/D/C)"]
+    vals = {"hype (P/R/D/C)": ours["precision"], "prdc package (P/R/D/C)": float(out["prdc package (P/R/D/C)"]["precision"]),
+            "torch-fidelity (P/R only)": float(out["torch-fidelity (P/R only)"][0]), "hype before (P/R/D/C)": out["hype before (P/R/D/C)"]["precision"]}
+    report(f"(d) precision/recall/density/coverage, k = 5, {n} + {n} x 2048 ({dev}); value = precision", times, vals, ours="hype (P/R/D/C)")
+    ref = out["prdc package (P/R/D/C)"]
+    print("    all four vs prdc: " + ", ".join(f"{k} {ours[k]:.6f}/{float(ref[k]):.6f}" for k in ("precision", "recall", "density", "coverage")))
+
+
+def bench_extract(args, dev, before) -> None:
+    from hype.metrics import load_inception
+
     rng = np.random.default_rng(0)
-    imgs = rng.integers(0, 256, size=(args.extract_n, args.extract_size, args.extract_size, 3), dtype=np.uint8)
-    bs = args.batch_size
-    # TorchScript's profiling executor specialises on the first calls of each shape: warm both.
-    for _ in range(2):
-        ext.extract(imgs[: min(bs, len(imgs))], batch_size=bs, progress=False)
-        ext.extract(imgs[:1], batch_size=1, progress=False)
-    t_b, _ = timed(lambda: ext.extract(imgs, batch_size=bs, progress=False))
-    n1 = min(len(imgs), args.extract_n_single)
-    t_1, _ = timed(lambda: [ext.extract(imgs[i : i + 1], batch_size=1, progress=False) for i in range(n1)])
-    print(f"(c) Inception feature extraction on {dev}, {args.extract_size}x{args.extract_size} uint8 -> 299")
-    print(f"    weights: {ext.weights_source}")
-    print(f"    sha256 {ext.weights_sha256}, load {t_load:.2f} s")
-    print(f"    batch {bs}: {len(imgs) / t_b:8.1f} img/s ({len(imgs)} images)")
-    print(f"    one at a time: {n1 / t_1:8.1f} img/s ({n1} images)   ratio x{(len(imgs) / t_b) / (n1 / t_1):.2f}")
+    x = torch.as_tensor(rng.integers(0, 256, size=(50, 3, 128, 128)), dtype=torch.float32)
+    fns = {
+        "separable (hype)": lambda: [tf1_resize_bilinear(x[i:i + 8]) for i in range(0, 50, 8)],
+        "four-tap gather (hype before)": lambda: [before.features.tf1_resize_bilinear(x[i:i + 8]) for i in range(0, 50, 8)],
+    }
+    times, out = timed(fns, args.repeats)
+    same = all(torch.equal(p, q) for p, q in zip(out["separable (hype)"], out["four-tap gather (hype before)"]))
+    report("(e) TF1 resize of 50 images 128 -> 299 in batches of 8 (cpu)", times, {}, ours="separable (hype)")
+    print(f"    bit-identical: {same}")
+    ext = load_inception(device=dev)
+    old = before.features.load_inception(device=dev)
+    imgs = rng.integers(0, 256, size=(args.extract_n, 128, 128, 3), dtype=np.uint8)
+    for e in (ext, old):
+        e.extract(imgs[:16], batch_size=16, progress=False)  # TorchScript warm-up
+    fns = {"hype (DataLoader workers)": lambda: ext.extract(imgs, batch_size=64, progress=False),
+           "hype before (threads)": lambda: old.extract(imgs, batch_size=64, progress=False)}
+    times, out = timed(fns, 1)
+    print(f"    Inception extraction ({dev}), {args.extract_n} images 128x128: "
+          + ", ".join(f"{k} {args.extract_n / t:.1f} img/s" for k, t in times.items())
+          + f"; features identical: {np.array_equal(out['hype (DataLoader workers)'], out['hype before (threads)'])}")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
-    ap.add_argument("--fid-n", type=int, default=4096, help="samples per set behind the 2048-d statistics")
-    ap.add_argument("--repeats", type=int, default=1)
-    ap.add_argument("--prd-n", type=int, default=3000, help="features per set for PRD (brief: 10000)")
-    ap.add_argument("--skip-prd-reference", action="store_true")
-    ap.add_argument("--extract-n", type=int, default=128)
-    ap.add_argument("--extract-n-single", type=int, default=32)
-    ap.add_argument("--extract-size", type=int, default=128)
-    ap.add_argument("--batch-size", type=int, default=64)
-    ap.add_argument("--only", choices=["fid", "prd", "extract"], action="append")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--n", type=int, default=10000, help="samples per set for FD statistics and KID")
+    ap.add_argument("--kid-subsets", type=int, default=100)
+    ap.add_argument("--prd-n", type=int, default=10000)
+    ap.add_argument("--prd-ref-seeds", type=int, default=3)
+    ap.add_argument("--prdc-n", type=int, default=10000)
+    ap.add_argument("--extract-n", type=int, default=64)
+    ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--skip-scipy", action="store_true", help="skip pytorch-fid's sqrtm (the slowest peer)")
+    ap.add_argument("--quick", action="store_true", help="n = 3000, PRD/PRDC 3000, 20 KID subsets, 1 repeat")
+    ap.add_argument("--before", default=BEFORE_REF, help="git revision of 'hype before'")
+    ap.add_argument("--only", choices=["fd", "kid", "prd", "prdc", "extract"], action="append")
     args = ap.parse_args()
+    if args.quick:
+        args.n, args.prd_n, args.prdc_n, args.kid_subsets, args.repeats, args.prd_ref_seeds = 3000, 3000, 3000, 20, 1, 2
+    torch.set_num_threads(args.threads)
     dev = resolve_device(args.device)
-    print(f"torch {torch.__version__}, device {dev}, {torch.get_num_threads()} CPU threads")
-    parts = args.only or ["fid", "prd", "extract"]
-    if "fid" in parts:
-        bench_fid(args, dev)
-    if "prd" in parts:
-        bench_prd(args, dev)
-    if "extract" in parts:
-        bench_extract(args, dev)
+    before = load_before(args.before)
+    print(f"torch {torch.__version__}, device {dev}, {torch.get_num_threads()} threads; hype before = {args.before}")
+    for part in args.only or ["fd", "kid", "prd", "prdc", "extract"]:
+        {"fd": bench_fd, "kid": bench_kid, "prd": bench_prd, "prdc": bench_prdc, "extract": bench_extract}[part](args, dev, before)
+        sys.stdout.flush()
 
 
 if __name__ == "__main__":
