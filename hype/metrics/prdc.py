@@ -19,7 +19,7 @@ the cost), and only the pairs whose float32 squared distance lies within a round
 radius they are compared against are recomputed in float64. The float32 expansion
 ||a||^2 + ||b||^2 - 2 a.b errs by at most a few ulps of ||a||^2 + ||b||^2, far inside the band,
 so every comparison, and so every count, equals the float64 computation's. k-NN radii are
-float64 too: the float32 candidates are re-ranked in float64.
+float64 too (see ``knn_radii``).
 """
 
 from __future__ import annotations
@@ -35,8 +35,6 @@ from .errors import check_pair, require_count
 #: Half-width of the band (relative to ||a||^2 + ||b||^2) inside which a float32 comparison is
 #: rechecked in float64: ~300 float32 ulps, against a worst-case rounding of a few ulps.
 RECHECK_RTOL = 2e-5
-#: Extra float32 neighbour candidates re-ranked in float64 when computing radii.
-EXTRA_CANDIDATES = 8
 
 
 def _sq_pairwise(a: torch.Tensor, a_sq: torch.Tensor, b: torch.Tensor, b_sq: torch.Tensor) -> torch.Tensor:
@@ -48,64 +46,69 @@ def _exact_sq(a64: torch.Tensor, b64: torch.Tensor, ia: torch.Tensor, ib: torch.
     """float64 squared distances of the pairs (ia[t], ib[t]), by the same expansion the float64
     path (and the prdc package) uses."""
     out = torch.empty(ia.shape[0], dtype=torch.float64, device=a64.device)
-    step = 4096
+    step = 1024
     for s in range(0, ia.shape[0], step):
         x, y = a64[ia[s : s + step]], b64[ib[s : s + step]]
-        out[s : s + step] = ((x * x).sum(1) + (y * y).sum(1) - 2.0 * (x * y).sum(1)).clamp_min(0)
+        out[s : s + step] = (torch.einsum("ij,ij->i", x, x) + torch.einsum("ij,ij->i", y, y)
+                             - 2.0 * torch.einsum("ij,ij->i", x, y)).clamp_min(0)
     return out
 
 
-def _less(
-    d2: torch.Tensor, rad2: torch.Tensor, scale: torch.Tensor,
-    a64: torch.Tensor, b64: torch.Tensor, row0: int,
-) -> torch.Tensor:
-    """``d2 < rad2`` (broadcast) decided in float64 wherever float32 rounding could flip it."""
-    less = d2 < rad2.to(d2.dtype)
+def _less(d2: torch.Tensor, rad2: torch.Tensor, band: float, a64: torch.Tensor, b64: torch.Tensor, row0: int) -> torch.Tensor:
+    """``d2 < rad2`` (broadcast) decided in float64 wherever float32 rounding could flip it:
+    entries within ``band`` of the radius are recomputed from the float64 features."""
+    r = rad2.to(d2.dtype)
+    less = d2 < r
     if d2.dtype == torch.float64:
         return less
-    unsure = (d2.double() - rad2).abs_() <= scale * RECHECK_RTOL
+    unsure = (d2 - r).abs_() <= band
     if bool(unsure.any()):
         ii, jj = unsure.nonzero(as_tuple=True)
         exact = _exact_sq(a64, b64, ii + row0, jj)
-        r = rad2.expand_as(d2)[ii, jj]
-        less[ii, jj] = exact < r
+        less[ii, jj] = exact < rad2.expand_as(d2)[ii, jj]
     return less
 
 
 def knn_radii(x: torch.Tensor, ks: list[int], block: int = 1024, x64: torch.Tensor | None = None) -> dict[int, torch.Tensor]:
     """float64 distance from each row to its k-th nearest other row, for every k in ``ks``
-    (``x`` float32 or float64; ``x64`` its float64 copy when ``x`` is float32)."""
+    (``x`` float32 or float64; ``x64`` its float64 copy when ``x`` is float32).
+
+    In float32, the k-th neighbour is taken from the float32 ranking wherever its distance is
+    separated from the (k-1)-th and (k+1)-th by more than the rounding band (then the ranking
+    cannot differ in float64), and only that one pair is recomputed in float64. Rows where the
+    neighbours are too close to call are ranked entirely in float64.
+    """
     n = x.shape[0]
     kmax = max(ks)
     x_sq = (x * x).sum(dim=1)
     exact = x.dtype == torch.float64
     x64 = x if exact else (x64 if x64 is not None else x.double())
-    ncand = min(n, kmax + 1 + (0 if exact else EXTRA_CANDIDATES))
+    x64_sq = (x64 * x64).sum(dim=1)
+    ncand = min(n, kmax + 2)
     out = {k: torch.empty(n, dtype=torch.float64, device=x.device) for k in ks}
     for s in range(0, n, block):
         e = min(s + block, n)
-        d2 = _sq_pairwise(x[s:e], x_sq[s:e], x, x_sq)
         rows = torch.arange(e - s, device=x.device)
+        d2 = _sq_pairwise(x[s:e], x_sq[s:e], x, x_sq)
         d2[rows, rows + s] = 0.0  # exact self-distance; the expansion leaves rounding there
-        cand_d, cand_i = torch.topk(d2, ncand, dim=1, largest=False)
-        if not exact:
-            ii = (rows + s)[:, None].expand_as(cand_i).reshape(-1)
-            e2 = _exact_sq(x64, x64, ii, cand_i.reshape(-1)).view_as(cand_i)
-            e2[cand_i == (rows + s)[:, None]] = 0.0
-            # A float32 non-candidate can only undercut the float64 k-th distance by rounding;
-            # check the margin, and redo any row where it is too thin in float64.
-            kth = torch.sort(e2, dim=1).values[:, kmax]
-            last = cand_d[:, -1].double()
-            thin = (last - kth) <= (2 * x_sq[s:e].double() + x_sq.double().max()) * RECHECK_RTOL
-            if ncand < n and bool(thin.any()):
-                for r in thin.nonzero()[:, 0].tolist():
-                    full = _sq_pairwise(x64[s + r : s + r + 1], (x64[s + r] ** 2).sum()[None], x64, (x64 * x64).sum(1))[0]
-                    full[s + r] = 0.0
-                    vals, idx = torch.topk(full, ncand, largest=False)
-                    e2[r], cand_i[r] = vals, idx
-            cand_d = torch.sort(e2, dim=1).values
+        cand_d, cand_i = torch.topk(d2, ncand, dim=1, largest=False)  # sorted ascending
+        if exact:
+            for k in ks:
+                out[k][s:e] = cand_d[:, k].sqrt()  # index 0 is the point itself
+            continue
+        band = (x64_sq[s:e] + x64_sq.max()) * RECHECK_RTOL  # per row: ||x_i||^2 + max ||x_j||^2
+        cd = cand_d.double()
         for k in ks:
-            out[k][s:e] = cand_d[:, k].double().sqrt()  # index 0 is the point itself
+            close = (cd[:, k] - cd[:, k - 1] <= band)
+            if k + 1 < ncand:
+                close |= cd[:, k + 1] - cd[:, k] <= band
+            radius2 = _exact_sq(x64, x64, rows + s, cand_i[:, k])
+            tied = close.nonzero()[:, 0]  # a few rows: neighbours within rounding of each other
+            if tied.numel():
+                full = _sq_pairwise(x64[s + tied], x64_sq[s + tied], x64, x64_sq)
+                full[torch.arange(tied.numel(), device=x.device), s + tied] = 0.0
+                radius2[tied] = torch.kthvalue(full, k + 1, dim=1).values
+            out[k][s:e] = radius2.sqrt()
     return out
 
 
@@ -167,15 +170,16 @@ def prdc_terms(
     density_count = torch.zeros(n_fake, dtype=torch.float64, device=dev)
     real_in_fake_ball = torch.zeros(n_real, dtype=torch.bool, device=dev)
     covered = torch.zeros(n_real, dtype=torch.bool, device=dev)
+    # ||a||^2 + ||b||^2 bounds the float32 rounding of every entry (module docstring)
+    band = RECHECK_RTOL * float(r_sq.max() + f_sq.max())
     for s in range(0, n_real, block):
         e = min(s + block, n_real)
         d2 = _sq_pairwise(rt[s:e], r_sq[s:e], ft, f_sq)  # real block x fake
-        scale = r_sq[s:e, None].double() + f_sq[None, :].double()
-        in_pr = _less(d2, r_pr2[s:e, None], scale, r64, f64, s)
-        in_dc = _less(d2, r_dc2[s:e, None], scale, r64, f64, s)
+        in_pr = _less(d2, r_pr2[s:e, None], band, r64, f64, s)
+        in_dc = in_pr if k_dc == k_pr else _less(d2, r_dc2[s:e, None], band, r64, f64, s)
         fake_in_real_ball |= in_pr.any(dim=0)
         density_count += in_dc.sum(dim=0).to(torch.float64)
-        real_in_fake_ball[s:e] = _less(d2, f_pr2[None, :], scale, r64, f64, s).any(dim=1)
+        real_in_fake_ball[s:e] = _less(d2, f_pr2[None, :], band, r64, f64, s).any(dim=1)
         covered[s:e] = in_dc.any(dim=1)  # nearest generated inside the ball <=> any inside
     return PRDCTerms(fake_in_real_ball, density_count, real_in_fake_ball, covered, k_dc)
 

@@ -64,3 +64,19 @@ def test_errors():
     prdc_from_features(real[:4], fake, k_pr=3, k_dc=3)
     with pytest.raises(MetricError, match="dimensions differ"):
         prdc_from_features(real, fake[:, :3], k_pr=1, k_dc=1)
+
+
+def test_float32_distances_with_float64_rechecks_equal_float64():
+    # large norms and small distances: float32's expansion ||a||^2 + ||b||^2 - 2ab rounds by far more
+    # than the gaps between neighbours, so the rechecks near every radius must decide
+    rng = np.random.default_rng(12)
+    real = rng.normal(size=(400, 64)) * 0.05 + 30.0
+    fake = rng.normal(size=(380, 64)) * 0.06 + 30.01
+    exact = prdc_from_features(real, fake, dtype=torch.float64)
+    assert prdc_from_features(real, fake) == exact
+    assert prdc_from_features(real.astype(np.float32), fake.astype(np.float32)) == prdc_from_features(
+        real.astype(np.float32).astype(np.float64), fake.astype(np.float32).astype(np.float64), dtype=torch.float64)
+    prdc = pytest.importorskip("prdc")
+    ref = prdc.compute_prdc(real_features=real, fake_features=fake, nearest_k=5)
+    assert exact["density"] == pytest.approx(float(ref["density"]), abs=1e-12)
+    assert exact["coverage"] == pytest.approx(float(ref["coverage"]), abs=1e-12)
