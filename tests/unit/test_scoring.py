@@ -356,3 +356,13 @@ def test_concat_keeps_models_apart_and_histograms_aligned():
     assert joined.levels.tolist() == [300, 310, 490, 500]
     assert np.allclose(sc.modes_from_counts(joined.block_counts, joined.levels), joined.block_score)
     assert sc.time_score(joined.select("B")) == 490
+
+
+def test_studentized_interval_of_an_error_rate_stays_within_0_and_1():
+    # Few evaluators near 0 errors with one outlier: the bootstrap-t interval's low end fell below 0
+    # (the compare page showed "-0.7% – 36.5%"). Clipping to [0, 1] keeps the truth inside it.
+    counts = InfinityCounts.from_counts([f"w{i}" for i in range(6)], "m", np.array([0, 0, 0, 1, 0, 30]), 50,
+                                        np.array([0, 1, 0, 0, 0, 25]), 50)
+    result = sc.bootstrap_infinity(counts, method="studentized", n_resamples=4000, rng=3)
+    low, high = result.confidence_interval
+    assert 0.0 <= low < result.estimate < high <= 1.0
