@@ -315,7 +315,7 @@ def print_table(results: list[PhaseResult]) -> None:
 
     ratios = [(h, b) for h in hypes for b in ("bare sqlite3", "bare orm") if b in targets]
     print("\nserver CPU per request, ms: gunicorn processes [PostgreSQL's own processes] {nginx's, with --nginx}")
-    print(f"{'request':<26}" + "".join(f"{t:>16}" for t in targets)
+    print(f"{'request':<26}" + "".join(f"{t:>24}" for t in targets)
           + "".join(f"{SHORT[h] + '/' + SHORT[b]:>20}" for h, b in ratios))
     for label, hype_phase, bare_phase, _ in ROWS:
         line = f"{label:<26}"
@@ -323,7 +323,7 @@ def print_table(results: list[PhaseResult]) -> None:
             r = cell(t, hype_phase, bare_phase)
             text = "-" if r is None else (f"{r.cpu_ms:.2f}" + (f" [{r.db_cpu_ms:.2f}]" if r.db_cpu_s else "")
                                           + (f" {{{r.front_cpu_ms:.2f}}}" if r.front_cpu_s else ""))
-            line += f"{text:>16}"
+            line += f"{text:>24}"
         for h, b in ratios:
             hype, bare = cell(h, hype_phase, bare_phase), cell(b, hype_phase, bare_phase)
             line += f"{(f'{hype.cpu_ms / bare.cpu_ms:.2f}x' if hype and bare else '-'):>20}"

@@ -113,7 +113,9 @@ def run_load(database_url: str, data_dir: Path, n_workers: int, *, server_worker
         plan = CrowdPlan(base_url=base_url, slugs=tuple(s.slug for s in studies), n_workers=n_workers,
                          ramp_s=ramp_s, think_scale=think_scale, deadline_s=deadline_s, seed=seed)
         log = run_crowd_blocking(plan, oracle)
-        cpu = {name: cpu_seconds(pids) - before[name] for name, pids in trees.items()}
+        # the trees again: PostgreSQL starts a backend per new connection during the crowd
+        after = {name: trees[name] if name == "crowd client" else descendants(processes[name]) for name in trees}
+        cpu = {name: cpu_seconds(after[name]) - before[name] for name in trees}
     check = check_database(database_url, [s.study_id for s in studies], log.acknowledged, log.refused,
                            [*log.unsettled, *log.abandoned])
     kind = "sqlite" if database_url.startswith("sqlite") else "postgres"
