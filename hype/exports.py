@@ -441,7 +441,7 @@ def _require_pyarrow():
         import pyarrow.parquet as pq
     except ImportError:
         raise ExportError("the parquet format needs pyarrow, which is not installed: "
-                          "pip install pyarrow (or use --format csv / json)") from None
+                          "pip install -e '.[parquet]' (or use --format csv / json)") from None
     return pyarrow, pq
 
 

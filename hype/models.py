@@ -357,3 +357,32 @@ class BonusPayment(Base):
     error: Mapped[Optional[str]] = mapped_column(String(500))
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     paid_at: Mapped[Optional[dt.datetime]] = mapped_column(DateTime(timezone=True))
+
+JOB_KINDS = ("metrics", "report", "import")
+JOB_STATES = ("queued", "running", "done", "failed")
+
+
+class Job(Base):
+    """A background job (hype.jobs): what was asked, how far it got, and how it ended.
+
+    The queue (Huey) only carries the job's id; this row is what the dashboard and `hype jobs` read,
+    so it lives in the study's database whatever queue storage runs the work. `heartbeat_at` is
+    renewed while the job runs: a running job whose heartbeat stopped was killed with its worker
+    (shown as interrupted, and it may be started again)."""
+
+    __tablename__ = "jobs"
+    __table_args__ = (Index("ix_jobs_study_kind", "study_id", "kind"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("studies.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(20))
+    state: Mapped[str] = mapped_column(String(20), default="queued")
+    params: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    progress: Mapped[float] = mapped_column(Float, default=0.0)
+    message: Mapped[str] = mapped_column(String(500), default="")
+    error: Mapped[Optional[str]] = mapped_column(Text, nullable=True)
+    result: Mapped[Optional[dict[str, Any]]] = mapped_column(JSON, nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    started_at: Mapped[Optional[dt.datetime]] = mapped_column(DateTime(timezone=True), nullable=True)
+    heartbeat_at: Mapped[Optional[dt.datetime]] = mapped_column(DateTime(timezone=True), nullable=True)
+    finished_at: Mapped[Optional[dt.datetime]] = mapped_column(DateTime(timezone=True), nullable=True)

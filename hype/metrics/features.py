@@ -11,7 +11,7 @@ import json
 import os
 import tempfile
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Union
 
@@ -157,6 +157,7 @@ def pool_features(
     cache: FeatureCache | None = None,
     batch_size: int = 64,
     progress: bool = True,
+    on_batch: Callable[[int], None] | None = None,
 ) -> np.ndarray:
     """Features of an image pool, embedded at most once per (content, encoder, weights,
     preprocessing): a 5000-image pool takes minutes on CPU and every metric
@@ -173,7 +174,7 @@ def pool_features(
                 "recomputing (is the pool key really a content hash?)",
                 stacklevel=2,
             )
-    feats = extractor.extract(images, batch_size=batch_size, progress=progress)
+    feats = extractor.extract(images, batch_size=batch_size, progress=progress, on_batch=on_batch)
     if cache is not None and key is not None:
         cache.save(key, feats)
     return feats

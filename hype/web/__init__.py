@@ -55,6 +55,9 @@ def register_blueprints(app: Flask, csrf: "CSRFProtect") -> None:
     from hype.web.platforms import bp as platforms_bp
 
     app.register_blueprint(platforms_bp)
+    from hype.web.jobs import bp as jobs_bp
+
+    app.register_blueprint(jobs_bp)
     from hype.web.openapi import bp as openapi_bp  # GET /api/openapi.json, the worker API's description
 
     app.register_blueprint(openapi_bp)

@@ -146,13 +146,19 @@ def add_images(study_id: int):
             raise StudyError("choose the real pool or a model")
         if pool == "fake" and not model_name:
             raise StudyError("name the model these images come from")
+        checked_folder = None
+        if folder and not (upload and upload.filename):
+            cfg = config()
+            checked_folder = resolve_server_folder(folder, cfg.import_roots, forbidden=[cfg.data_dir])
+        if _large_import(upload, checked_folder):
+            return _import_in_background(study, upload, checked_folder, pool, model_name if pool == "fake" else None,
+                                         resize)
         with tempfile.TemporaryDirectory(dir=_staging(study)) as tmp:
             if upload and upload.filename:
                 source = Path(tmp) / (secure_filename(upload.filename) or "upload.zip")
                 upload.save(source)
-            elif folder:
-                cfg = config()
-                source = resolve_server_folder(folder, cfg.import_roots, forbidden=[cfg.data_dir])
+            elif checked_folder is not None:
+                source = checked_folder
             else:
                 raise StudyError("upload a zip or give a server folder")
             summary = import_images(db(), config(), study, source, pool=pool, model_name=model_name if pool == "fake" else None,
@@ -176,6 +182,48 @@ def _size(text: str) -> tuple[int, int] | None:
     if len(parts) != 2 or not all(p.isdigit() and 0 < int(p) <= 8192 for p in parts):
         raise StudyError(f"resize is width x height in pixels, e.g. 256x256, not {text!r}")
     return int(parts[0]), int(parts[1])
+
+
+#: Imports at least this large run as a background job (hype.jobs), so the request returns at once.
+LARGE_IMPORT_BYTES = 20 * 1024 * 1024
+LARGE_IMPORT_FILES = 500
+
+
+def _large_import(upload, folder: Path | None) -> bool:
+    """`folder`: already checked against HYPE_IMPORT_ROOTS (resolve_server_folder)."""
+    if upload and upload.filename:
+        upload.stream.seek(0, 2)
+        size = upload.stream.tell()
+        upload.stream.seek(0)
+        return size >= LARGE_IMPORT_BYTES
+    if folder is not None and folder.is_dir():
+        return sum(1 for _ in zip(range(LARGE_IMPORT_FILES), folder.rglob("*"))) >= LARGE_IMPORT_FILES
+    return False
+
+
+def _import_in_background(study: Study, upload, folder: Path | None, pool: str, model_name: str | None,
+                          resize: tuple[int, int] | None):
+    import uuid
+
+    from flask import current_app
+
+    from hype.jobs import JobError, submit
+
+    params: dict[str, Any] = {"pool": pool, "model_name": model_name, "resize": list(resize) if resize else None}
+    if upload and upload.filename:
+        source = Path(_staging(study)) / f"{uuid.uuid4().hex}-{secure_filename(upload.filename) or 'upload.zip'}"
+        upload.save(source)
+        params.update(source=str(source), remove_source=True)
+    else:
+        params.update(source=str(folder), remove_source=False)
+    try:
+        job = submit(config(), current_app.extensions["hype.sessions"], study.id, "import", params)
+        flash(f"A large import: it runs as job {job.id}; its progress shows under Background jobs.")
+    except JobError as exc:
+        if params.get("remove_source"):
+            Path(params["source"]).unlink(missing_ok=True)
+        flash(f"Nothing was added: {exc}", "error")
+    return redirect(url_for("researcher.study", study_id=study.id) + "#jobs")
 
 
 def _staging(study: Study) -> str:

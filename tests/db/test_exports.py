@@ -290,9 +290,9 @@ def test_parquet(session, filled, tmp_path):
     try:
         import pyarrow  # noqa: F401
     except ImportError:
-        with pytest.raises(ExportError, match="pip install pyarrow"):
+        with pytest.raises(ExportError, match=r"pip install -e '\.\[parquet\]'"):
             write_export(bundle, tmp_path / "p", "parquet")
-        with pytest.raises(ExportError, match="pip install pyarrow"):
+        with pytest.raises(ExportError, match=r"pip install -e '\.\[parquet\]'"):
             export_zip_bytes(bundle, "parquet")
         assert not (tmp_path / "p").exists()
         return

