@@ -48,6 +48,7 @@ class JobContext:
     params: dict[str, Any]
     min_interval_s: float = 2.0
     _last: float = field(default=0.0, repr=False)
+    _stored: float = field(default=0.0, repr=False)
 
     @contextmanager
     def read(self) -> Iterator[Session]:
@@ -64,12 +65,13 @@ class JobContext:
         records.mark_done(session, self.job_id, result, message)
 
     def progress(self, fraction: float, message: str) -> None:
-        """Store progress at most every `min_interval_s`: each store is a short write, and on SQLite every
-        write briefly takes the one write lock the workers' answers need too."""
+        """Store progress every `min_interval_s`, or sooner when it moved by a tenth: each store is a
+        short write, and on SQLite every write briefly takes the one write lock the workers' answers
+        need too, so a job writes a few dozen times at most."""
         now = time.monotonic()
-        if fraction < 1.0 and now - self._last < self.min_interval_s:
+        if fraction < 1.0 and now - self._last < self.min_interval_s and fraction - self._stored < 0.1:
             return
-        self._last = now
+        self._last, self._stored = now, fraction
         records.record_progress(self.factory, self.job_id, fraction, message)
 
 
