@@ -45,7 +45,7 @@ def test_ci_installs_the_weights_through_the_extra_not_by_hand():
 
 def test_packaged_weights_are_found_where_the_extra_is_installed():
     pytest.importorskip("torch")
-    from hype.metrics.features import PACKAGED_WEIGHTS_SHA256, _packaged_weights, sha256_file
+    from hype.metrics.encoders.inception import PACKAGED_WEIGHTS_SHA256, _packaged_weights, sha256_file
 
     path = _packaged_weights()
     if path is None:
