@@ -9,7 +9,7 @@ import click
 from sqlalchemy.orm import Session
 
 from hype.config import Config, load_config
-from hype.db import make_engine, make_session_factory
+from hype.db import make_engine, make_session_factory, transaction
 
 
 class Context:
@@ -32,14 +32,9 @@ class Context:
 
     @contextmanager
     def session(self) -> Iterator[Session]:
-        factory = make_session_factory(self.engine)
-        with factory() as session:
-            try:
-                yield session
-                session.commit()
-            except BaseException:
-                session.rollback()
-                raise
+        """One unit of work per command: commit on success, roll back on any error."""
+        with transaction(make_session_factory(self.engine)) as session:
+            yield session
 
 
 pass_ctx = click.make_pass_decorator(Context)
