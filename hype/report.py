@@ -56,7 +56,7 @@ from hype.coverage import coverage_note
 from hype.images import store_path
 from hype.models import Assignment, Exclusion, GeneratorModel, Image, Judgment, Participant, StaircaseRecord, Study, Trial
 from hype.protocol import StudySettings
-from hype.scoring import ScoringError, block_mode, evaluator_scores
+from hype.scoring import MIN_EVALUATORS_FOR_CI, ScoringError, block_mode, evaluator_scores
 from hype.staircase import StaircaseState
 from hype.studies import study_settings
 from hype.study_metrics import latest_metrics_by_encoder
@@ -353,6 +353,7 @@ def _leaderboard_section(score: StudyScore, units: _Units, colors: dict[str, str
             "estimate": units.fmt(r.estimate),
             "ci_low": units.fmt(r.ci_low),
             "ci_high": units.fmt(r.ci_high),
+            "ci_shown": r.n_evaluators >= MIN_EVALUATORS_FOR_CI,
             "se": units.fmt(r.standard_error),
             "fakes_error": units.fmt(r.fakes_error) if units.infinity else None,
             "reals_error": units.fmt(r.reals_error) if units.infinity else None,
@@ -364,11 +365,15 @@ def _leaderboard_section(score: StudyScore, units: _Units, colors: dict[str, str
             "criterion": _sdt_cell(r.sdt, "criterion") if units.infinity else None,
         })
     scored = [r for r in board.rows if r.n_evaluators]
+
+    def bar(r: Any, end: float) -> float:  # no interval drawn below the minimum, as in the table
+        return units.scale * (end if r.n_evaluators >= MIN_EVALUATORS_FOR_CI else r.estimate)
+
     plot = plots.forest_plot(
         [r.model for r in scored],
         [units.scale * r.estimate for r in scored],
-        [units.scale * r.ci_low for r in scored],
-        [units.scale * r.ci_high for r in scored],
+        [bar(r, r.ci_low) for r in scored],
+        [bar(r, r.ci_high) for r in scored],
         xlabel=f"{units.axis_label}, {100 * board.confidence_level:g}% CI",
         reference=50.0 if units.infinity else None,
         reference_label="chance (50%)" if units.infinity else None,
@@ -377,6 +382,8 @@ def _leaderboard_section(score: StudyScore, units: _Units, colors: dict[str, str
     t = score.totals
     return {
         "rows": rows,
+        "min_ci": MIN_EVALUATORS_FOR_CI,
+        "some_without_ci": any(not row["ci_shown"] for row in rows),
         "plot": plot,
         "confidence": f"{100 * board.confidence_level:g}%",
         "method": board.method,

@@ -18,6 +18,7 @@ from scipy import stats
 from hype.cli import main
 from hype.models import Exclusion, MetricResult, utcnow
 from hype.report import build_report, write_report
+from hype.scoring import MIN_EVALUATORS_FOR_CI
 from hype.sessions import (
     Answer,
     BrowserCheck,
@@ -182,7 +183,7 @@ def text_of(fragment: str) -> str:
 
 def test_infinity_report_matches_score_study(session, config, make_study):
     study = make_study("hype-infinity", settings=INF_SETTINGS, models=("alpha", "<i>beta$</i>"))
-    fill(session, study, 8, {"alpha": 0.7, "<i>beta$</i>": 0.05})
+    fill(session, study, 12, {"alpha": 0.7, "<i>beta$</i>": 0.05})  # >= 5 scored per model: intervals shown
     exclude_one(session, study)
     add_metrics(session, study, {"alpha": 20.0, "<i>beta$</i>": 80.0})
     score = score_study(session, study, n_resamples=RESAMPLES)
@@ -250,7 +251,8 @@ def test_time_report_with_staircases_and_spearman(session, config, make_study):
     board = section(html, "leaderboard")
     for r in score.leaderboard.rows:
         assert f"<strong>{r.estimate:.1f}</strong>" in board
-        assert f"{r.ci_low:.1f} – {r.ci_high:.1f}" in board
+        assert r.n_evaluators < MIN_EVALUATORS_FOR_CI  # two each: no interval, the reason instead
+    assert board.count(f"needs {MIN_EVALUATORS_FOR_CI} evaluators") == len(models)
     assert "one-way ANOVA with Tukey HSD" in section(html, "separability")
 
     stair = section(html, "staircases")
@@ -414,3 +416,17 @@ def test_every_metric_on_every_encoder_with_intervals(session, config, make_stud
     assert result.exit_code == 0, result.output
     assert f"encoder dinov2-vitl14, weights sha256 {'cd34' * 16}" in result.output
     assert "FD_DINOv2" in result.output and "[192.50, 207.25]" in result.output
+
+
+def test_no_interval_below_the_minimum_of_evaluators(session, config, make_study):
+    """Issue 16 item 3, in the report as on the dashboard: with one evaluator the bootstrap "interval" is a
+    single point (it printed "0.0 – 0.0"), so a model below the minimum gets no interval and the reason."""
+    study = make_study("hype-infinity", settings=INF_SETTINGS, models=("alpha", "beta"))
+    fill(session, study, 2, {"alpha": 0.5, "beta": 0.1})
+    score = score_study(session, study, n_resamples=RESAMPLES)
+    assert all(r.n_evaluators < MIN_EVALUATORS_FOR_CI for r in score.leaderboard.rows)
+    board = section(build_report(session, config, study, n_resamples=RESAMPLES), "leaderboard")
+    assert board.count(f"needs {MIN_EVALUATORS_FOR_CI} evaluators") == 2
+    for r in score.leaderboard.rows:
+        assert f"{100 * r.ci_low:.1f} – {100 * r.ci_high:.1f}" not in board
+    assert f"fewer than {MIN_EVALUATORS_FOR_CI} evaluators" in board
