@@ -40,7 +40,7 @@ SETTINGS = {
 
 
 def test_exposures_and_masks_are_frame_accurate(make_study, new_worker, db_records) -> None:
-    study = make_study("hype-time", settings=SETTINGS, models=("alpha",), n_real=30, n_fake=30, size=128)
+    study = make_study("hype-time", settings=SETTINGS, models=("alpha",), n_real=48, n_fake=48, size=128)  # labels are coin flips: room for a lopsided draw
     t = study.settings["time"]
     w = new_worker()
     w.open(study.slug, entry_query("plain"))

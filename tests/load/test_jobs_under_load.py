@@ -31,6 +31,7 @@ pytest.importorskip("torch")
 REPO = Path(__file__).resolve().parents[2]
 N_WORKERS = 40
 MAX_WAIT_MS = 1000.0
+JOB_N_BOOT = 3000
 
 
 class _JobEnded(Exception):
@@ -76,7 +77,10 @@ def test_metrics_job_while_a_crowd_answers(db_url, tmp_path):
         before = {k: len(v) for k, v in log.latencies_ms.items()}
         errors_before = Counter(log.errors)
         job = await asyncio.to_thread(submit, config, factory, target.study_id, "metrics",
-                                      {"device": "cpu", "batch_size": 8, "metrics": ["kid", "prd", "prdc"]})
+                                      {"device": "cpu", "batch_size": 8, "metrics": ["kid", "prd", "prdc"],
+                                       # many bootstrap replicates: a job that lasts a while (as FID on
+                                       # 5000 images does), so that hundreds of requests meet it
+                                       "n_boot": JOB_N_BOOT})
         started = time.monotonic()
         while (view := await asyncio.to_thread(job_state, job.id))["active"]:
             if time.monotonic() - started > 400:
