@@ -45,6 +45,16 @@ def fail(message: str) -> None:
     raise click.ClickException(message)
 
 
+@contextmanager
+def user_errors() -> Iterator[None]:
+    """The study services raise ValueError (StudyError, SettingsError) with a message written for a
+    person: a command shows it instead of a traceback."""
+    try:
+        yield
+    except ValueError as exc:
+        fail(str(exc))
+
+
 def owner_id(session: Session, email: str | None) -> int | None:
     """The researcher who owns a study made by a command: --owner, or else the only researcher. With
     none yet the study is made without one, and the command says how to give it one later."""

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 from sqlalchemy.orm import Session
 
-from hype.cli.base import Context, fail, owner_id, pass_ctx
+from hype.cli.base import Context, fail, owner_id, pass_ctx, user_errors
 
 
 @click.command("create-study")
@@ -99,12 +99,9 @@ def publish_cmd(ctx: Context, study: str) -> None:
     """Check the pools and open the study to workers."""
     from hype import studies
 
-    with ctx.session() as session:
-        try:
-            s = studies.find_study(session, study)
-            studies.publish_study(session, ctx.config, s)
-        except ValueError as exc:
-            fail(str(exc))
+    with ctx.session() as session, user_errors():
+        s = studies.find_study(session, study)
+        studies.publish_study(session, ctx.config, s)
         click.echo(f"published {s.name!r}: worker link /s/{s.slug}")
 
 
@@ -115,12 +112,9 @@ def close_cmd(ctx: Context, study: str) -> None:
     """Stop new starts; running sessions may finish."""
     from hype import studies
 
-    with ctx.session() as session:
-        try:
-            s = studies.find_study(session, study)
-            studies.close_study(s)
-        except ValueError as exc:
-            fail(str(exc))
+    with ctx.session() as session, user_errors():
+        s = studies.find_study(session, study)
+        studies.close_study(s)
         click.echo(f"closed {s.name!r}")
 
 
@@ -131,12 +125,9 @@ def reopen_cmd(ctx: Context, study: str) -> None:
     """Take new workers again after closing (e.g. to replace excluded workers)."""
     from hype import recruitment, studies
 
-    with ctx.session() as session:
-        try:
-            s = studies.find_study(session, study)
-            studies.reopen_study(session, s)
-        except ValueError as exc:
-            fail(str(exc))
+    with ctx.session() as session, user_errors():
+        s = studies.find_study(session, study)
+        studies.reopen_study(session, s)
         click.echo(f"reopened {s.name!r}: worker link /s/{s.slug}")
         if recruitment.is_complete(recruitment.model_slots(session, s)):
             click.echo("every model already has its evaluators: raise the target with `hype recruitment STUDY --evaluators N`")
