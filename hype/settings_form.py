@@ -28,6 +28,10 @@ EDITABLE_WHILE_RUNNING = (
     "recruitment.close_when_complete",
 )
 
+# Task sections that one mode only uses: the other mode's section is neither shown (the new-study form
+# hides it once a mode is chosen, the settings page never shows it) nor read from a submitted form.
+MODE_SECTIONS: dict[str, str] = {"infinity": "hype-infinity", "time": "hype-time"}
+
 SECTIONS: dict[str, str] = {
     "": "Study",
     "qualification": "Qualification",
@@ -124,9 +128,15 @@ def form_fields() -> list[FormField]:
     return out
 
 
-def sections(fields: list[FormField] | None = None) -> list[tuple[str, str, list[FormField]]]:
-    """(section key, title, fields), sections in SECTIONS order, unknown ones after."""
-    fields = form_fields() if fields is None else fields
+def applies(section: str, mode: str | None) -> bool:
+    """Whether a study of ``mode`` uses the settings of ``section`` (None: any mode, both task sections)."""
+    return mode is None or MODE_SECTIONS.get(section, mode) == mode
+
+
+def sections(fields: list[FormField] | None = None, mode: str | None = None) -> list[tuple[str, str, list[FormField]]]:
+    """(section key, title, fields), sections in SECTIONS order, unknown ones after; with ``mode``, only
+    the sections that mode uses."""
+    fields = [f for f in (form_fields() if fields is None else fields) if applies(f.section, mode)]
     keys = list(SECTIONS) + sorted({f.section for f in fields} - set(SECTIONS))
     return [(k, SECTIONS.get(k, k.capitalize()), [f for f in fields if f.section == k]) for k in keys if any(f.section == k for f in fields)]
 
@@ -143,12 +153,15 @@ def current_values(settings: StudySettings) -> dict[str, Any]:
     return out
 
 
-def settings_from_form(form: Mapping[str, str], only: tuple[str, ...] | None = None) -> dict[str, Any]:
+def settings_from_form(form: Mapping[str, str], only: tuple[str, ...] | None = None,
+                       mode: str | None = None) -> dict[str, Any]:
     """Nested settings from the flat form. An empty number keeps the default (or the study's value);
-    a checkbox is off when absent. ``only`` restricts to those paths (the others are not read)."""
+    a checkbox is off when absent. ``only`` restricts to those paths and ``mode`` to the sections that
+    mode uses (the others are not read: a HYPE-∞ study keeps the HYPE-time defaults whatever a form
+    without JavaScript, which shows both task sections, sent for them)."""
     settings: dict[str, Any] = {}
     for f in form_fields():
-        if only is not None and f.path not in only:
+        if (only is not None and f.path not in only) or not applies(f.section, mode):
             continue
         if f.kind is bool:
             value: Any = form.get(f.name) in ("on", "true", "1")

@@ -101,9 +101,10 @@ def pay_estimate():
 def form_settings(form, study=None) -> StudySettings:
     """Settings a new-study or edit form describes: for an edit, only what may still change is read."""
     if study is None:
-        return StudySettings.from_dict({**settings_from_form(form), "mode": form.get("mode") or "hype-infinity"})
+        mode = form.get("mode") or "hype-infinity"
+        return StudySettings.from_dict({**settings_from_form(form, mode=mode), "mode": mode})
     only = EDITABLE_WHILE_RUNNING if has_started(db(), study) else None
-    return StudySettings.from_dict(merge(study_settings(study).to_dict(), settings_from_form(form, only=only)))
+    return StudySettings.from_dict(merge(study_settings(study).to_dict(), settings_from_form(form, only=only, mode=study.mode)))
 
 
 def pay_figures(settings: StudySettings, pay: effort.PayEstimate | None = None) -> dict[str, Any]:

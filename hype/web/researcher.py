@@ -20,7 +20,7 @@ from hype.protocol import MODES
 from hype.quality import ExclusionRules
 from hype.scoring import MIN_EVALUATORS_FOR_CI, ScoringError
 from hype.protocol import SettingsError, StudySettings
-from hype.settings_form import EDITABLE_WHILE_RUNNING, current_values, sections, settings_from_form
+from hype.settings_form import EDITABLE_WHILE_RUNNING, MODE_SECTIONS, current_values, sections, settings_from_form
 from hype.studies import (
     StudyError,
     close_study,
@@ -80,7 +80,7 @@ def new_study():
                 name=request.form.get("name", ""),
                 mode=request.form.get("mode", ""),
                 seed=seed,
-                settings=settings_from_form(request.form),
+                settings=settings_from_form(request.form, mode=request.form.get("mode", "")),
                 owner_id=current_researcher().id,
                 prolific_completion_url=(request.form.get("prolific_completion_url") or "").strip() or None,
             )
@@ -95,6 +95,7 @@ def new_study():
 
     return render_template(
         "researcher/new_study.html", sections=sections(), values=values, modes=MODES, error=error, form=request.form,
+        mode_sections=MODE_SECTIONS,
         pay=form_pay(request.form),
     ), 400 if error else 200
 
@@ -111,7 +112,7 @@ def edit_settings(study_id: int):
     if request.method == "POST":
         try:
             was = study.status
-            changed = update_settings(db(), study, settings_from_form(request.form, only=editable))
+            changed = update_settings(db(), study, settings_from_form(request.form, only=editable, mode=study.mode))
             recruitment.close_if_complete(db(), study)
             db().commit()
             message = f"Settings saved ({', '.join(changed)} changed)." if changed else "Nothing changed."
@@ -126,7 +127,7 @@ def edit_settings(study_id: int):
     from hype.web.platforms import form_pay
 
     return render_template(
-        "researcher/edit_settings.html", study=study, sections=sections(), values=values, editable=editable,
+        "researcher/edit_settings.html", study=study, sections=sections(mode=study.mode), values=values, editable=editable,
         started=started, error=error, pay=form_pay(request.form, study),
     ), 400 if error else 200
 

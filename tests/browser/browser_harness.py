@@ -122,10 +122,12 @@ class NetworkGuard:
         return [r for r in self.requests if not r.answered]
 
 
-def new_context(browser: Any, guard: NetworkGuard, *, viewport: tuple[int, int] = (1280, 720), bypass_csp: bool = False) -> Any:
-    """``bypass_csp``: let a test inject a script (axe-core) that the pages' CSP would refuse."""
+def new_context(browser: Any, guard: NetworkGuard, *, viewport: tuple[int, int] = (1280, 720), bypass_csp: bool = False,
+                javascript: bool = True) -> Any:
+    """``bypass_csp``: let a test inject a script (axe-core) that the pages' CSP would refuse;
+    ``javascript=False``: a browser without JavaScript (pages must still work: progressive enhancement)."""
     context = browser.new_context(viewport={"width": viewport[0], "height": viewport[1]}, device_scale_factor=1,
-                                  bypass_csp=bypass_csp)
+                                  bypass_csp=bypass_csp, java_script_enabled=javascript)
     context.route("**/*", guard.handle)
     context.set_default_timeout(STEP_TIMEOUT_MS)
     return context
