@@ -6,6 +6,7 @@ from contextlib import contextmanager
 from typing import Iterator
 
 import click
+from sqlalchemy import exc as sa_exc, inspect
 from sqlalchemy.orm import Session
 
 from hype.config import Config, load_config
@@ -32,9 +33,25 @@ class Context:
 
     @contextmanager
     def session(self) -> Iterator[Session]:
-        """One unit of work per command: commit on success, roll back on any error."""
-        with transaction(make_session_factory(self.engine)) as session:
-            yield session
+        """One unit of work per command: commit on success, roll back on any error.
+
+        A database that was never initialised fails every query with the driver's text ("no such
+        table: studies" on SQLite, "relation ... does not exist" on PostgreSQL); the person needs the
+        one command that fixes it, not the SQL."""
+        try:
+            with transaction(make_session_factory(self.engine)) as session:
+                yield session
+        except (sa_exc.OperationalError, sa_exc.ProgrammingError):
+            if not self._has_schema():
+                shown = self.engine.url.render_as_string(hide_password=True)
+                fail(f"the database {shown} has no hype tables yet: run `hype init-db` first")
+            raise
+
+    def _has_schema(self) -> bool:
+        try:
+            return inspect(self.engine).has_table("studies")
+        except sa_exc.SQLAlchemyError:
+            return False
 
 
 pass_ctx = click.make_pass_decorator(Context)

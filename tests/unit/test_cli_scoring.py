@@ -65,3 +65,10 @@ def test_plan_prints_shrinking_halfwidths():
     lines = [l.split() for l in res.output.strip().splitlines() if l.split()[0].isdigit()]
     assert [int(l[0]) for l in lines] == [10, 40]
     assert float(lines[1][1]) < float(lines[0][1])
+
+
+def test_score_on_a_database_never_initialised_says_to_run_init_db(tmp_path):
+    result = CliRunner().invoke(main, ["--data-dir", str(tmp_path), "score", "1"])
+    assert result.exit_code == 1
+    assert "hype init-db" in result.output
+    assert "SELECT" not in result.output and "sqlalche.me" not in result.output
