@@ -51,4 +51,5 @@ if command -v redis-server >/dev/null && [ -z "${HYPE_TEST_REDIS_URL:-}" ]; then
 fi
 if [ "${CI:-}" = "true" ]; then export HYPE_TEST_REQUIRE_POSTGRES=1 HYPE_TEST_REQUIRE_REDIS=1; fi
 
-$PY -m pytest -q "$@"
+# The 25 slowest tests are listed at the end, so a CI log shows where its 30-minute budget goes.
+$PY -m pytest -q --durations=25 "$@"
