@@ -386,3 +386,31 @@ class Job(Base):
     started_at: Mapped[Optional[dt.datetime]] = mapped_column(DateTime(timezone=True), nullable=True)
     heartbeat_at: Mapped[Optional[dt.datetime]] = mapped_column(DateTime(timezone=True), nullable=True)
     finished_at: Mapped[Optional[dt.datetime]] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class ModelStopping(Base):
+    """A model's last look by the study's stopping rule (hype.stopping), kept so that assigning a
+    worker reads one row per model instead of re-scoring the study.
+
+    Refreshed (hype.stopping_state.refresh) when one of the model's sessions completes, an exclusion is
+    made or revoked, and the study's settings change. `stopped_at`, `stopped_n` and `reason` record when
+    and why collection for the model stopped, for the dashboard and the report; they are cleared if it
+    reopens (an exclusion, a tighter target). `forecast` caches the dashboard's simulated forecast of
+    evaluators still needed, for `forecast_n` evaluators."""
+
+    __tablename__ = "model_stopping"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("studies.id", ondelete="CASCADE"), index=True)
+    model_id: Mapped[int] = mapped_column(ForeignKey("models.id", ondelete="CASCADE"), unique=True)
+    n_evaluators: Mapped[int] = mapped_column(Integer, default=0)
+    estimate: Mapped[Optional[float]] = mapped_column(Float, nullable=True)
+    halfwidth: Mapped[Optional[float]] = mapped_column(Float, nullable=True)
+    confidence_level: Mapped[Optional[float]] = mapped_column(Float, nullable=True)
+    stopped: Mapped[bool] = mapped_column(Boolean, default=False)
+    reason: Mapped[Optional[str]] = mapped_column(String(16), nullable=True)
+    stopped_n: Mapped[Optional[int]] = mapped_column(Integer, nullable=True)
+    stopped_at: Mapped[Optional[dt.datetime]] = mapped_column(DateTime(timezone=True), nullable=True)
+    refreshed_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    forecast: Mapped[Optional[dict[str, Any]]] = mapped_column(JSON, nullable=True)
+    forecast_n: Mapped[Optional[int]] = mapped_column(Integer, nullable=True)

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from hype.models import Assignment, Exclusion, Judgment, StaircaseRecord, Study, Trial, utcnow
 from hype.quality import ExclusionRules, TrialRecord, WorkerStats, violations, worker_stats
+from hype import stopping_state
 from hype.recruitment import ModelSlots, close_if_complete, is_complete, is_idle, model_slots
 from hype.studies import study_settings
 
@@ -130,6 +131,7 @@ def exclude(session: Session, study: Study, assignment_id: int, reason: str, rul
     exclusion = Exclusion(assignment_id=assignment.id, reason=reason[:500], rule=rule)
     session.add(exclusion)
     session.flush()
+    stopping_state.look(session, study, [assignment.model_id])  # its model may need evaluators again
     return exclusion
 
 
@@ -140,6 +142,7 @@ def revoke(session: Session, study: Study, exclusion_id: int) -> Exclusion:
     if exclusion.revoked_at is None:
         exclusion.revoked_at = utcnow()
         session.flush()
+        stopping_state.look(session, study, [exclusion.assignment.model_id])
         close_if_complete(session, study)  # the worker counts again: their model may be full now
     return exclusion
 

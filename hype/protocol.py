@@ -79,6 +79,21 @@ class RecruitmentSettings:
 
 
 @dataclass(frozen=True)
+class StoppingSettings:
+    """Stop recruiting for a model once its interval is narrow enough, and give its slots to the
+    models still collecting (hype.stopping; may change after publishing, like the target). The
+    evaluators per model stay the cap. [decision: not in the paper]"""
+
+    # Target 95% CI half-width per model: percentage points of error rate (HYPE-infinity) or ms
+    # (HYPE-time); 0 = no target.
+    target_halfwidth: float = 0.0
+    # Stop a model once its interval is clear of every other model's.
+    until_models_separate: bool = False
+    # No model stops before this many valid evaluators (coverage is measured from 10 on).
+    min_evaluators: int = 10
+
+
+@dataclass(frozen=True)
 class StudySettings:
     mode: Mode = "hype-infinity"
     seed: int = 0
@@ -89,6 +104,7 @@ class StudySettings:
     pay: PaySettings = field(default_factory=PaySettings)
     statistics: StatisticsSettings = field(default_factory=StatisticsSettings)
     recruitment: RecruitmentSettings = field(default_factory=RecruitmentSettings)
+    stopping: StoppingSettings = field(default_factory=StoppingSettings)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -128,10 +144,31 @@ class StudySettings:
             raise SettingsError("evaluators_per_model must be >= 1")
         if not 1.0 <= self.recruitment.idle_timeout_minutes <= 7 * 24 * 60:
             raise SettingsError("recruitment.idle_timeout_minutes must be between 1 and 10080 (a week)")
+        self._validate_stopping()
         if not 0.5 < self.statistics.confidence_level < 1.0:
             raise SettingsError("statistics.confidence_level must be in (0.5, 1)")
         if self.statistics.n_resamples < 100:
             raise SettingsError("statistics.n_resamples must be >= 100")
+
+    def _validate_stopping(self) -> None:
+        s = self.stopping
+        unit, most = ("percentage points", 50.0) if self.mode == "hype-infinity" else ("ms", self.time.max_ms)
+        if not 0.0 <= s.target_halfwidth < most:
+            raise SettingsError(f"stopping.target_halfwidth is a half-width in {unit} between 0 (no target) and "
+                                f"{most:g}, not {s.target_halfwidth:g}")
+        if s.min_evaluators < 10:
+            raise SettingsError("stopping.min_evaluators must be >= 10: the coverage of stopped estimates is "
+                                f"measured from 10 evaluators on (experiments/stopping.md), not {s.min_evaluators}")
+        if (s.target_halfwidth or s.until_models_separate) and s.min_evaluators > self.evaluators_per_model:
+            raise SettingsError(f"stopping.min_evaluators ({s.min_evaluators}) cannot exceed evaluators_per_model "
+                                f"({self.evaluators_per_model}), which is the most any model gets")
+
+    def target_halfwidth_score(self) -> float | None:
+        """The target half-width in the score's own units (error rate as a share, or ms); None when unset."""
+        t = self.stopping.target_halfwidth
+        if not t:
+            return None
+        return t / 100.0 if self.mode == "hype-infinity" else t
 
     # Derived counts, so pools can be checked against what a study will draw.
     def task_counts(self) -> tuple[int, int]:

@@ -10,7 +10,9 @@ Each of a model's sessions is in exactly one of these groups (checked in this or
 - valid:       completed and not excluded: what the target counts;
 - in_progress: still working (consent given, not finished, not idle).
 
-A model is full when ``valid >= target``; a full model takes nobody new. Excluding a completed worker
+A model is full when ``valid >= target``, or when the study's stopping rule stopped it at its target
+certainty (hype.stopping; the flag is kept per model by hype.stopping_state and only read here); a
+full model takes nobody new, and its slots go to the models still open. Excluding a completed worker
 moves them from valid to excluded and so reopens their slot; revoking the exclusion closes it again.
 Idleness is computed from ``Assignment.last_active_at`` wherever it is needed, so no background
 process is required: a session left idle is abandoned from the moment its timeout passes, for
@@ -30,7 +32,7 @@ from typing import Any, Iterable, Sequence
 from sqlalchemy import and_, case, exists, func, select, update
 from sqlalchemy.orm import Session
 
-from hype.models import ACTIVE_STAGES, Assignment, Exclusion, Study, utcnow
+from hype.models import ACTIVE_STAGES, Assignment, Exclusion, ModelStopping, Study, utcnow
 from hype.protocol import StudySettings
 from hype.studies import close_study, study_settings, update_settings
 
@@ -53,22 +55,24 @@ class ModelSlots:
     failed: int = 0
     # Of ``abandoned``: sessions idle past the timeout but not yet marked abandoned in the database.
     idle_unmarked: int = 0
+    # The stopping rule stopped the model before its target count: its interval is narrow enough.
+    stopped: bool = False
 
     @property
     def full(self) -> bool:
         """Has every valid evaluator it needs: takes nobody new."""
-        return self.valid >= self.target
+        return self.stopped or self.valid >= self.target
 
     @property
     def missing(self) -> int:
         """Valid evaluators still needed."""
-        return max(0, self.target - self.valid)
+        return 0 if self.stopped else max(0, self.target - self.valid)
 
     @property
     def open_slots(self) -> int:
         """Workers still to recruit if everyone now working completes validly (what a platform
         should still have on offer)."""
-        return max(0, self.target - self.valid - self.in_progress)
+        return 0 if self.stopped else max(0, self.target - self.valid - self.in_progress)
 
     @property
     def started(self) -> int:
@@ -137,7 +141,16 @@ def model_slots(session: Session, study: Study, *, now: dt.datetime | None = Non
         if group == "abandoned" and idle_flag:
             into["idle_unmarked"] = into.get("idle_unmarked", 0) + int(n)
     target = settings.evaluators_per_model
-    return [ModelSlots(m.id, m.name, target, **counts.get(m.id, {})) for m in study.models]
+    stopped = _stopped_models(session, study, settings)
+    return [ModelSlots(m.id, m.name, target, **counts.get(m.id, {}), stopped=m.id in stopped) for m in study.models]
+
+
+def _stopped_models(session: Session, study: Study, settings: StudySettings) -> set[int]:
+    """Models the stopping rule has stopped, as last stored (no query when the study has no rule)."""
+    if not (settings.stopping.target_halfwidth or settings.stopping.until_models_separate):
+        return set()
+    return set(session.scalars(select(ModelStopping.model_id)
+                               .where(ModelStopping.study_id == study.id, ModelStopping.stopped.is_(True))))
 
 
 def classify(stage: str, idle: bool, excluded: bool) -> str:
@@ -223,5 +236,14 @@ def set_recruitment(
         changes["recruitment"] = recruiting
     changed = update_settings(session, study, changes)
     session.flush()
+    settings_changed(session, study, changed)
     close_if_complete(session, study)
     return changed
+
+
+def settings_changed(session: Session, study: Study, changed: Sequence[str]) -> None:
+    """Re-run the stopping rule when a setting it reads changed (the target, the cap, the level)."""
+    if any(p.startswith("stopping.") or p in ("evaluators_per_model", "statistics.confidence_level") for p in changed):
+        from hype import stopping_state
+
+        stopping_state.refresh(session, study)

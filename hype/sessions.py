@@ -656,6 +656,10 @@ def _finish_stage(session: Session, assignment: Assignment, settings: StudySetti
         assignment.stage = "completed"
         assignment.completion_code = new_session_code()
         assignment.completed_at = utcnow()
+        if settings.stopping.target_halfwidth or settings.stopping.until_models_separate:
+            from hype import stopping_state  # the model may have reached its target: look once, here
+
+            stopping_state.look(session, assignment.study, [assignment.model_id])
         if settings.recruitment.close_when_complete:
             recruitment.close_if_complete(session, assignment.study)
 

@@ -26,6 +26,9 @@ EDITABLE_WHILE_RUNNING = (
     "pay.bonus_per_correct_usd",
     "recruitment.idle_timeout_minutes",
     "recruitment.close_when_complete",
+    "stopping.target_halfwidth",
+    "stopping.until_models_separate",
+    "stopping.min_evaluators",
 )
 
 # Task sections that one mode only uses: the other mode's section is neither shown (the new-study form
@@ -40,6 +43,7 @@ SECTIONS: dict[str, str] = {
     "pay": "Pay",
     "statistics": "Statistics",
     "recruitment": "Recruitment",
+    "stopping": "Stop at a target certainty",
 }
 
 # path -> (label, unit, help)
@@ -75,6 +79,13 @@ LABELS: dict[str, tuple[str, str, str]] = {
                                          "It then holds no slot and cannot be resumed."),
     "recruitment.close_when_complete": ("Close the study when complete", "",
                                         "Once every model has its valid evaluators."),
+    "stopping.target_halfwidth": ("Target CI half-width per model", "points or ms",
+                                  "Percentage points of error rate (HYPE-∞) or ms (HYPE-time); 0 = collect the "
+                                  "evaluators per model. A model stops once its interval is this narrow."),
+    "stopping.until_models_separate": ("Stop a model once it separates", "",
+                                       "Once its interval is clear of every other model's."),
+    "stopping.min_evaluators": ("Fewest evaluators before stopping", "",
+                                "At least 10: stopped intervals keep 93–97% coverage (experiments/stopping.md)."),
 }
 
 

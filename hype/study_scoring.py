@@ -26,6 +26,7 @@ Who counts, and why
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 import statistics as pystats
 from collections import defaultdict
@@ -37,7 +38,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from hype.models import Assignment, Exclusion, GeneratorModel, Judgment, ScoreRecord, Study, Trial
-from hype.scoring import DEFAULT_METHOD, METHODS, InfinityCounts, Leaderboard, ScoringError, TimeBlocks, leaderboard
+from hype.scoring import (DEFAULT_METHOD, METHODS, InfinityCounts, Leaderboard, ScoringError, TimeBlocks,
+                          evaluator_scores, leaderboard)
 from hype.studies import study_settings
 from hype.study_metrics import DEFAULT_ENCODER, latest_metrics_by_encoder
 
@@ -227,9 +229,9 @@ def _evaluators(session: Session, study: Study, include_incomplete: bool) -> dic
     }
 
 
-def _answers(session: Session, study: Study, measured: bool) -> list[_Answer]:
-    """Task-phase judgments only, in presentation order."""
-    rows = session.execute(
+def _answers(session: Session, study: Study, measured: bool, model_id: int | None = None) -> list[_Answer]:
+    """Task-phase judgments only, in presentation order (of one model's evaluators, if given)."""
+    query = (
         select(Judgment.assignment_id, Trial.block, Trial.is_fake, Judgment.judged_fake, Judgment.flagged,
                Judgment.requested_ms, Trial.requested_ms.label("trial_requested_ms"), Judgment.measured_ms,
                Judgment.refresh_interval_ms)
@@ -238,6 +240,9 @@ def _answers(session: Session, study: Study, measured: bool) -> list[_Answer]:
         .where(Assignment.study_id == study.id, Trial.phase == "task")
         .order_by(Judgment.assignment_id, Trial.position)
     )
+    if model_id is not None:
+        query = query.where(Assignment.model_id == model_id)
+    rows = session.execute(query)
     out = []
     for r in rows:
         exposure = r.measured_ms if measured else (r.requested_ms if r.requested_ms is not None else r.trial_requested_ms)
@@ -524,6 +529,41 @@ def score_study(
         metrics_by_encoder=by_encoder,
         unscored_models=tuple(name for name in model_names.values() if name not in scored),
     )
+
+
+def evaluator_scores_by_model(session: Session, study: Study, model_ids: set[int] | None = None) -> dict[int, np.ndarray]:
+    """Per model id, the scores of the evaluators who count (as `score_study` decides, with the
+    study's own settings), in the order they completed: what hype.stopping looks at. No bootstrap;
+    reads only the given models' answers when `model_ids` is given."""
+    used = _score_settings(study, None, None, None, False, None)
+    time_mode, measured = used.mode == "hype-time", used.exposure == "measured"
+    evaluators = _evaluators(session, study, False)
+    ids = {m.id: m.name for m in study.models if model_ids is None or m.id in model_ids}
+    completed = dict(session.execute(select(Assignment.id, Assignment.completed_at)
+                                     .where(Assignment.study_id == study.id, Assignment.stage == "completed")).all())
+    out: dict[int, np.ndarray] = {m: np.empty(0) for m in ids}
+    for model_id in ids:
+        answers = [a for a in _answers(session, study, measured, model_id) if evaluators[a.evaluator].status == INCLUDED]
+        if not answers:
+            continue
+        left_out = {str(ev.id) for ev in evaluators.values() if ev.status != INCLUDED}
+        data: InfinityCounts | TimeBlocks = (
+            _posterior_input(answers, evaluators, left_out, used.exclude_flagged_trials, study_settings(study).time)
+            if time_mode and used.time_score == "posterior"
+            else _time_input(answers, evaluators, left_out, used.exclude_flagged_trials, measured)
+            if time_mode
+            else _infinity_input(answers, evaluators, left_out, used.exclude_flagged_trials)
+        )
+        kept = data.included()
+        scores = evaluator_scores(kept)
+        order = sorted(range(len(scores)), key=lambda i: (_when(completed.get(int(kept.evaluator[i]))), int(kept.evaluator[i])))
+        out[model_id] = np.asarray(scores, dtype=float)[order]
+    return out
+
+
+def _when(moment: Any) -> float:
+    return moment.timestamp() if moment is not None and moment.tzinfo else (
+        moment.replace(tzinfo=dt.timezone.utc).timestamp() if moment is not None else math.inf)
 
 
 def store_score(session: Session, study: Study, score: StudyScore) -> ScoreRecord:

@@ -237,7 +237,7 @@ def _echo_metrics(score) -> None:
               help="Without STUDY: the mode to plan [default: hype-infinity]. A STUDY plans its own mode.")
 @click.option("--evaluators", default="10,20,30,60,120", show_default=True, help="Comma-separated evaluator counts.")
 @click.option("--trials", type=int, help="Trials per evaluator (HYPE-infinity) or per block (HYPE-time) [default: the study's, else the protocol's].")
-@click.option("--target", type=float, help="Wanted CI half-width (points for HYPE-infinity, ms for HYPE-time): print the evaluators and cost to reach it.")
+@click.option("--target", type=float, help="Wanted CI half-width (points for HYPE-infinity, ms for HYPE-time): print the evaluators and cost to reach it [default: a STUDY's stopping.target_halfwidth].")
 @click.option("--simulations", default=200, show_default=True, help="Simulated studies per size.")
 @click.option("--seed", default=0, show_default=True)
 @pass_ctx
@@ -264,10 +264,40 @@ def plan_cmd(ctx: Context, study: str | None, mode: str | None, evaluators: str,
         if mode is not None:
             fail("--mode applies without a STUDY; a study plans its own mode")
         settings, plans = _study_plans(ctx, study)
+        if target is None and settings.stopping.target_halfwidth:
+            target = settings.stopping.target_halfwidth
     unit, scale = ("points", 100.0) if settings.mode == "hype-infinity" else ("ms", 1.0)
     for model, population, source, current in plans:
         _echo_plan(settings, model, population, source, current, sizes, trials, target, simulations, seed, unit, scale,
                    describe_population)
+    if study is not None:
+        _echo_stopping(ctx, study, settings, unit)
+
+
+def _echo_stopping(ctx: Context, ref: str, settings, unit: str) -> None:
+    """The study's stopping rule and, per model, what the dashboard shows: its half-width now, whether
+    collection stopped (when, by which rule) and the simulated forecast of evaluators and cost."""
+    from hype import studies
+    from hype.stopping_state import certainty
+
+    stop = settings.stopping
+    if not (stop.target_halfwidth or stop.until_models_separate):
+        click.echo(f"stopping: no target certainty set; every model gets {settings.evaluators_per_model} evaluators")
+        return
+    goal = [f"half-width {stop.target_halfwidth:g} {unit}"] if stop.target_halfwidth else []
+    goal += ["clear of every other model"] if stop.until_models_separate else []
+    click.echo(f"== stopping rule: {' or '.join(goal)}, from {stop.min_evaluators} evaluators, at most "
+               f"{settings.evaluators_per_model} (hype.stopping; coverage in experiments/stopping.md)")
+    with ctx.session() as session:
+        s = studies.find_study(session, ref)
+        for c in certainty(session, s):
+            now = "no interval yet" if c.halfwidth is None else f"half-width {c.halfwidth:.2f} {unit} ({100 * c.level:g}%)"
+            line = f"  {c.model}: {c.n_evaluators} evaluators, {now}; {c.status}"
+            if c.forecast:
+                f = c.forecast
+                line += (f"; forecast {f['more_median']} more evaluators (10-90%: {f['more_low']}-{f['more_high']}),"
+                         f" about ${f['cost_usd']:.2f} ({f['n_simulations']} simulated continuations, population {f['population']})")
+            click.echo(line)
 
 
 def _study_plans(ctx: Context, ref: str):

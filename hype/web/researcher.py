@@ -113,6 +113,7 @@ def edit_settings(study_id: int):
         try:
             was = study.status
             changed = update_settings(db(), study, settings_from_form(request.form, only=editable, mode=study.mode))
+            recruitment.settings_changed(db(), study, changed)
             recruitment.close_if_complete(db(), study)
             db().commit()
             message = f"Settings saved ({', '.join(changed)} changed)." if changed else "Nothing changed."
@@ -334,10 +335,23 @@ def study(study_id: int):
         complete=monitoring.is_study_complete(progress),
         workers=monitoring.worker_rows(db(), study),
         score=live_score(study),
+        certainty=_certainty(study),
         rules=ExclusionRules(),
         platforms=_platform_panel(study),
         server_folders=bool(config().import_roots),
     )
+
+
+def _certainty(study: Study) -> list[Any]:
+    """Per model: half-width and forecast (hype.stopping_state; the forecast is cached, recomputed
+    only for models with new evaluators since)."""
+    from hype.stopping_state import certainty
+
+    if not study.models:
+        return []
+    rows = certainty(db(), study)
+    db().commit()
+    return rows
 
 
 def _platform_panel(study: Study) -> dict[str, Any]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 import secrets
 from dataclasses import dataclass, field
 
@@ -513,3 +514,23 @@ def test_cli_plan_takes_a_study_and_states_its_assumptions(session, config, inf)
     assert "target half-width 5 points" in out
     bad = _cli(config, "plan", "--mode", "hype-time", "--", study.slug)
     assert bad.exit_code != 0 and "a study plans its own mode" in bad.output
+
+
+def test_cli_plan_uses_the_studys_target_certainty_and_forecasts_like_the_dashboard(session, config, inf):
+    """`hype plan STUDY` without --target plans for the study's stopping.target_halfwidth (issue 15 part 2)
+    and prints, per model, the stopping rule's half-width now, whether collection stopped and the
+    simulated forecast of evaluators and cost still needed: the dashboard's Certainty card."""
+    from hype.studies import update_settings
+
+    study = inf.b.study
+    update_settings(session, study, {"stopping": {"target_halfwidth": 4.0}})
+    session.commit()
+    res = _cli(config, "plan", "--evaluators", "5,10", "--simulations", "5", "--", study.slug)
+    assert res.exit_code == 0, res.output
+    out = res.output
+    assert "target half-width 4 points: " in out
+    assert "== stopping rule: half-width 4 points, from 10 evaluators, at most 30" in out
+    for model in ("good", "bad"):
+        line = next(x for x in out.splitlines() if x.startswith(f"  {model}: "))
+        assert re.search(rf"{model}: 3 evaluators, half-width [\d.]+ points \(96%\); collecting; forecast \d+ more "
+                         r"evaluators \(10-90%: \d+-\d+\), about \$[\d.]+ \(400 simulated continuations, population hype's default", line), line

@@ -1,0 +1,226 @@
+"""The stored per-model state of a study's stopping rule (hype.stopping), and its forecast.
+
+Assigning a worker must stay cheap, so it never scores anything: hype.recruitment reads the `stopped`
+flag of each model from `model_stopping` (one indexed query, only for studies with a stopping rule).
+The flag is refreshed here, from the per-evaluator scores of the models concerned, at the moments it
+can change: a session of the model completes (hype.sessions), an exclusion is made or revoked
+(hype.monitoring), the study's settings change (the settings form, `hype study recruitment`). A
+refresh reads one model's task answers (all models' for "until models separate") and runs the
+t-interval rule; no bootstrap.
+
+The forecast of evaluators and cost still needed is a simulation (the `hype plan` machinery): it is
+computed when the dashboard or `hype plan` asks and the model has new evaluators since the last one,
+and cached in the same row, so a dashboard load after the first costs a query.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import numpy as np
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from hype import planning, stopping
+from hype import simulate as sm
+from hype.models import ModelStopping, Study, utcnow
+from hype.protocol import StudySettings
+from hype.studies import study_settings
+
+__all__ = ["rule_for", "refresh", "look", "states", "forecast", "ensure_forecasts", "Forecast", "FORECAST_SIMULATIONS"]
+
+FORECAST_SIMULATIONS = 400  # continuations of the study simulated per forecast
+FORECAST_POOL = 300  # simulated evaluators they draw from
+
+
+def rule_for(settings: StudySettings) -> stopping.Rule:
+    """The study's stopping settings as hype.stopping's rule, in score units."""
+    s = settings.stopping
+    return stopping.Rule(
+        target_halfwidth=settings.target_halfwidth_score(),
+        until_separate=s.until_models_separate,
+        min_evaluators=s.min_evaluators,
+        max_evaluators=settings.evaluators_per_model,
+        confidence_level=settings.statistics.confidence_level,
+        bounds=(0.0, 1.0) if settings.mode == "hype-infinity" else None,
+    )
+
+
+def states(session: Session, study: Study) -> dict[int, ModelStopping]:
+    """Model id -> its stored state (models never looked at are absent)."""
+    rows = session.scalars(select(ModelStopping).where(ModelStopping.study_id == study.id))
+    return {r.model_id: r for r in rows}
+
+
+def refresh(session: Session, study: Study, model_ids: Sequence[int] | None = None) -> dict[int, ModelStopping]:
+    """Look at the given models (default all; all anyway when models must separate) with the study's
+    rule and store what it says. A study without a rule is looked at too (the dashboard shows the
+    half-width), but nothing is ever stopped."""
+    from hype.study_scoring import evaluator_scores_by_model
+
+    settings = study_settings(study)
+    rule = rule_for(settings)
+    wanted = None if (model_ids is None or rule.until_separate) else set(model_ids)
+    scores = evaluator_scores_by_model(session, study, wanted)
+    if rule.until_separate and wanted is None:
+        decisions = stopping.decide_models({str(m): s for m, s in scores.items()}, rule)
+        by_id = {int(m): d for m, d in decisions.items()}
+    else:
+        by_id = {m: stopping.decide(s, rule) for m, s in scores.items()}
+    stored = states(session, study)
+    now = utcnow()
+    for model_id, decision in by_id.items():
+        row = stored.get(model_id)
+        if row is None:
+            row = ModelStopping(study_id=study.id, model_id=model_id)
+            session.add(row)
+            stored[model_id] = row
+        iv = decision.interval
+        row.n_evaluators = int(np.isfinite(scores[model_id]).sum())
+        row.estimate = iv.estimate if iv else None
+        row.halfwidth = iv.halfwidth if iv else None
+        row.confidence_level = iv.level if iv else None
+        stops_early = decision.stop and decision.reason != stopping.CAP and rule.active
+        if stops_early and not row.stopped:
+            row.stopped_at, row.stopped_n, row.reason = now, row.n_evaluators, decision.reason
+        elif not stops_early:
+            row.stopped_at, row.stopped_n, row.reason = None, None, None
+        row.stopped = stops_early
+        row.refreshed_at = now
+    session.flush()
+    return stored
+
+
+def look(session: Session, study: Study, model_ids: Sequence[int] | None = None) -> None:
+    """`refresh` where the study has a stopping rule (else nothing can stop, and nothing is read)."""
+    if rule_for(study_settings(study)).active:
+        session.flush()
+        refresh(session, study, model_ids)
+
+
+# -- forecast --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Forecast:
+    """Evaluators (and pay) a model still needs to reach the target, by simulation."""
+
+    more_median: int
+    more_low: int  # 10% of simulated continuations need no more than this
+    more_high: int  # ... 90%
+    cost_usd: float  # median evaluators x expected pay per evaluator
+    reach_target_share: float  # continuations that reach the target before the cap
+    population: str  # where the simulated evaluators come from
+    n_simulations: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def forecast(settings: StudySettings, scores: np.ndarray, *, seed: int = 0,
+             n_simulations: int = FORECAST_SIMULATIONS) -> Forecast | None:
+    """Simulate the rest of the model's collection: the evaluators it has (`scores`, in order) followed
+    by new ones drawn from a population fitted to them (hype.planning; hype's default below 5), each
+    continuation stopped by the study's rule. None without a precision target (how long models take to
+    separate depends on all of them) or for a model already at its cap."""
+    rule = rule_for(settings)
+    have = np.asarray(scores, dtype=float)
+    have = have[np.isfinite(have)]
+    if not rule.target_halfwidth or have.size >= rule.max_evaluators:
+        return None
+    pop = planning.fit_population(settings.mode, have.tolist())
+    source = f"fitted to this model's {have.size} evaluators" if pop is not None else "hype's default population"
+    pop = pop or sm.Population()
+    rng = np.random.default_rng(seed)
+    pool = _simulated_scores(settings, pop, FORECAST_POOL, rng)
+    need = rule.max_evaluators - have.size
+    draws = pool[rng.integers(0, pool.size, size=(n_simulations, need))]
+    seqs = np.concatenate([np.broadcast_to(have, (n_simulations, have.size)), draws], axis=1)
+    stops = np.maximum(stopping.stopping_point(seqs, rule), have.size) - have.size
+    _, per_evaluator = planning.cost_per_evaluator(settings, pop)
+    median = int(math.ceil(float(np.median(stops))))
+    reached = float(np.mean((stops + have.size < rule.max_evaluators) | _reached_at_cap(seqs, rule)))
+    return Forecast(median, int(np.quantile(stops, 0.1)), int(np.ceil(np.quantile(stops, 0.9))),
+                    round(median * per_evaluator, 2), reached, source, n_simulations)
+
+
+def _reached_at_cap(seqs: np.ndarray, rule: stopping.Rule) -> np.ndarray:
+    iv = [stopping.t_interval(s, rule.level, rule.bounds) for s in seqs[:, :rule.max_evaluators]]
+    return np.array([i is not None and i.halfwidth <= rule.target_halfwidth for i in iv])
+
+
+def _simulated_scores(settings: StudySettings, pop: sm.Population, n: int, rng: np.random.Generator) -> np.ndarray:
+    from hype import scoring
+
+    if settings.mode == "hype-infinity":
+        data, _ = sm._simulate_infinity_model("forecast", pop, n, settings.infinity, rng, "f")
+    else:
+        data, _, _ = sm._simulate_time_model("forecast", pop, n, settings.time, rng, "f")
+    return np.asarray(scoring.evaluator_scores(data), dtype=float)
+
+
+def ensure_forecasts(session: Session, study: Study) -> dict[int, ModelStopping]:
+    """Every model's state, with a forecast no older than its evaluators (computed only where the
+    model has new evaluators since the cached one). For the dashboard and `hype plan`."""
+    from hype.study_scoring import evaluator_scores_by_model
+
+    settings = study_settings(study)
+    stored = states(session, study)
+    if len(stored) < len(study.models):
+        stored = refresh(session, study)
+    stale = {m for m, row in stored.items() if row.forecast_n != row.n_evaluators}
+    if stale:
+        scores = evaluator_scores_by_model(session, study, stale)
+        for model_id in stale:
+            row = stored[model_id]
+            result = None if row.stopped else forecast(settings, scores.get(model_id, np.empty(0)), seed=study.seed)
+            row.forecast = result.to_dict() if result else None
+            row.forecast_n = row.n_evaluators
+        session.flush()
+    return stored
+
+
+# -- what the dashboard and `hype plan` show ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ModelCertainty:
+    model: str
+    n_evaluators: int
+    halfwidth: float | None  # in display units: percentage points or ms
+    level: float | None
+    stopped: bool
+    reason: str | None
+    stopped_n: int | None
+    stopped_at: Any
+    forecast: dict[str, Any] | None
+
+    @property
+    def status(self) -> str:
+        """In words: whether collection for the model stopped, when and by which rule."""
+        if self.stopped:
+            when = self.stopped_at.strftime("%Y-%m-%d %H:%M UTC") if self.stopped_at else "?"
+            return f"stopped at {self.stopped_n} evaluators ({when}): {stopping.REASONS.get(self.reason or '', self.reason)}"
+        return "collecting"
+
+
+def certainty(session: Session, study: Study) -> list[ModelCertainty]:
+    """Per model (in the study's order): evaluators, current half-width of the rule's interval, whether
+    and why it stopped, and the cached forecast (computed here only where stale). Without a stopping
+    rule the states are not kept up to date by completions, so they are refreshed here first."""
+    settings = study_settings(study)
+    if not rule_for(settings).active:
+        refresh(session, study)
+    stored = ensure_forecasts(session, study)
+    scale = 100.0 if settings.mode == "hype-infinity" else 1.0
+    out = []
+    for m in study.models:
+        row = stored.get(m.id)
+        if row is None:
+            continue
+        out.append(ModelCertainty(m.name, row.n_evaluators, None if row.halfwidth is None else scale * row.halfwidth,
+                                  row.confidence_level, row.stopped, row.reason, row.stopped_n, row.stopped_at,
+                                  row.forecast))
+    return out

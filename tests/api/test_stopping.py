@@ -1,0 +1,117 @@
+"""Stopping at a target certainty (issue 15 part 2), through the worker API on SQLite and PostgreSQL: a
+model whose interval reaches the study's target takes no new worker, its slots go to the models still
+collecting, an exclusion that takes it below the rule's minimum reopens it, and the stored state says
+when and by which rule it stopped."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+
+from hype.models import GeneratorModel, ModelStopping
+from hype.monitoring import exclude
+from hype.recruitment import model_slots
+
+from apihelpers import assignment_of, run_phase
+from test_worker_api import assert_json_error, mturk
+
+pytestmark = pytest.mark.db
+
+# No qualification and four task images: a worker completes in four answers. Error rates 0 / 0.25
+# alternate for "steady" workers (mean 0.125, SD 0.13: a 96% interval of about +-10 points at 10
+# evaluators); "erratic" ones alternate all right / all wrong (SD 0.53: +-40 points, never +-12).
+FAST = {"qualification": {"enabled": False}, "infinity": {"n_real": 2, "n_fake": 2}, "evaluators_per_model": 30}
+TARGET = {"stopping": {"target_halfwidth": 12.0, "min_evaluators": 10}}
+
+
+def complete(w, oracle, wrong: int) -> None:
+    """Finish the task (of a worker already entered) answering `wrong` of its four trials wrong."""
+    assert w.instructions().status_code == 200
+    assert w.check().status_code == 200
+    answered = [0]
+
+    def respond(trial):
+        answered[0] += 1
+        return oracle(trial["id"], answered[0] > wrong)
+
+    run_phase(w, respond, "task")
+    assert w.state()["stage"] == "completed"
+
+
+def model_name(session, w) -> str:
+    session.rollback()
+    return session.get(GeneratorModel, assignment_of(session, w.token).model_id).name
+
+
+def fill(study, worker, oracle, session, prefix: str, n_alpha: int, n_beta: int) -> list:
+    """Enter workers until alpha has n_alpha and beta n_beta completions (steady alpha, erratic beta)."""
+    done = {"alpha": [], "beta": []}
+    k = 0
+    while len(done["alpha"]) < n_alpha or len(done["beta"]) < n_beta:
+        w = worker(study, mturk(f"{prefix}{k}"))
+        k += 1
+        assert w.enter().status_code == 201
+        name = model_name(session, w)
+        if len(done[name]) >= (n_alpha if name == "alpha" else n_beta):
+            continue  # leave it in progress: it holds the slot of a worker still working
+        wrong = (len(done[name]) % 2) * (1 if name == "alpha" else 4)
+        complete(w, oracle, wrong)
+        done[name].append(w)
+    return done["alpha"]
+
+
+def test_a_model_at_its_target_takes_nobody_and_its_slots_go_to_the_others(make_study, worker, oracle, session):
+    study = make_study(settings={**FAST, **TARGET}, models=("alpha", "beta"))
+    alpha_workers = fill(study, worker, oracle, session, "A", 10, 10)
+
+    session.rollback()
+    slots = {s.model: s for s in model_slots(session, study)}
+    assert slots["alpha"].stopped and slots["alpha"].full and slots["alpha"].open_slots == 0
+    assert not slots["beta"].full
+    state = {session.get(GeneratorModel, r.model_id).name: r
+             for r in session.scalars(select(ModelStopping).where(ModelStopping.study_id == study.id))}
+    assert state["alpha"].stopped and state["alpha"].reason == "target" and state["alpha"].stopped_n == 10
+    assert state["alpha"].stopped_at is not None and state["alpha"].halfwidth <= 0.12
+    assert not state["beta"].stopped and state["beta"].halfwidth > 0.12
+
+    # every new worker now goes to beta, although alpha has a third of its 30 evaluators
+    newcomers = [worker(study, mturk(f"NEW{k}")) for k in range(4)]
+    for w in newcomers:
+        assert w.enter().status_code == 201
+    assert {model_name(session, w) for w in newcomers} == {"beta"}
+
+    # an exclusion takes alpha below the rule's minimum of 10: it collects again
+    session.rollback()
+    exclude(session, study, assignment_of(session, alpha_workers[0].token).id, "careless")
+    session.commit()
+    (alpha,) = [s for s in model_slots(session, study) if s.model == "alpha"]
+    assert not alpha.stopped and alpha.missing == 21
+    late = worker(study, mturk("LATE"))
+    assert late.enter().status_code == 201
+    assert model_name(session, late) == "alpha"
+    assert session.scalar(select(ModelStopping.stopped_at).where(ModelStopping.model_id == alpha.model_id)) is None
+
+
+def test_the_server_refuses_new_workers_once_every_model_reached_its_target(make_study, worker, oracle, session):
+    study = make_study(settings={**FAST, **TARGET}, models=("alpha",))
+    for k in range(9):
+        w = worker(study, mturk(f"S{k}"))
+        assert w.enter().status_code == 201
+        complete(w, oracle, k % 2)
+    # nine evaluators are narrow enough already, but the rule waits for ten
+    tenth = worker(study, mturk("S9"))
+    assert tenth.enter().status_code == 201
+    complete(tenth, oracle, 1)
+    assert_json_error(worker(study, mturk("LATE")).enter(), 409, "study-full")
+
+    # a tighter target, set after publishing, reopens the model
+    from hype.recruitment import set_recruitment  # noqa: F401 - the settings path below is the form's
+    from hype.studies import update_settings
+    from hype import recruitment
+
+    session.rollback()
+    changed = update_settings(session, study, {"stopping": {"target_halfwidth": 5.0}})
+    recruitment.settings_changed(session, study, changed)
+    session.commit()
+    assert changed == ["stopping.target_halfwidth"]
+    assert worker(study, mturk("AFTER")).enter().status_code == 201
