@@ -122,8 +122,10 @@ def _assignment_of(session: Session, study: Study, assignment_id: int) -> Assign
     return assignment
 
 
-def exclude(session: Session, study: Study, assignment_id: int, reason: str, rule: str | None = None) -> Exclusion:
-    """Exclude by hand (rule None) or by a rule; a reason is required so the report can show it."""
+def exclude(session: Session, study: Study, assignment_id: int, reason: str, rule: str | None = None, *,
+            look: bool = True) -> Exclusion:
+    """Exclude by hand (rule None) or by a rule; a reason is required so the report can show it.
+    `look=False` leaves the stopping rule's look to the caller (one look after many exclusions)."""
     reason = (reason or "").strip()
     if not reason:
         raise MonitoringError("say why this worker is excluded (the reason appears in the report)")
@@ -131,7 +133,8 @@ def exclude(session: Session, study: Study, assignment_id: int, reason: str, rul
     exclusion = Exclusion(assignment_id=assignment.id, reason=reason[:500], rule=rule)
     session.add(exclusion)
     session.flush()
-    stopping_state.look(session, study, [assignment.model_id])  # its model may need evaluators again
+    if look:
+        stopping_state.look(session, study, [assignment.model_id])  # its model may need evaluators again
     return exclusion
 
 
@@ -157,7 +160,9 @@ def apply_rules(session: Session, study: Study, rules: ExclusionRules) -> list[E
         active_rules = {e.rule for e in row.active_exclusions}
         for rule, reason in violations(row.stats, rules):
             if rule not in active_rules:
-                created.append(exclude(session, study, row.assignment_id, reason, rule=rule))
+                created.append(exclude(session, study, row.assignment_id, reason, rule=rule, look=False))
+    if created:
+        stopping_state.look(session, study)
     return created
 
 

@@ -222,10 +222,12 @@ def set_recruitment(
     evaluators_per_model: int | None = None,
     idle_timeout_minutes: float | None = None,
     close_when_complete: bool | None = None,
+    target_halfwidth: float | None = None,
 ) -> list[str]:
     """Change how a study recruits, in any status (hype.studies.update_settings: the protocol stays as
     published), then close it if that made it complete and it asks for that. A target raised above
-    what a model has reopens the model; a closed study stays closed until reopened. Returns the
+    what a model has reopens the model, and so does a target certainty (`target_halfwidth`, in points or
+    ms) tighter than a stopped model's interval; a closed study stays closed until reopened. Returns the
     settings paths that changed; StudyError for a value the protocol refuses."""
     changes: dict[str, Any] = {}
     if evaluators_per_model is not None:
@@ -234,6 +236,8 @@ def set_recruitment(
                                    ("close_when_complete", close_when_complete)) if v is not None}
     if recruiting:
         changes["recruitment"] = recruiting
+    if target_halfwidth is not None:
+        changes["stopping"] = {"target_halfwidth": target_halfwidth}
     changed = update_settings(session, study, changes)
     session.flush()
     settings_changed(session, study, changed)

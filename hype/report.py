@@ -245,9 +245,36 @@ def report_context(
         "metrics": metrics,
         "correlation": _correlation_section(score, metrics) if score else None,
         "exclusions": _exclusion_section(session, study, score, order),
+        "stopping": _stopping_section(session, study, settings, units),
         "samples": _sample_section(session, config, study, statuses, exclude_flagged, order, samples_per_group),
         "min_models_for_correlation": MIN_MODELS_FOR_CORRELATION,
     }
+
+
+def _stopping_section(session: Session, study: Study, settings: StudySettings, units: _Units) -> dict[str, Any] | None:
+    """When and by which rule each model's collection stopped (hype.stopping), as stored when it did;
+    None for a study without a target certainty."""
+    from hype import stopping
+    from hype.stopping_state import rule_for, states
+
+    rule = rule_for(settings)
+    if not rule.active:
+        return None
+    stop = settings.stopping
+    unit = "points" if units.infinity else "ms"
+    goal = [f"a {100 * rule.level:g}% interval of ±{stop.target_halfwidth:g} {unit}"] if stop.target_halfwidth else []
+    goal += [f"a {100 * rule.separation_level:g}% interval clear of every other model's"] if stop.until_models_separate else []
+    stored = states(session, study)
+    rows = []
+    for model in study.models:
+        row = stored.get(model.id)
+        if row is not None and row.stopped:
+            rows.append({"model": model.name, "stopped": True, "n": row.stopped_n, "when": _timestamp(row.stopped_at),
+                         "why": stopping.REASONS.get(row.reason or "", row.reason or "")})
+        else:
+            rows.append({"model": model.name, "stopped": False, "n": row.n_evaluators if row else 0})
+    return {"goal": " or ".join(goal), "min_evaluators": stop.min_evaluators, "cap": settings.evaluators_per_model,
+            "rows": rows}
 
 
 def _model_names(session: Session, study: Study) -> dict[int, str]:

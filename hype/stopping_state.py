@@ -21,6 +21,7 @@ from typing import Any, Sequence
 
 import numpy as np
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from hype import planning, stopping
@@ -72,11 +73,8 @@ def refresh(session: Session, study: Study, model_ids: Sequence[int] | None = No
     stored = states(session, study)
     now = utcnow()
     for model_id, decision in by_id.items():
-        row = stored.get(model_id)
-        if row is None:
-            row = ModelStopping(study_id=study.id, model_id=model_id)
-            session.add(row)
-            stored[model_id] = row
+        row = stored.get(model_id) or _new_row(session, study, model_id)
+        stored[model_id] = row
         iv = decision.interval
         row.n_evaluators = int(np.isfinite(scores[model_id]).sum())
         row.estimate = iv.estimate if iv else None
@@ -89,6 +87,7 @@ def refresh(session: Session, study: Study, model_ids: Sequence[int] | None = No
             row.stopped_at, row.stopped_n, row.reason = None, None, None
         row.stopped = stops_early
         row.refreshed_at = now
+        row.forecast_n = None  # the data or the settings changed: the next dashboard view forecasts again
     session.flush()
     return stored
 
@@ -98,6 +97,19 @@ def look(session: Session, study: Study, model_ids: Sequence[int] | None = None)
     if rule_for(study_settings(study)).active:
         session.flush()
         refresh(session, study, model_ids)
+
+
+def _new_row(session: Session, study: Study, model_id: int) -> ModelStopping:
+    """The model's first row; when two sessions of a new model complete at once, the second finds the
+    first's row instead of failing on the unique model id."""
+    try:
+        with session.begin_nested():
+            row = ModelStopping(study_id=study.id, model_id=model_id)
+            session.add(row)
+            session.flush()
+        return row
+    except IntegrityError:
+        return session.scalars(select(ModelStopping).where(ModelStopping.model_id == model_id)).one()
 
 
 # -- forecast --------------------------------------------------------------------------------------------
@@ -171,6 +183,10 @@ def ensure_forecasts(session: Session, study: Study) -> dict[int, ModelStopping]
     if len(stored) < len(study.models):
         stored = refresh(session, study)
     stale = {m for m, row in stored.items() if row.forecast_n != row.n_evaluators}
+    if stale and not rule_for(settings).target_halfwidth:  # nothing to forecast: no simulation, no reads
+        for model_id in stale:
+            stored[model_id].forecast, stored[model_id].forecast_n = None, stored[model_id].n_evaluators
+        stale = set()
     if stale:
         scores = evaluator_scores_by_model(session, study, stale)
         for model_id in stale:

@@ -138,17 +138,20 @@ def reopen_cmd(ctx: Context, study: str) -> None:
 @click.option("--evaluators", "evaluators", type=int, help="Valid evaluators each model needs (may change after publishing).")
 @click.option("--idle-minutes", type=float, help="Minutes without activity after which a session is abandoned.")
 @click.option("--close-when-complete/--stay-open", default=None, help="Close the study by itself once every model is full.")
+@click.option("--target-halfwidth", type=float, help="Stop a model once its CI half-width is this narrow (points for "
+              "HYPE-infinity, ms for HYPE-time; 0 = no target); its slots go to the other models.")
 @pass_ctx
-def recruitment_cmd(ctx: Context, study: str, evaluators: int | None, idle_minutes: float | None, close_when_complete: bool | None) -> None:
+def recruitment_cmd(ctx: Context, study: str, evaluators: int | None, idle_minutes: float | None, close_when_complete: bool | None,
+                    target_halfwidth: float | None) -> None:
     """Show each model's valid / target, working, excluded and abandoned evaluators; options change the settings."""
     from hype import recruitment, studies
 
     with ctx.session() as session:
         try:
             s = studies.find_study(session, study)
-            if (evaluators, idle_minutes, close_when_complete) != (None, None, None):
+            if (evaluators, idle_minutes, close_when_complete, target_halfwidth) != (None, None, None, None):
                 recruitment.set_recruitment(session, s, evaluators_per_model=evaluators, idle_timeout_minutes=idle_minutes,
-                                            close_when_complete=close_when_complete)
+                                            close_when_complete=close_when_complete, target_halfwidth=target_halfwidth)
         except ValueError as exc:
             fail(str(exc))
         settings = studies.study_settings(s)
@@ -158,7 +161,7 @@ def recruitment_cmd(ctx: Context, study: str, evaluators: int | None, idle_minut
                    f"abandoned after {r.idle_timeout_minutes:g} min; {'closes' if r.close_when_complete else 'stays open'} when complete")
         click.echo(f"  {'model':<24} {'valid/target':>12} {'working':>8} {'excluded':>9} {'abandoned':>10} {'failed':>7}")
         for m in slots:
-            state = "complete" if m.full else f"{m.missing} more needed"
+            state = "target certainty reached" if m.stopped else "complete" if m.full else f"{m.missing} more needed"
             click.echo(f"  {m.model:<24} {f'{m.valid}/{m.target}':>12} {m.in_progress:>8} {m.excluded:>9} {m.abandoned:>10} {m.failed:>7}  {state}")
         if recruitment.is_complete(slots):
             click.echo("the study is complete: every model has its valid evaluators")

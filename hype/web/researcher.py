@@ -347,7 +347,7 @@ def _certainty(study: Study) -> list[Any]:
     only for models with new evaluators since)."""
     from hype.stopping_state import certainty
 
-    if not study.models:
+    if not study.models or study.status == "draft":
         return []
     rows = certainty(db(), study)
     db().commit()

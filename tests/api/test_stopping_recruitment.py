@@ -1,9 +1,11 @@
 """Stopping at a target certainty (issue 15 part 2), through the worker API on SQLite and PostgreSQL: a
 model whose interval reaches the study's target takes no new worker, its slots go to the models still
-collecting, an exclusion that takes it below the rule's minimum reopens it, and the stored state says
-when and by which rule it stopped."""
+collecting, an exclusion that takes it below the rule's minimum reopens it, and the stored state (and the
+report) says when and by which rule it stopped."""
 
 from __future__ import annotations
+
+import re
 
 import pytest
 from sqlalchemy import select
@@ -13,6 +15,7 @@ from hype.monitoring import exclude
 from hype.recruitment import model_slots
 
 from apihelpers import assignment_of, run_phase
+from test_recruitment import cli
 from test_worker_api import assert_json_error, mturk
 
 pytestmark = pytest.mark.db
@@ -60,7 +63,7 @@ def fill(study, worker, oracle, session, prefix: str, n_alpha: int, n_beta: int)
     return done["alpha"]
 
 
-def test_a_model_at_its_target_takes_nobody_and_its_slots_go_to_the_others(make_study, worker, oracle, session):
+def test_a_model_at_its_target_takes_nobody_and_its_slots_go_to_the_others(make_study, worker, oracle, session, config):
     study = make_study(settings={**FAST, **TARGET}, models=("alpha", "beta"))
     alpha_workers = fill(study, worker, oracle, session, "A", 10, 10)
 
@@ -73,6 +76,16 @@ def test_a_model_at_its_target_takes_nobody_and_its_slots_go_to_the_others(make_
     assert state["alpha"].stopped and state["alpha"].reason == "target" and state["alpha"].stopped_n == 10
     assert state["alpha"].stopped_at is not None and state["alpha"].halfwidth <= 0.12
     assert not state["beta"].stopped and state["beta"].halfwidth > 0.12
+
+    # the report says when alpha's collection stopped and by which rule
+    from hype.report import build_report
+
+    html = build_report(session, config, study, n_resamples=200, samples_per_group=0)
+    part = html[html.index('<div id="stopping">'):]
+    assert "a 96% interval of ±12 points" in part
+    assert re.search(r"alpha: stopped at 10 evaluators on \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC: its interval reached the "
+                     r"target half-width\.", part), part
+    assert "beta: not stopped by the rule" in part
 
     # every new worker now goes to beta, although alpha has a third of its 30 evaluators
     newcomers = [worker(study, mturk(f"NEW{k}")) for k in range(4)]
@@ -92,7 +105,7 @@ def test_a_model_at_its_target_takes_nobody_and_its_slots_go_to_the_others(make_
     assert session.scalar(select(ModelStopping.stopped_at).where(ModelStopping.model_id == alpha.model_id)) is None
 
 
-def test_the_server_refuses_new_workers_once_every_model_reached_its_target(make_study, worker, oracle, session):
+def test_the_server_refuses_new_workers_once_every_model_reached_its_target(make_study, worker, oracle, session, config):
     study = make_study(settings={**FAST, **TARGET}, models=("alpha",))
     for k in range(9):
         w = worker(study, mturk(f"S{k}"))
@@ -104,14 +117,11 @@ def test_the_server_refuses_new_workers_once_every_model_reached_its_target(make
     complete(tenth, oracle, 1)
     assert_json_error(worker(study, mturk("LATE")).enter(), 409, "study-full")
 
-    # a tighter target, set after publishing, reopens the model
-    from hype.recruitment import set_recruitment  # noqa: F401 - the settings path below is the form's
-    from hype.studies import update_settings
-    from hype import recruitment
+    shown = cli(config, "recruitment", "--", study.slug)
+    assert shown.exit_code == 0 and re.search(r"alpha\s+10/30 .* target certainty reached", shown.output), shown.output
 
-    session.rollback()
-    changed = update_settings(session, study, {"stopping": {"target_halfwidth": 5.0}})
-    recruitment.settings_changed(session, study, changed)
-    session.commit()
-    assert changed == ["stopping.target_halfwidth"]
+    # a tighter target, set after publishing (here from the CLI), reopens the model
+    tighter = cli(config, "recruitment", "--target-halfwidth", "5", "--", study.slug)
+    assert tighter.exit_code == 0, tighter.output
+    assert "10 more needed" not in tighter.output and re.search(r"alpha\s+10/30 .* 20 more needed", tighter.output)
     assert worker(study, mturk("AFTER")).enter().status_code == 201
