@@ -125,3 +125,23 @@ def test_the_server_refuses_new_workers_once_every_model_reached_its_target(make
     assert tighter.exit_code == 0, tighter.output
     assert "10 more needed" not in tighter.output and re.search(r"alpha\s+10/30 .* 20 more needed", tighter.output)
     assert worker(study, mturk("AFTER")).enter().status_code == 201
+
+
+def test_a_hype_time_model_stops_at_its_target_in_ms(make_study, worker, session):
+    """HYPE-time: the rule reads each evaluator's staircase score (ms); a loose target stops the model at
+    the rule's minimum of 10 evaluators and the next worker is turned away."""
+    import numpy as np
+
+    from session_player import play
+
+    settings = {"qualification": {"enabled": False}, "time": {"n_blocks": 2, "trials_per_block": 6},
+                "evaluators_per_model": 30, "stopping": {"target_halfwidth": 300.0, "min_evaluators": 10}}
+    study = make_study("hype-time", settings=settings, models=("alpha",))
+    rng = np.random.default_rng(2)
+    for k in range(10):
+        play(session, study, f"t{k}", accuracy=0.8, rng=rng)
+        session.commit()
+    row = session.scalar(select(ModelStopping).where(ModelStopping.study_id == study.id))
+    assert row.stopped and row.reason == "target" and row.stopped_n == 10
+    assert 100.0 <= row.estimate <= 1000.0 and 0 < row.halfwidth <= 300.0  # milliseconds
+    assert_json_error(worker(study, mturk("LATE")).enter(), 409, "study-full")
