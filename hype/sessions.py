@@ -465,8 +465,8 @@ def serve_trial(session: Session, assignment: Assignment, settings: StudySetting
         return None
     if trial.requested_ms is None:
         record = _staircase_record(session, assignment, trial.block)
+        # Written by the request's commit (every caller commits before answering): no flush of its own.
         trial.requested_ms = adaptive.block_exposure(record.config, record.state)
-        session.flush()
     return trial.requested_ms
 
 
@@ -596,6 +596,11 @@ def record_answer(session: Session, assignment: Assignment, answer: Answer) -> A
         )
     )
     correct = answer.judged_fake == trial.is_fake
+    # Every read before the first write: on SQLite the write lock is taken by the INSERT and held to the
+    # commit, so nothing but the writes themselves (and the next trial's payload) runs while it is held.
+    # Answers are taken in order, so the trial after this one (if any) is the phase's next current one.
+    ahead = upcoming_trials(session, trial, 2)
+    record = _staircase_record(session, assignment, trial.block) if timed else None
     # A prebuilt INSERT, not an ORM object through the unit of work (half the cost of the insert).
     session.execute(_INSERT_JUDGMENT, dict(
         trial_id=trial.id,
@@ -614,10 +619,8 @@ def record_answer(session: Session, assignment: Assignment, answer: Answer) -> A
         flag_reasons=",".join(flags) or None,
     ))
     recruitment.touch(assignment, settings)
-    if timed:
-        _advance_staircase(session, assignment, trial.block, correct)
-    # Answers are taken in order, so the trial after this one (if any) is the phase's next current one.
-    ahead = upcoming_trials(session, trial, 2)
+    if record is not None:
+        _advance_staircase(record, correct)
     if not ahead:
         _finish_stage(session, assignment, settings)
     outcome = _outcome(trial, correct, settings, assignment, replayed=False)
@@ -629,10 +632,10 @@ def _outcome(trial: Trial, correct: bool, settings: StudySettings, assignment: A
     return AnswerOutcome(replayed=replayed, feedback_correct=feedback, stage=assignment.stage)
 
 
-def _advance_staircase(session: Session, assignment: Assignment, block: int, correct: bool) -> None:
+def _advance_staircase(record: StaircaseRecord, correct: bool) -> None:
     """Every answer moves its block's staircase, flagged or not, so the exposure sequence stays the
-    staircase's own (PsychoPy-replayable); flags decide scoring, not presentation."""
-    record = _staircase_record(session, assignment, block)
+    staircase's own (PsychoPy-replayable); flags decide scoring, not presentation. The new state is
+    written with the commit's flush."""
     record.state = adaptive.block_advance(record.config, record.state, correct)
 
 
@@ -707,8 +710,20 @@ def may_deliver(mode: str, phase: str, position: int, stage: str, open_position:
     return True
 
 
+# Per engine: {study id: number of masks}. A study's masks are made once, before any worker enters
+# (hype.studies.ensure_masks at publish; studies are never deleted), so a count once read stays true.
+_mask_counts: "weakref.WeakKeyDictionary[Any, dict[int, int]]" = weakref.WeakKeyDictionary()
+
+
 def mask_count(session: Session, study_id: int) -> int:
-    return int(session.scalar(_MASK_COUNT, {"study_id": study_id}) or 0)
+    """How many masks the study has: read once per process (every timed trial's payload needs it)."""
+    counts = _mask_counts.setdefault(session.get_bind(), {})
+    n = counts.get(study_id)
+    if n is None:
+        n = int(session.scalar(_MASK_COUNT, {"study_id": study_id}) or 0)
+        if n:  # none yet: a draft being built, asked again next time
+            counts[study_id] = n
+    return n
 
 
 def mask_images(session: Session, study_id: int) -> list[Image]:
