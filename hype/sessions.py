@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased, joinedload
+from sqlalchemy.orm.attributes import set_committed_value
 
 from hype import adaptive, recruitment
 from hype.design import plan_session
@@ -117,7 +118,18 @@ IMAGE_DELIVERY = (
 COUNT_PRESENTATION = (
     update(Trial).where(Trial.id == bindparam("trial_id")).values(presentations=Trial.presentations + 1)
 )
-_INSERT_JUDGMENT = insert(Judgment)
+# The hot path's writes as Core statements on the tables, run on the session's connection: the ORM's
+# bulk-insert and unit-of-work paths cost more than the statements themselves. Columns' Python-side
+# defaults (created_at, updated_at) apply to Core statements too.
+_INSERT_JUDGMENT = insert(Judgment.__table__)
+_SET_STAIRCASE_STATE = (
+    update(StaircaseRecord.__table__).where(StaircaseRecord.__table__.c.id == bindparam("record_id"))
+    .values(state=bindparam("state"))
+)
+_SET_REQUESTED_MS = (
+    update(Trial.__table__).where(Trial.__table__.c.id == bindparam("trial_id"))
+    .values(requested_ms=bindparam("requested_ms"))
+)
 _MASK_COUNT = select(func.count()).where(Image.study_id == bindparam("study_id"), Image.pool == "mask")
 
 
@@ -465,8 +477,9 @@ def serve_trial(session: Session, assignment: Assignment, settings: StudySetting
         return None
     if trial.requested_ms is None:
         record = _staircase_record(session, assignment, trial.block)
-        # Written by the request's commit (every caller commits before answering): no flush of its own.
-        trial.requested_ms = adaptive.block_exposure(record.config, record.state)
+        exposure = adaptive.block_exposure(record.config, record.state)
+        session.connection().execute(_SET_REQUESTED_MS, {"trial_id": trial.id, "requested_ms": exposure})
+        set_committed_value(trial, "requested_ms", exposure)  # stored: nothing left for a flush
     return trial.requested_ms
 
 
@@ -602,7 +615,7 @@ def record_answer(session: Session, assignment: Assignment, answer: Answer) -> A
     ahead = upcoming_trials(session, trial, 2)
     record = _staircase_record(session, assignment, trial.block) if timed else None
     # A prebuilt INSERT, not an ORM object through the unit of work (half the cost of the insert).
-    session.execute(_INSERT_JUDGMENT, dict(
+    session.connection().execute(_INSERT_JUDGMENT, dict(
         trial_id=trial.id,
         assignment_id=assignment.id,
         idempotency_key=key,
@@ -620,7 +633,7 @@ def record_answer(session: Session, assignment: Assignment, answer: Answer) -> A
     ))
     recruitment.touch(assignment, settings)
     if record is not None:
-        _advance_staircase(record, correct)
+        _advance_staircase(session, record, correct)
     if not ahead:
         _finish_stage(session, assignment, settings)
     outcome = _outcome(trial, correct, settings, assignment, replayed=False)
@@ -632,11 +645,12 @@ def _outcome(trial: Trial, correct: bool, settings: StudySettings, assignment: A
     return AnswerOutcome(replayed=replayed, feedback_correct=feedback, stage=assignment.stage)
 
 
-def _advance_staircase(record: StaircaseRecord, correct: bool) -> None:
+def _advance_staircase(session: Session, record: StaircaseRecord, correct: bool) -> None:
     """Every answer moves its block's staircase, flagged or not, so the exposure sequence stays the
-    staircase's own (PsychoPy-replayable); flags decide scoring, not presentation. The new state is
-    written with the commit's flush."""
-    record.state = adaptive.block_advance(record.config, record.state, correct)
+    staircase's own (PsychoPy-replayable); flags decide scoring, not presentation."""
+    state = adaptive.block_advance(record.config, record.state, correct)
+    session.connection().execute(_SET_STAIRCASE_STATE, {"record_id": record.id, "state": state})
+    set_committed_value(record, "state", state)
 
 
 def _finish_stage(session: Session, assignment: Assignment, settings: StudySettings) -> None:
