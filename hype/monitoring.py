@@ -167,15 +167,25 @@ def apply_rules(session: Session, study: Study, rules: ExclusionRules) -> list[E
 
 
 def finished_session_seconds(session: Session, study: Study) -> list[float]:
-    """How long each worker who completed the task took, from entry to the last answer (hype.effort)."""
-    return [
-        (_aware(done) - _aware(start)).total_seconds()
-        for start, done in session.execute(
-            select(Assignment.created_at, Assignment.completed_at).where(
-                Assignment.study_id == study.id, Assignment.stage == "completed", Assignment.completed_at.is_not(None)
-            )
-        )
-    ]
+    """How long each worker who completed the task took, from entry to the last answer, less the
+    breaks they took between HYPE-time blocks (hype.effort): a break is the worker's own time, not the
+    task's, so it must not lengthen the time a study says it takes (nor lower its hourly pay)."""
+    completed = (Assignment.study_id == study.id, Assignment.stage == "completed", Assignment.completed_at.is_not(None))
+    break_ms = Judgment.client_timestamps["break_ms"].as_float()
+    breaks = dict(session.execute(
+        select(Judgment.assignment_id, func.sum(break_ms))
+        .join(Assignment, Assignment.id == Judgment.assignment_id)
+        .where(*completed, Judgment.client_timestamps.is_not(None))
+        .group_by(Judgment.assignment_id)
+    ).all())
+    out = []
+    for assignment_id, start, done in session.execute(
+        select(Assignment.id, Assignment.created_at, Assignment.completed_at).where(*completed)
+    ):
+        total = (_aware(done) - _aware(start)).total_seconds()
+        on_break = min(max(float(breaks.get(assignment_id) or 0.0) / 1000.0, 0.0), total)
+        out.append(total - on_break)
+    return out
 
 
 def _aware(value):

@@ -142,16 +142,15 @@
   // -- trials ---------------------------------------------------------------------------------------
 
   /* Network failures and 5xx are retried like API calls (a restarted server or database answers
-   * once with an error); a 4xx is final. */
-  async function loadBitmap(url, attempts = 6) {
+   * once with an error), until the image arrives; a 4xx is final. `onRetry` hears of each retry. */
+  async function loadBitmap(url, onRetry = null) {
     let delay = 250;
     for (let k = 1; ; k++) {
       let response = null;
       try { response = await fetch(url, { credentials: "same-origin" }); } catch (e) { response = null; }
       if (response && response.ok) return createImageBitmap(await response.blob());
-      if ((response && response.status < 500) || k >= attempts) {
-        throw new Error(`could not load an image (${response ? `HTTP ${response.status}` : "network error"})`);
-      }
+      if (response && response.status < 500) throw new Error(`could not load an image (HTTP ${response.status})`);
+      if (onRetry) onRetry(url);
       await sleep(delay);
       delay = Math.min(delay * 2, 4000);
     }
@@ -177,8 +176,21 @@
     window.addEventListener("blur", () => { focusLost = true; });
     document.addEventListener("visibilitychange", () => { if (document.hidden) focusLost = true; });
 
+    /* Images being retried (the network dropped while fetching them). A preload runs during other
+     * trials, so its retries only mark the image; the status line says "reconnecting" when the runner
+     * waits for such an image, between presentations. */
+    const retryingImages = new Set();
+    let waitingForImages = false;
+    const onImageRetry = (url) => {
+      retryingImages.add(url);
+      if (waitingForImages) setNetStatus(RECONNECTING_IMAGES, "reconnecting");
+    };
     const bitmap = (url) => {
-      if (!preloaded.has(url)) preloaded.set(url, loadBitmap(url));
+      if (!preloaded.has(url)) {
+        const loading = loadBitmap(url, onImageRetry);
+        loading.then(() => retryingImages.delete(url), () => retryingImages.delete(url));
+        preloaded.set(url, loading);
+      }
       return preloaded.get(url);
     };
 
@@ -201,6 +213,25 @@
     }
     const RECONNECTING = "Connection problem: reconnecting… Your answer is kept and will be sent. Please keep this page open.";
     const onRetry = () => setNetStatus(RECONNECTING, "reconnecting");
+    const RECONNECTING_IMAGES = "Connection problem: reconnecting… The next image will show once it has loaded. Please keep this page open.";
+
+    /* The trial's image and masks, before anything is drawn: "Loading the next image…" when slow,
+     * "reconnecting…" while one is retried, "Reconnected." after. */
+    async function trialImages(trial) {
+      const urls = [trial.image_url, ...trial.masks];
+      waitingForImages = true;
+      if (urls.some((u) => retryingImages.has(u))) setNetStatus(RECONNECTING_IMAGES, "reconnecting");
+      const slow = setTimeout(() => { if (netStatus.hidden || netStatus.classList.contains("saved")) setNetStatus("Loading the next image…", "saving"); }, 400);
+      try {
+        const [image, ...masks] = await Promise.all(urls.map(bitmap));
+        if (netStatus.classList.contains("reconnecting")) setNetStatus("Reconnected.", "saved");
+        else if (netStatus.classList.contains("saving") && netStatus.textContent.startsWith("Loading")) setNetStatus("");
+        return { image, masks };
+      } finally {
+        clearTimeout(slow);
+        waitingForImages = false;
+      }
+    }
 
     /* An answer is retried until it is stored (the idempotency key makes that safe); a 4xx is final. */
     async function saveAnswer(body) {
@@ -223,7 +254,9 @@
 
     /* Between HYPE-time blocks: a break as long as the worker likes. The staircases live on the
      * server, so nothing is lost; the break's length goes with the next answer (break_ms) so that
-     * session times can leave it out, and no trial is running, so it is never timed or flagged. */
+     * session times leave it out, and no trial is running, so it is never timed or flagged. With
+     * interleaved blocks (every staircase runs throughout) the break comes after the same number of
+     * trials: each "part" is one block's worth of trials. */
     const pauseBox = $("pause");
     function pauseScreen(blocksDone) {
       return new Promise((resolve) => {
@@ -367,8 +400,7 @@
 
     async function runTrial(state, breakMs) {
       const trial = state.trial;
-      const image = await bitmap(trial.image_url);
-      const masks = await Promise.all(trial.masks.map(bitmap));
+      const { image, masks } = await trialImages(trial);
       const shown = trial.timed ? await presentTimed(trial, image, masks) : await presentUntimed(trial, image);
       // Preload the next image only after this presentation: decoding during an exposure could drop a frame.
       for (const url of state.preload) bitmap(url).catch(() => preloaded.delete(url));
@@ -399,13 +431,15 @@
       // The first trial comes from GET /trial; each answer's reply carries the next one.
       let state = await fetchTrial();
       const pauses = body.dataset.pauseBetweenBlocks === "1";
-      let lastBlock = null;
+      const perPart = Number(body.dataset.trialsPerBlock);
+      let shown = 0; // trials shown since this page loaded: no break before the first (the intro was one)
       for (;;) {
         setProgress(state.progress);
         if (!state.trial || state.stage !== phase) { location.assign(state.url); return; }
         let breakMs = null;
-        if (pauses && lastBlock !== null && state.trial.block !== lastBlock) breakMs = await pauseScreen(lastBlock + 1);
-        lastBlock = state.trial.block;
+        const done = state.progress ? state.progress.done : 0;
+        if (pauses && shown > 0 && perPart > 0 && done > 0 && done % perPart === 0) breakMs = await pauseScreen(done / perPart);
+        shown += 1;
         const result = await runTrial(state, breakMs);
         if (result.stage !== phase) { location.assign(result.url); return; }
         state = result.next || await fetchTrial();

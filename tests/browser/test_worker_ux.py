@@ -1,12 +1,12 @@
-"""What a HYPE-time worker sees between and around trials (issue 16): a pause between blocks that keeps
-the staircases and is not timed, "saving…" / "reconnecting…" while an answer is retried, and the
-"Real or fake?" prompt on one centred line."""
+"""What a HYPE-time worker sees between and around trials (issue 16): a pause between blocks (sequential
+or interleaved) that keeps the staircases and is not timed, "saving…" / "reconnecting…" while an answer
+or an image is retried, and the "Real or fake?" prompt on one centred line."""
 
 from __future__ import annotations
 
 import pytest
 
-from browser_harness import always_correct, check_judgments
+from browser_harness import Answered, always_correct, check_judgments
 
 pytestmark = pytest.mark.browser
 
@@ -127,3 +127,77 @@ def test_real_or_fake_prompt_is_one_centred_line(make_study, new_worker) -> None
     }""")
     assert geometry["text"] == "Real or fake?" and geometry["lines"] == 1, geometry
     assert abs(geometry["offset"]) <= 2, geometry
+
+
+def test_interleaved_blocks_get_the_pause_too(make_study, new_worker, db_records) -> None:
+    """With interleaved blocks every staircase runs throughout; the break comes after one block's worth of
+    trials ("part 1 of 2"), the staircases go on unbroken, and the break is neither timed nor flagged."""
+    settings = {**TIME, "time": {**TIME["time"], "interleave_blocks": True}}
+    study = make_study("hype-time", settings=settings, n_real=40, n_fake=30)
+    w = new_worker()
+    w.pause_ms = BREAK_MS
+    w.open(study.slug)
+    w.consent()
+    w.instructions()
+    answered = w.run_phase("qualification", 4, always_correct)
+    w.start_phase("task")
+    answered += [w.answer_trial(k, always_correct, expect_feedback=True) for k in range(4)]
+    assert w.pauses == 0
+    w.page.wait_for_selector("#pause:not([hidden])")
+    assert "Part 1 of 2 is done" in w.page.inner_text("#pause")
+    answered += [w.answer_trial(k, always_correct, expect_feedback=True) for k in range(4, 8)]
+    assert w.pauses == 1
+    w.wait_done()
+    a, planned, judgments = check_judgments(db_records, w.token, answered, stage="completed", phases=("qualification", "task"))
+    task = [tr for tr in planned if tr.phase == "task"]
+    assert len({tr.block for tr in task[:4]}) == 2 or len({tr.block for tr in task[4:]}) == 2, "the plan is not interleaved"
+    t = study.settings["time"]
+    for block in range(2):
+        seq = [tr.requested_ms for tr in task if tr.block == block]
+        assert seq == [t["start_ms"] - t["step_down_ms"] * k for k in range(len(seq))]
+    by_trial = {j.trial_id: j for j in judgments}
+    j = by_trial[task[4].id]  # the first trial after four answers carries the break
+    assert j.client_timestamps["break_ms"] >= BREAK_MS and j.reaction_ms < BREAK_MS and not j.flagged
+    assert sum("break_ms" in (x.client_timestamps or {}) for x in judgments) == 1
+    w.assert_clean()
+
+
+def test_image_loads_show_reconnecting_and_the_trial_goes_on(make_study, new_worker, db_records) -> None:
+    """The network drops while the next image loads: the page says it is reconnecting (not a grey square
+    and silence), retries until the image arrives, says so, and the trial runs normally."""
+    study = make_study("hype-time", settings={"qualification": {"enabled": False},
+                                              "time": {"n_blocks": 1, "trials_per_block": 4, "countdown_ms": 50}})
+    w = new_worker()
+    w.open(study.slug)
+    w.consent()
+    w.instructions()
+    w.start_phase("task")
+    answered = [w.answer_trial(0, always_correct, expect_feedback=True)]
+    dropped: list[str] = []
+
+    def images(route, request) -> None:
+        dropped.append(request.url)
+        route.abort("internetdisconnected")
+
+    trial = w.wait_answer_expected()
+    w.page.route("**/img/**", images)  # from now on no image arrives: the next one is fetched after this answer
+    w.answer(w.truth(trial["id"]))
+    answered.append(Answered(trial, w.truth(trial["id"]), w.truth(trial["id"])))
+    w.page.wait_for_selector("#net-status.reconnecting:not([hidden])", timeout=10_000)
+    status = w.page.inner_text("#net-status")
+    assert "reconnecting" in status.lower() and "image" in status, status
+    assert w.page.is_disabled("#answer-fake")  # nothing to answer while no image is shown
+    for _ in range(100):
+        if len(dropped) >= 2:
+            break
+        w.page.wait_for_timeout(50)
+    assert len(dropped) >= 2, dropped  # retried, not given up
+    w.page.unroute("**/img/**")
+    w.page.wait_for_selector("#net-status.saved:not([hidden])", timeout=10_000)
+    assert "Reconnected" in w.page.inner_text("#net-status")
+    answered += [w.answer_trial(k, always_correct, expect_feedback=True) for k in (2, 3)]
+    w.wait_done()
+    _, planned, judgments = check_judgments(db_records, w.token, answered, stage="completed", phases=("task",))
+    assert len(judgments) == 4 and not any(j.flagged for j in judgments), [(j.flag_reasons) for j in judgments]
+    assert w.page_errors == []
+
