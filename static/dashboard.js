@@ -37,7 +37,7 @@
       if (row.ci_low === null || row.ci_low === undefined) {
         const td = cell(row.ci_note || "—"); td.className = "muted"; tr.appendChild(td);
       } else {
-        tr.appendChild(cell(`${fmt(row.ci_low, infinity)} – ${fmt(row.ci_high, infinity)}`));
+        const td = cell(`${fmt(row.ci_low, infinity)} – ${fmt(row.ci_high, infinity)}`); td.className = "ci"; tr.appendChild(td);
       }
       tr.appendChild(cell(String(row.n_evaluators)));
       tbody.appendChild(tr);

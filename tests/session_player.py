@@ -7,9 +7,10 @@ from hype.sessions import Answer, BrowserCheck, current_trial, enter, finish_ins
 from hype.studies import study_settings
 
 
-def play(session, study, worker: str, *, accuracy: float, rng, reaction_ms: float = 900.0, platform_params=None,
-         qualify: bool = True) -> int:
-    """One worker through the real session service, answering correctly with probability `accuracy`."""
+def play(session, study, worker: str, *, accuracy: float = 0.8, rng, reaction_ms: float = 900.0, platform_params=None,
+         qualify: bool = True, decide=None) -> int:
+    """One worker through the real session service, answering correctly with probability `accuracy`,
+    or as ``decide(assignment, trial, exposure_ms) -> judged fake`` says (a simulated evaluator)."""
     identity = identity_from_params(platform_params or {}, worker)
     assignment = enter(session, study, identity).assignment
     finish_instructions(assignment)
@@ -18,13 +19,17 @@ def play(session, study, worker: str, *, accuracy: float, rng, reaction_ms: floa
     n = 0
     while (trial := current_trial(session, assignment)) is not None:
         exposure = serve_trial(session, assignment, settings, trial)
-        right = (trial.phase == "qualification" and qualify) or rng.random() < accuracy
+        if decide is not None:
+            judged_fake = bool(decide(assignment, trial, exposure))
+        else:
+            right = (trial.phase == "qualification" and qualify) or rng.random() < accuracy
+            judged_fake = trial.is_fake if right else not trial.is_fake
         record_answer(
             session,
             assignment,
             Answer(
                 trial_token=trial.image_token,
-                judged_fake=trial.is_fake if right else not trial.is_fake,
+                judged_fake=judged_fake,
                 idempotency_key=f"k{worker[-6:]}{n:08d}",
                 measured_ms=exposure if exposure is not None else reaction_ms,
                 mask_measured_ms=(33.3,) * 4 if exposure is not None else (),

@@ -388,3 +388,23 @@ def check_timed_trials(settings: dict[str, Any], planned: list[Any], judgments: 
         if t["countdown_steps"]:
             countdown = stamps["image_on"] - stamps["countdown_on"]
             assert abs(countdown - t["countdown_steps"] * t["countdown_ms"]) <= (t["countdown_steps"] + 1) * j.refresh_interval_ms
+
+
+# -- layout ------------------------------------------------------------------------------------------------
+
+# Text of every confidence interval (class "ci") laid out on more than one line: "18.8 –" above "77.1"
+# reads as two numbers. (Pages and the report mark each interval with that class.)
+_WRAPPED_INTERVALS_JS = """
+() => Array.from(document.querySelectorAll('.ci')).filter((el) => {
+  const range = document.createRange();
+  range.selectNodeContents(el);
+  const tops = new Set(Array.from(range.getClientRects()).filter((r) => r.width > 0).map((r) => Math.round(r.top)));
+  return tops.size > 1;
+}).map((el) => el.textContent)
+"""
+
+
+def wrapped_intervals(page: Any) -> list[str]:
+    """The intervals on the page that wrap (none should); asserts the page shows some to check."""
+    assert page.locator(".ci").count() > 0, "no interval on the page to check"
+    return page.evaluate(_WRAPPED_INTERVALS_JS)

@@ -1,7 +1,10 @@
 #!/usr/bin/env python
 """Screenshots of the worker pages for the README, taken in headless Chromium at 1000x700.
 
-    python tests/browser/make_screenshots.py [--out docs/screenshots]
+    python tests/browser/make_screenshots.py [--out docs/screenshots] [--workers-only]
+
+writes every README screenshot: the worker pages (below), then the researcher pages
+(make_researcher_screenshots.py: a demo study answered by 40 simulated evaluators) unless --workers-only.
 
 Builds two throwaway studies in a temporary directory from the demo's photographs (128x128 crops of
 scikit-image's bundled photos; fakes are degraded crops, see hype/demo.py), serves the app on
@@ -213,6 +216,12 @@ def main(out: Path, browser: Any = None) -> list[Path]:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "screenshots", help="folder for the PNGs (default: docs/screenshots)")
+    parser.add_argument("--workers-only", action="store_true", help="only the worker pages")
     args = parser.parse_args()
     for path in main(args.out):
         print(path)
+    if not args.workers_only:
+        import make_researcher_screenshots
+
+        for path in make_researcher_screenshots.cli(["--out", str(args.out)]):
+            print(path)

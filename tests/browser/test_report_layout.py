@@ -1,5 +1,6 @@
 """The study report as a reader sees it in Chromium: no word is broken across two lines (the report
-once wrapped "modera te" inside a table cell), at a laptop width and a narrow one.
+once wrapped "modera te" inside a table cell), and no confidence interval either ("18.8 –" above
+"77.1"), at a laptop width and a narrow one.
 
 With HYPE_WRITE_SCREENSHOTS=1 the full page is saved to docs/screenshots/report-full.png for a look."""
 
@@ -14,6 +15,8 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "db"))
 
 from test_report import INF_SETTINGS, add_metrics, fill  # noqa: E402
+
+from browser_harness import wrapped_intervals  # noqa: E402
 
 from hype.report import build_report  # noqa: E402
 
@@ -48,7 +51,7 @@ BROKEN_WORDS = """
 @pytest.mark.parametrize("width", [1000, 600])
 def test_no_word_of_the_report_breaks_across_lines(browser, session, config, make_study, tmp_path, width) -> None:
     study = make_study("hype-infinity", settings=INF_SETTINGS, models=MODELS, n_real=80, n_fake=40)
-    fill(session, study, 8, {"mild": 0.45, "moderate": 0.3, "strong": 0.15, "severe": 0.05})
+    fill(session, study, 24, {"mild": 0.45, "moderate": 0.3, "strong": 0.15, "severe": 0.05})
     add_metrics(session, study, {"mild": 10.0, "moderate": 30.0, "strong": 20.0, "severe": 90.0})
     path = tmp_path / "report.html"
     path.write_text(build_report(session, config, study, n_resamples=200), encoding="utf-8")
@@ -58,6 +61,7 @@ def test_no_word_of_the_report_breaks_across_lines(browser, session, config, mak
         page.route("**/*", lambda route, request: route.continue_() if request.url.startswith(("file:", "data:")) else route.abort())
         page.goto(path.as_uri())
         assert page.evaluate(BROKEN_WORDS) == []
+        assert wrapped_intervals(page) == []
         if width == 1000:
             from accessibility import axe_violations
 
