@@ -33,6 +33,9 @@ class PlannedTrial:
     block: int  # 0 for qualification and HYPE-infinity; 0..n_blocks-1 for HYPE-time
     image_id: int
     is_fake: bool
+    # A catch trial (docs/protocol.md, Catch trials): shown like any task trial, never scored, and in
+    # HYPE-time shown at the longest exposure without moving the staircase.
+    is_catch: bool = False
 
 
 # A HYPE-time session draws its coin-flip labels again (whole sequence) in the rare case one kind
@@ -60,7 +63,7 @@ def required_pool_sizes(settings: StudySettings, n_models: int) -> tuple[int, in
     q_real, q_fake = settings.qualification_counts()
     t_real, t_fake = task_draw_counts(settings)
     per_model_qual = -(-q_fake // max(n_models, 1))  # ceil: the worst-off model's share
-    return q_real + t_real, per_model_qual + t_fake
+    return q_real + t_real + settings.catch.n_real, per_model_qual + t_fake
 
 
 def check_pools(settings: StudySettings, real_ids: Sequence[int], fake_ids: Mapping[int, Sequence[int]]) -> None:
@@ -76,6 +79,11 @@ def check_pools(settings: StudySettings, real_ids: Sequence[int], fake_ids: Mapp
             raise PoolTooSmallError(
                 f"model {model_id} has {len(ids)} images; each participant needs {need_fake} distinct images from it"
             )
+        if len(ids) < settings.catch.n_fake:
+            raise PoolTooSmallError(
+                f"model {model_id} has {len(ids)} images; its {settings.catch.n_fake} catch trials per participant are "
+                "degraded copies of distinct ones"
+            )
 
 
 def plan_session(
@@ -84,11 +92,14 @@ def plan_session(
     fake_ids: Mapping[int, Sequence[int]],
     model_id: int,
     draw_key: int,
+    catch_ids: Mapping[int, Sequence[int]] | None = None,
 ) -> list[PlannedTrial]:
     """The full ordered plan (qualification, then task) for one participant assigned to `model_id`.
 
     The same (seed, draw_key) always gives the same plan, so any session can be re-derived and audited.
     Pools are sorted first so the plan does not depend on the order the database returned them.
+    `catch_ids`: each model's degraded catch images, needed when the settings ask for catch trials;
+    catch trials are drawn after everything else, so a study without them plans exactly as before.
     """
     check_pools(settings, real_ids, fake_ids)
     rng = np.random.default_rng([settings.seed & 0xFFFFFFFF, draw_key & 0xFFFFFFFF, model_id & 0xFFFFFFFF])
@@ -105,7 +116,8 @@ def plan_session(
     if settings.mode == "hype-infinity":
         reals = [real_left.pop() for _ in range(settings.infinity.n_real)]
         fakes = [fake_left[model_id].pop() for _ in range(settings.infinity.n_fake)]
-        plan += _shuffled_block("task", 0, reals, fakes, rng)
+        task = _shuffled_block("task", 0, reals, fakes, rng)
+        plan += _with_catch_trials([task], settings, real_left, catch_ids, model_id, rng)[0]
     else:
         n_blocks, per_block = settings.time.n_blocks, settings.time.trials_per_block
         labels = coin_flip_labels(n_blocks * per_block, rng)
@@ -116,8 +128,33 @@ def plan_session(
                 PlannedTrial("task", b, int(fake_left[model_id].pop() if fake else real_left.pop()), bool(fake))
                 for fake in block_labels
             ])
+        blocks = _with_catch_trials(blocks, settings, real_left, catch_ids, model_id, rng)
         plan += _interleave(blocks, rng) if settings.time.interleave_blocks else [t for blk in blocks for t in blk]
     return plan
+
+
+def _with_catch_trials(blocks: list[list[PlannedTrial]], settings: StudySettings, real_left: list,
+                       catch_ids: Mapping[int, Sequence[int]] | None, model_id: int,
+                       rng: np.random.Generator) -> list[list[PlannedTrial]]:
+    """The blocks with the catch trials inserted at random positions, spread evenly over the blocks.
+
+    Catch reals come from the real pool after every other draw (so never an image the worker sees
+    elsewhere); catch fakes from the model's degraded catch images. No draw at all without catch trials.
+    """
+    n_real, n_fake = settings.catch_counts()
+    if n_real + n_fake == 0:
+        return blocks
+    pool = sorted((catch_ids or {}).get(model_id, ()))
+    if len(pool) < n_fake:
+        raise PoolTooSmallError(f"model {model_id} has {len(pool)} catch images; each participant needs {n_fake}")
+    fakes = [int(i) for i in rng.permutation(pool)[:n_fake]]
+    catch = [(int(real_left.pop()), False) for _ in range(n_real)] + [(i, True) for i in fakes]
+    catch = [catch[k] for k in rng.permutation(len(catch))]
+    out = [list(b) for b in blocks]
+    for k, (image_id, fake) in enumerate(catch):
+        b = k % len(out)
+        out[b].insert(int(rng.integers(0, len(out[b]) + 1)), PlannedTrial("task", b, image_id, fake, is_catch=True))
+    return out
 
 
 def coin_flip_labels(n: int, rng: np.random.Generator) -> list[bool]:

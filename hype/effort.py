@@ -80,10 +80,10 @@ class PayEstimate:
 def trial_counts(settings: StudySettings) -> tuple[int, int]:
     """(untimed, timed) trials one session runs: qualification and HYPE-∞ trials are untimed."""
     q_real, q_fake = settings.qualification_counts()
-    real, fake = settings.task_counts()
+    task = settings.task_trials_shown()  # catch trials included: the worker judges them too
     if settings.mode == "hype-time":
-        return q_real + q_fake, real + fake
-    return q_real + q_fake + real + fake, 0
+        return q_real + q_fake, task
+    return q_real + q_fake + task, 0
 
 
 def estimated_minutes(settings: StudySettings) -> float:
@@ -92,8 +92,7 @@ def estimated_minutes(settings: StudySettings) -> float:
 
 
 def _estimate(settings: StudySettings, minutes: float, source: str, n_sessions: int = 0) -> PayEstimate:
-    real, fake = settings.task_counts()
-    task = real + fake
+    task = settings.task_trials_shown()  # catch answers earn the bonus like any: workers cannot tell them
     rate = settings.pay.bonus_per_correct_usd
     return PayEstimate(
         minutes=minutes,

@@ -66,7 +66,8 @@ from hype.models import (
     utcnow,
 )
 from hype.protocol import MODES, SettingsError, StudySettings
-from hype.studies import StudyError, add_model, create_study, new_code
+from hype.quality import catch_accuracy
+from hype.studies import StudyError, add_model, create_study, new_code, study_settings
 
 __all__ = [
     "FORMATS",
@@ -113,10 +114,11 @@ class Column:
     required: bool  # a value must be present (not None)
     description: str
     raw: bool = False  # only in exports with raw ids; optional in the header
+    added: bool = False  # added after format version 1 came out: a file may lack it (read as empty)
 
 
-def _c(name: str, kind: str, required: bool, description: str, raw: bool = False) -> Column:
-    return Column(name, kind, required, description, raw)
+def _c(name: str, kind: str, required: bool, description: str, raw: bool = False, added: bool = False) -> Column:
+    return Column(name, kind, required, description, raw, added)
 
 
 TABLES: dict[str, tuple[Column, ...]] = {
@@ -135,6 +137,9 @@ TABLES: dict[str, tuple[Column, ...]] = {
         _c("window_height", "int", False, "browser window height at the check, CSS px"),
         _c("created_at", "datetime", True, "session start (UTC)"),
         _c("completed_at", "datetime", False, "session end: task completed or qualification failed (UTC)"),
+        _c("catch_correct", "int", False, "catch trials answered right (empty: the study has no catch trials)", added=True),
+        _c("catch_answered", "int", False, "catch trials answered", added=True),
+        _c("catch_accuracy", "float", False, "catch_correct / catch_answered: the share the catch rule judges", added=True),
         _c("worker_id", "str", False, "raw worker id (personal data; only with --raw-ids)", raw=True),
         _c("platform_ids", "json", False, "raw platform ids, e.g. MTurk assignmentId / Prolific SESSION_ID (only with --raw-ids)", raw=True),
         _c("user_agent", "str", False, "browser user agent (only with --raw-ids)", raw=True),
@@ -142,7 +147,7 @@ TABLES: dict[str, tuple[Column, ...]] = {
     "trials": (
         _c("evaluator", "int", True, "evaluator id (participants.evaluator)"),
         _c("position", "int", True, "order within the evaluator's session, over all phases, from 0"),
-        _c("phase", "str", True, "qualification | task (only task trials are scored)"),
+        _c("phase", "str", True, "qualification | task (only task trials that are not catch trials are scored)"),
         _c("block", "int", True, "HYPE-time staircase block (0 for qualification and HYPE-infinity)"),
         _c("image", "str", True, "the image's pixel SHA-256 (images.image)"),
         _c("is_fake", "bool", True, "truth: the image is generated"),
@@ -159,10 +164,11 @@ TABLES: dict[str, tuple[Column, ...]] = {
         _c("flagged", "bool", False, "presentation not trusted (scoring leaves it out by default)"),
         _c("flag_reasons", "str", False, "comma-separated: no-timing, exposure-off, mask-missing, mask-off, focus-lost"),
         _c("received_at", "datetime", False, "when the server recorded the answer (UTC)"),
+        _c("catch", "bool", False, "a catch trial: a degraded fake or a clean real, never scored (empty: false)", added=True),
     ),
     "images": (
         _c("image", "str", True, "pixel SHA-256 of the image"),
-        _c("pool", "str", True, "real | fake"),
+        _c("pool", "str", True, "real | fake | catch (a degraded fake hype made for catch trials)"),
         _c("model", "str", False, "the model a fake image belongs to"),
         _c("width", "int", True, "pixels"),
         _c("height", "int", True, "pixels"),
@@ -252,6 +258,15 @@ def export_tables(session: Session, study: Study, *, raw_ids: bool = False) -> E
     model_name = {m.id: m.name for m in models}
     salt = study.export_salt
 
+    catch: dict[int, list[bool]] = {}
+    for assignment_id, correct in session.execute(
+        select(Judgment.assignment_id, Judgment.correct).join(Trial, Judgment.trial_id == Trial.id)
+        .join(Assignment, Judgment.assignment_id == Assignment.id)
+        .where(Assignment.study_id == study.id, Trial.is_catch.is_(True))
+    ):
+        catch.setdefault(assignment_id, []).append(bool(correct))
+    has_catch = study_settings(study).catch.enabled
+
     participants = []
     rows = session.execute(
         select(Assignment, Participant).join(Participant, Assignment.participant_id == Participant.id)
@@ -273,6 +288,9 @@ def export_tables(session: Session, study: Study, *, raw_ids: bool = False) -> E
             "window_height": a.window_height,
             "created_at": _iso(a.created_at),
             "completed_at": _iso(a.completed_at),
+            "catch_correct": sum(catch.get(a.id, [])) if has_catch else None,
+            "catch_answered": len(catch.get(a.id, [])) if has_catch else None,
+            "catch_accuracy": catch_accuracy(catch.get(a.id, [])),
         }
         if raw_ids:
             row.update(worker_id=p.worker_id, platform_ids=dict(p.platform_ids or {}), user_agent=p.user_agent)
@@ -280,8 +298,8 @@ def export_tables(session: Session, study: Study, *, raw_ids: bool = False) -> E
 
     trials = []
     rows = session.execute(
-        select(Trial.assignment_id, Trial.position, Trial.phase, Trial.block, Image.pixel_sha256, Trial.is_fake,
-               Trial.requested_ms.label("trial_requested_ms"), Judgment.id.label("judgment_id"), Judgment.judged_fake,
+        select(Trial.assignment_id, Trial.position, Trial.phase, Trial.is_catch, Trial.block, Image.pixel_sha256,
+               Trial.is_fake, Trial.requested_ms.label("trial_requested_ms"), Judgment.id.label("judgment_id"), Judgment.judged_fake,
                Judgment.correct, Judgment.requested_ms, Judgment.measured_ms, Judgment.mask_measured_ms,
                Judgment.refresh_interval_ms, Judgment.reaction_ms, Judgment.client_timestamps, Judgment.focus_lost,
                Judgment.flagged, Judgment.flag_reasons, Judgment.received_at)
@@ -297,6 +315,7 @@ def export_tables(session: Session, study: Study, *, raw_ids: bool = False) -> E
             "evaluator": r.assignment_id,
             "position": r.position,
             "phase": r.phase,
+            "catch": bool(r.is_catch),
             "block": r.block,
             "image": r.pixel_sha256,
             "is_fake": bool(r.is_fake),
@@ -319,7 +338,7 @@ def export_tables(session: Session, study: Study, *, raw_ids: bool = False) -> E
         {"image": r.pixel_sha256, "pool": r.pool, "model": model_name.get(r.model_id), "width": r.width, "height": r.height}
         for r in session.execute(
             select(Image.pixel_sha256, Image.pool, Image.model_id, Image.width, Image.height)
-            .where(Image.study_id == study.id, Image.pool.in_(("real", "fake"))).order_by(Image.id)
+            .where(Image.study_id == study.id, Image.pool.in_(("real", "fake", "catch"))).order_by(Image.id)
         )
     ]
     exclusions = [
@@ -729,7 +748,7 @@ def _parse_native(value: Any, col: Column, where: str) -> Any:
 
 def _check_header(present: Iterable[str], table: str, where: str, raw_ids: bool) -> None:
     have = set(present)
-    missing = [c.name for c in TABLES[table] if not c.raw and c.name not in have]
+    missing = [c.name for c in TABLES[table] if not (c.raw or c.added) and c.name not in have]
     if missing:
         raise ExportError(f"{where}: missing column(s) {', '.join(missing)}")
 
@@ -775,7 +794,7 @@ def _parse_records(rows: list, table: str, where: str, raw_ids: bool) -> list[tu
         here = f"{where} {table}[{i}]"
         if not isinstance(rec, dict):
             raise ExportError(f"{here}: a row must be an object of column -> value")
-        missing = [c.name for c in TABLES[table] if not c.raw and c.name not in rec]
+        missing = [c.name for c in TABLES[table] if not (c.raw or c.added) and c.name not in rec]
         if missing:
             raise ExportError(f"{here}: missing column(s) {', '.join(missing)}")
         row = {c.name: _parse_native(rec[c.name], c, here) for c in TABLES[table] if c.name in rec}
@@ -852,9 +871,9 @@ def _validate(bundle: ExportBundle) -> None:
             raise _bad(here, "image", f"{img['image']} is listed twice")
         if not img["image"] or len(img["image"]) > 64:
             raise _bad(here, "image", "must be a pixel hash of 1-64 characters")
-        if img["pool"] not in ("real", "fake"):
-            raise _bad(here, "pool", f"{img['pool']!r} is not real or fake")
-        if img["pool"] == "fake" and img["model"] not in models:
+        if img["pool"] not in ("real", "fake", "catch"):
+            raise _bad(here, "pool", f"{img['pool']!r} is not real, fake or catch")
+        if img["pool"] in ("fake", "catch") and img["model"] not in models:
             raise _bad(here, "model", f"a fake image needs one of the study's models, not {img['model']!r}")
         if img["pool"] == "real" and img["model"] is not None:
             raise _bad(here, "model", "a real image belongs to no model")
@@ -878,7 +897,11 @@ def _validate(bundle: ExportBundle) -> None:
         img = images.get(t["image"])
         if img is None:
             raise _bad(here, "image", f"unknown image {t['image']} (not in images)")
-        if t["is_fake"] != (img["pool"] == "fake"):
+        if t.get("catch") and not t["phase"] == "task":
+            raise _bad(here, "catch", "only task trials can be catch trials")
+        if img["pool"] == "catch" and not t.get("catch"):
+            raise _bad(here, "catch", f"image {t['image'][:12]}... is a degraded catch image, so this must be a catch trial")
+        if t["is_fake"] != (img["pool"] in ("fake", "catch")):
             raise _bad(here, "is_fake", f"is {str(t['is_fake']).lower()} but image {t['image'][:12]}... is in the {img['pool']} pool")
         if t["judged_fake"] is None:
             filled = [c for c in answer_only if t.get(c) is not None]
@@ -987,7 +1010,8 @@ def import_bundle(session: Session, bundle: ExportBundle, *, name: str | None = 
     image_ids: dict[str, int] = {}
     if bundle.tables["images"]:
         session.execute(insert(Image), [
-            {"study_id": study.id, "pool": img["pool"], "model_id": models.get(img["model"]) if img["pool"] == "fake" else None,
+            {"study_id": study.id, "pool": img["pool"],
+             "model_id": models.get(img["model"]) if img["pool"] in ("fake", "catch") else None,
              "pixel_sha256": img["image"], "file_sha256": img["image"], "width": img["width"], "height": img["height"],
              "source_name": f"imported:{img['image']}"}
             for img in bundle.tables["images"]
@@ -1025,7 +1049,8 @@ def import_bundle(session: Session, bundle: ExportBundle, *, name: str | None = 
     if trials:
         session.execute(insert(Trial), [
             {"assignment_id": ids[t["evaluator"]], "phase": t["phase"], "block": t["block"], "position": t["position"],
-             "image_id": image_ids[t["image"]], "is_fake": t["is_fake"], "image_token": secrets.token_urlsafe(16),
+             "image_id": image_ids[t["image"]], "is_fake": t["is_fake"], "is_catch": bool(t.get("catch")),
+             "image_token": secrets.token_urlsafe(16),
              "requested_ms": t["trial_requested_ms"]}
             for t in trials
         ])

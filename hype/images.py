@@ -286,3 +286,24 @@ def phase_scrambled_mask(pixels: np.ndarray, rng: np.random.Generator) -> np.nda
         ch = (ch - ch.mean()) / (ch.std() + 1e-9) * src.std() + src.mean()
         out[..., c] = ch
     return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+
+
+# Catch images (docs/protocol.md, Catch trials): about CATCH_BLOCKS_ACROSS blocks across the shorter side,
+# then noise of this SD (in 0-255 units). Strong enough that nobody who looks can call it real, at any
+# size a study uses, yet the same size and served the same way as every other image.
+CATCH_BLOCKS_ACROSS = 8
+CATCH_NOISE_SD = 40.0
+
+
+def degraded_catch_image(pixels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """An obviously degraded copy of a fake: heavy blocking (each block its mean colour) plus Gaussian
+    noise. Deterministic for a given rng state, so a study's catch images can be made again."""
+    img = pixels.astype(np.float64)
+    h, w = img.shape[:2]
+    block = max(2, round(min(h, w) / CATCH_BLOCKS_ACROSS))
+    out = np.empty_like(img)
+    for y in range(0, h, block):
+        for x in range(0, w, block):
+            out[y:y + block, x:x + block] = img[y:y + block, x:x + block].reshape(-1, img.shape[2]).mean(axis=0)
+    out += rng.normal(0.0, CATCH_NOISE_SD, size=out.shape)
+    return np.clip(np.rint(out), 0, 255).astype(np.uint8)

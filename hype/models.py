@@ -19,6 +19,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
+from sqlalchemy import false as sa_false
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 NAMING_CONVENTION = {
@@ -41,7 +42,7 @@ class Base(DeclarativeBase):
 
 # Study lifecycle and participant progress, as stored strings (readable in SQL, stable across versions).
 STUDY_STATUSES = ("draft", "published", "closed")
-POOLS = ("real", "fake", "mask")
+POOLS = ("real", "fake", "mask", "catch")  # catch: degraded fakes hype makes (docs/protocol.md)
 ASSIGNMENT_STAGES = ("consent", "instructions", "check", "qualification", "task", "completed", "failed", "abandoned")
 ACTIVE_STAGES = ("instructions", "check", "qualification", "task")  # a worker is still in the session
 FINISHED_STAGES = ("completed", "failed", "abandoned")  # nothing more can happen in it
@@ -203,6 +204,8 @@ class Trial(Base):
     position: Mapped[int] = mapped_column(Integer)  # order within the assignment, over all phases
     image_id: Mapped[int] = mapped_column(ForeignKey("images.id", ondelete="CASCADE"), index=True)
     is_fake: Mapped[bool] = mapped_column(Boolean)
+    # A catch trial: shown like any task trial, never scored (docs/protocol.md, Catch trials).
+    is_catch: Mapped[bool] = mapped_column(Boolean, default=False, server_default=sa_false())
     image_token: Mapped[str] = mapped_column(String(64), unique=True)
     requested_ms: Mapped[Optional[float]] = mapped_column(Float)  # set by the server when the trial is served
     # Deliveries of the image to the browser; a timed trial delivered more than once is flagged.

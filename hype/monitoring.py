@@ -11,7 +11,7 @@ from sqlalchemy import Integer, cast, func, select
 from sqlalchemy.orm import Session
 
 from hype.models import Assignment, Exclusion, Judgment, StaircaseRecord, Study, Trial, utcnow
-from hype.quality import ExclusionRules, TrialRecord, WorkerStats, violations, worker_stats
+from hype.quality import ExclusionRules, TrialRecord, WorkerStats, fails_catch, violations, worker_stats
 from hype import stopping_state
 from hype.recruitment import ModelSlots, close_if_complete, is_complete, is_idle, model_slots
 from hype.studies import study_settings
@@ -39,7 +39,7 @@ def model_progress(session: Session, study: Study) -> list[ModelProgress]:
         select(Assignment.model_id, func.count(Judgment.id), func.sum(cast(Judgment.flagged, Integer)))
         .join(Judgment, Judgment.assignment_id == Assignment.id)
         .join(Trial, Trial.id == Judgment.trial_id)
-        .where(Assignment.study_id == study.id, Trial.phase == "task")
+        .where(Assignment.study_id == study.id, Trial.phase == "task", Trial.is_catch.is_(False))
         .group_by(Assignment.model_id)
     ):
         judged[model_id] = (int(n), int(flagged or 0))
@@ -62,6 +62,7 @@ class WorkerRow:
     exclusions: list[Exclusion] = field(default_factory=list)
     staircases: list[list[float]] = field(default_factory=list)
     started_at: Any = None
+    fails_catch: bool = False  # right on fewer catch trials than the study's catch.min_accuracy: not scored
 
     @property
     def active_exclusions(self) -> list[Exclusion]:
@@ -77,12 +78,13 @@ def worker_rows(session: Session, study: Study) -> list[WorkerRow]:
         return []
     ids = [a.id for a in assignments]
     trials: dict[int, list[TrialRecord]] = defaultdict(list)
-    for assignment_id, is_fake, correct, reaction, flagged in session.execute(
-        select(Judgment.assignment_id, Trial.is_fake, Judgment.correct, Judgment.reaction_ms, Judgment.flagged)
+    for assignment_id, is_fake, correct, reaction, flagged, is_catch in session.execute(
+        select(Judgment.assignment_id, Trial.is_fake, Judgment.correct, Judgment.reaction_ms, Judgment.flagged,
+               Trial.is_catch)
         .join(Trial, Trial.id == Judgment.trial_id)
         .where(Judgment.assignment_id.in_(ids), Trial.phase == "task")
     ):
-        trials[assignment_id].append(TrialRecord(is_fake, correct, reaction, flagged))
+        trials[assignment_id].append(TrialRecord(is_fake, correct, reaction, flagged, bool(is_catch)))
     exclusions: dict[int, list[Exclusion]] = defaultdict(list)
     for exclusion in session.scalars(select(Exclusion).where(Exclusion.assignment_id.in_(ids)).order_by(Exclusion.created_at)):
         exclusions[exclusion.assignment_id].append(exclusion)
@@ -94,6 +96,7 @@ def worker_rows(session: Session, study: Study) -> list[WorkerRow]:
     names = {m.id: m.name for m in study.models}
     rows = []
     for a in assignments:
+        stats = worker_stats(trials[a.id], failed_qualification=a.qualification_passed is False)
         qual = ""
         if a.qualification_real_correct is not None:
             q = settings.qualification
@@ -106,10 +109,11 @@ def worker_rows(session: Session, study: Study) -> list[WorkerRow]:
                 model=names.get(a.model_id, "?"),
                 stage="abandoned" if is_idle(a, settings, now) else a.stage,  # as counted, marked or not
                 qualification=qual,
-                stats=worker_stats(trials[a.id], failed_qualification=a.qualification_passed is False),
+                stats=stats,
                 exclusions=exclusions[a.id],
                 staircases=stairs[a.id],
                 started_at=a.created_at,
+                fails_catch=fails_catch(stats.catch_accuracy, settings.catch.min_accuracy),
             )
         )
     return rows

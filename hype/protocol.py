@@ -67,6 +67,28 @@ class StatisticsSettings:
 
 
 @dataclass(frozen=True)
+class CatchSettings:
+    """Catch trials [decision: not in the paper]: obviously degraded fakes (made by hype from the model's
+    own fakes, hype.images.degraded_catch_image) and clean reals, mixed into the task and never scored.
+    A worker's share right on them shows whether they looked at all (docs/protocol.md, Catch trials)."""
+
+    n_fake: int = 0  # degraded fakes per worker; 0 and n_real 0: no catch trials
+    n_real: int = 0  # clean reals per worker
+    # Evaluators right on fewer catch trials than this share are left out of scores (and proposed for
+    # exclusion on the dashboard); 0 switches the rule off.
+    min_accuracy: float = 0.8
+
+    @property
+    def enabled(self) -> bool:
+        return self.n_fake + self.n_real > 0
+
+
+# At most this share of a worker's task may be catch trials: they cost the researcher pay and time
+# and measure nothing about the models.
+MAX_CATCH_SHARE = 0.2
+
+
+@dataclass(frozen=True)
 class RecruitmentSettings:
     """How the platform fills each model's evaluator slots while a study runs; unlike the protocol
     settings these may change after publishing (they decide who is taken next, not what anyone sees)."""
@@ -103,6 +125,7 @@ class StudySettings:
     time: TimeSettings = field(default_factory=TimeSettings)
     pay: PaySettings = field(default_factory=PaySettings)
     statistics: StatisticsSettings = field(default_factory=StatisticsSettings)
+    catch: CatchSettings = field(default_factory=CatchSettings)
     recruitment: RecruitmentSettings = field(default_factory=RecruitmentSettings)
     stopping: StoppingSettings = field(default_factory=StoppingSettings)
 
@@ -149,6 +172,23 @@ class StudySettings:
             raise SettingsError("statistics.confidence_level must be in (0.5, 1)")
         if self.statistics.n_resamples < 100:
             raise SettingsError("statistics.n_resamples must be >= 100")
+        self._validate_catch()
+
+    def _validate_catch(self) -> None:
+        c = self.catch
+        if c.n_fake < 0 or c.n_real < 0:
+            raise SettingsError("catch.n_fake and catch.n_real must be >= 0")
+        if not 0.0 <= c.min_accuracy <= 1.0:
+            raise SettingsError(f"catch.min_accuracy is a share in [0, 1], not {c.min_accuracy}")
+        real, fake = self.task_counts()
+        most = int(MAX_CATCH_SHARE * (real + fake))
+        if c.n_fake + c.n_real > most:
+            raise SettingsError(f"catch trials may be at most {MAX_CATCH_SHARE:.0%} of the task's {real + fake} "
+                                f"trials ({most}), not {c.n_fake + c.n_real}")
+        if self.mode == "hype-infinity" and c.enabled and (inf := self.infinity).n_real * c.n_fake != inf.n_fake * c.n_real:
+            # Workers are told the task's ratio of reals to fakes; catch trials must keep it.
+            raise SettingsError(f"catch.n_real : catch.n_fake must keep the task's ratio of reals to fakes "
+                                f"({inf.n_real} : {inf.n_fake}), which workers are told")
 
     def _validate_stopping(self) -> None:
         s = self.stopping
@@ -178,6 +218,16 @@ class StudySettings:
             return self.infinity.n_real, self.infinity.n_fake
         half = self.time.trials_per_block // 2
         return half * self.time.n_blocks, half * self.time.n_blocks
+
+    def catch_counts(self) -> tuple[int, int]:
+        """(clean real, degraded fake) catch trials each evaluator sees besides the task proper."""
+        return self.catch.n_real, self.catch.n_fake
+
+    def task_trials_shown(self) -> int:
+        """Images a worker judges in the task, catch trials included: what the worker is told, since
+        nothing may tell a catch trial apart."""
+        real, fake = self.task_counts()
+        return real + fake + self.catch.n_real + self.catch.n_fake
 
     def qualification_counts(self) -> tuple[int, int]:
         if not self.qualification.enabled:

@@ -13,6 +13,7 @@ from typing import Sequence
 RULE_FAILED_QUALIFICATION = "failed-qualification"
 RULE_TOO_MANY_FLAGGED = "too-many-flagged"
 RULE_TOO_FAST = "too-fast"
+RULE_FAILED_CATCH = "failed-catch"
 
 
 @dataclass(frozen=True)
@@ -23,6 +24,7 @@ class TrialRecord:
     correct: bool
     reaction_ms: float | None
     flagged: bool
+    is_catch: bool = False  # a catch trial: counts for catch accuracy, never for the model's figures
 
 
 @dataclass(frozen=True)
@@ -34,15 +36,36 @@ class WorkerStats:
     n_flagged: int
     n_correct: int
     failed_qualification: bool
+    catch_correct: int = 0
+    catch_total: int = 0
 
     @property
     def flagged_share(self) -> float:
         return self.n_flagged / self.n_answered if self.n_answered else 0.0
 
+    @property
+    def catch_accuracy(self) -> float | None:
+        return self.catch_correct / self.catch_total if self.catch_total else None
+
+
+def catch_accuracy(correct: Sequence[bool]) -> float | None:
+    """Share right on a worker's answered catch trials; None when they answered none."""
+    return sum(map(bool, correct)) / len(correct) if len(correct) else None
+
+
+def fails_catch(accuracy: float | None, min_accuracy: float | None) -> bool:
+    """The catch rule, in one place for the dashboard's rules and for scoring: right on fewer catch
+    trials than ``min_accuracy`` (None or 0: rule off; no catch answers: nothing to judge)."""
+    return bool(min_accuracy) and accuracy is not None and accuracy < min_accuracy - 1e-9
+
 
 def worker_stats(trials: Sequence[TrialRecord], failed_qualification: bool = False) -> WorkerStats:
-    reals = [t for t in trials if not t.is_fake]
-    fakes = [t for t in trials if t.is_fake]
+    """Reals and fakes right count scored trials only; answers, reaction times, flags and right answers
+    (the bonus) count catch trials too, since the worker judged them like any other."""
+    scored = [t for t in trials if not t.is_catch]
+    catch = [t for t in trials if t.is_catch]
+    reals = [t for t in scored if not t.is_fake]
+    fakes = [t for t in scored if t.is_fake]
     times = [t.reaction_ms for t in trials if t.reaction_ms is not None]
     return WorkerStats(
         n_answered=len(trials),
@@ -52,6 +75,8 @@ def worker_stats(trials: Sequence[TrialRecord], failed_qualification: bool = Fal
         n_flagged=sum(t.flagged for t in trials),
         n_correct=sum(t.correct for t in trials),
         failed_qualification=failed_qualification,
+        catch_correct=sum(t.correct for t in catch),
+        catch_total=len(catch),
     )
 
 
@@ -62,8 +87,11 @@ class ExclusionRules:
     failed_qualification: bool = True
     max_flagged_share: float | None = 0.2
     min_median_reaction_ms: float | None = 300.0
+    min_catch_accuracy: float | None = None  # the study's catch.min_accuracy where it has catch trials
 
     def __post_init__(self) -> None:
+        if self.min_catch_accuracy is not None and not 0.0 <= self.min_catch_accuracy <= 1.0:
+            raise ValueError(f"min_catch_accuracy is a share in [0, 1], not {self.min_catch_accuracy}")
         if self.max_flagged_share is not None and not 0.0 <= self.max_flagged_share <= 1.0:
             raise ValueError(f"max_flagged_share is a share in [0, 1], not {self.max_flagged_share}")
         if self.min_median_reaction_ms is not None and self.min_median_reaction_ms < 0:
@@ -91,6 +119,14 @@ def violations(stats: WorkerStats, rules: ExclusionRules) -> list[tuple[str, str
             (
                 RULE_TOO_FAST,
                 f"median reaction time {stats.median_reaction_ms:.0f} ms < {rules.min_median_reaction_ms:.0f} ms",
+            )
+        )
+    if fails_catch(stats.catch_accuracy, rules.min_catch_accuracy):
+        out.append(
+            (
+                RULE_FAILED_CATCH,
+                f"{stats.catch_correct} of {stats.catch_total} catch trials right "
+                f"({stats.catch_accuracy:.0%} < {rules.min_catch_accuracy:.0%})",
             )
         )
     return out

@@ -227,7 +227,7 @@ def report_context(
 
     models = _model_names(session, study)
     order = _model_order(score, models)
-    statuses = _statuses(session, study, include_incomplete)
+    statuses = _statuses(session, study, include_incomplete, score.settings.min_catch_accuracy if score else None)
     per_evaluator = _per_evaluator_scores(session, study, statuses, measured, exclude_flagged) if score else {}
     colors = plots.model_colors(order)
     metrics = _metrics_section(session, study, order, colors)
@@ -466,10 +466,11 @@ def _ranking_section(score: StudyScore) -> dict[str, Any] | None:
 # -- per-evaluator scores ---------------------------------------------------------------------------
 
 
-def _statuses(session: Session, study: Study, include_incomplete: bool) -> dict[int, Any]:
+def _statuses(session: Session, study: Study, include_incomplete: bool,
+              min_catch_accuracy: float | None = None) -> dict[int, Any]:
     from hype.study_scoring import _evaluators  # the one definition of who counts
 
-    return _evaluators(session, study, include_incomplete)
+    return _evaluators(session, study, include_incomplete, min_catch_accuracy)
 
 
 def _per_evaluator_scores(session: Session, study: Study, statuses: dict[int, Any], measured: bool,
@@ -733,6 +734,7 @@ _LEFT_OUT_COLUMNS = (
     ("scored_evaluators", "scored evaluators"),
     ("excluded_evaluators", "excluded"),
     ("failed_qualification", "failed qualification"),
+    ("failed_catch", "failed catch trials"),
     ("incomplete_evaluators", "incomplete"),
     ("no_trials_left", "no trial left"),
     ("scored_trials", "scored trials"),
@@ -830,7 +832,7 @@ def _sample_section(session: Session, config: Config, study: Study, statuses: di
         .join(Image, Trial.image_id == Image.id)
         .outerjoin(GeneratorModel, Image.model_id == GeneratorModel.id)
         .join(Assignment, Judgment.assignment_id == Assignment.id)
-        .where(Assignment.study_id == study.id, Trial.phase == "task")
+        .where(Assignment.study_id == study.id, Trial.phase == "task", Trial.is_catch.is_(False))
     ).all()
     tallies: dict[int, _ImageTally] = {}
     for r in rows:

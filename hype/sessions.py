@@ -37,7 +37,7 @@ from hype.models import (
 )
 from hype.platforms.codes import new_session_code
 from hype.protocol import StudySettings
-from hype.studies import pool_ids, study_settings
+from hype.studies import catch_pool_ids, pool_ids, study_settings
 from hype.timing import MAX_REFRESH_MS, MIN_REFRESH_MS, Presentation, presentation_flags
 
 PLATFORMS = ("plain", "mturk", "prolific")
@@ -333,7 +333,8 @@ def _pick_model(session: Session, study: Study) -> GeneratorModel:
 
 def _plan(session: Session, study: Study, settings: StudySettings, assignment: Assignment) -> None:
     real, fakes = pool_ids(session, study)
-    plan = plan_session(settings, real, fakes, assignment.model_id, assignment.draw_key)
+    catch = catch_pool_ids(session, study) if settings.catch.enabled else None
+    plan = plan_session(settings, real, fakes, assignment.model_id, assignment.draw_key, catch)
     session.add_all(
         Trial(
             assignment_id=assignment.id,
@@ -342,6 +343,7 @@ def _plan(session: Session, study: Study, settings: StudySettings, assignment: A
             position=k,
             image_id=p.image_id,
             is_fake=p.is_fake,
+            is_catch=p.is_catch,
             image_token=secrets.token_urlsafe(16),
         )
         for k, p in enumerate(plan)
@@ -472,12 +474,16 @@ def is_timed(settings: StudySettings, trial: Trial) -> bool:
 
 def serve_trial(session: Session, assignment: Assignment, settings: StudySettings, trial: Trial) -> float | None:
     """Fix the trial's exposure (from its block's staircase) the first time it is served; later
-    requests for the same trial get the same exposure, so a reload cannot fish for a longer one."""
+    requests for the same trial get the same exposure, so a reload cannot fish for a longer one.
+    A catch trial is shown at the longest exposure and reads no staircase (docs/protocol.md)."""
     if not is_timed(settings, trial):
         return None
     if trial.requested_ms is None:
-        record = _staircase_record(session, assignment, trial.block)
-        exposure = adaptive.block_exposure(record.config, record.state)
+        if trial.is_catch:
+            exposure = settings.time.max_ms
+        else:
+            record = _staircase_record(session, assignment, trial.block)
+            exposure = adaptive.block_exposure(record.config, record.state)
         session.connection().execute(_SET_REQUESTED_MS, {"trial_id": trial.id, "requested_ms": exposure})
         set_committed_value(trial, "requested_ms", exposure)  # stored: nothing left for a flush
     return trial.requested_ms
@@ -613,7 +619,8 @@ def record_answer(session: Session, assignment: Assignment, answer: Answer) -> A
     # commit, so nothing but the writes themselves (and the next trial's payload) runs while it is held.
     # Answers are taken in order, so the trial after this one (if any) is the phase's next current one.
     ahead = upcoming_trials(session, trial, 2)
-    record = _staircase_record(session, assignment, trial.block) if timed else None
+    # a catch trial never moves the staircase (docs/protocol.md, Catch trials)
+    record = _staircase_record(session, assignment, trial.block) if timed and not trial.is_catch else None
     # A prebuilt INSERT, not an ORM object through the unit of work (half the cost of the insert).
     session.connection().execute(_INSERT_JUDGMENT, dict(
         trial_id=trial.id,

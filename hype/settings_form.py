@@ -29,6 +29,8 @@ EDITABLE_WHILE_RUNNING = (
     "stopping.target_halfwidth",
     "stopping.until_models_separate",
     "stopping.min_evaluators",
+    # Whom scoring leaves out, not what anyone sees (and every score names the threshold it used).
+    "catch.min_accuracy",
 )
 
 # Task sections that one mode only uses: the other mode's section is neither shown (the new-study form
@@ -42,6 +44,7 @@ SECTIONS: dict[str, str] = {
     "time": "HYPE-time task",
     "pay": "Pay",
     "statistics": "Statistics",
+    "catch": "Catch trials",
     "recruitment": "Recruitment",
     "stopping": "Stop at a target certainty",
 }
@@ -75,6 +78,10 @@ LABELS: dict[str, tuple[str, str, str]] = {
     "statistics.confidence_level": ("Confidence level", "share", "0.95 = 95% intervals."),
     "statistics.exclude_flagged_trials": ("Leave flagged trials out of scores", "", "Exposure off by over a frame, or focus lost."),
     "statistics.score_on_measured_exposure": ("Score on the measured exposure", "", "Off: on the requested one, as the paper did."),
+    "catch.n_fake": ("Degraded fakes per worker", "", "Obviously degraded copies of the model's fakes, never scored. 0 and 0: none."),
+    "catch.n_real": ("Clean reals per worker", "", "HYPE-∞: keep the task's ratio of reals to fakes."),
+    "catch.min_accuracy": ("Least share right on catch trials", "share",
+                           "0.8 = workers below 80% right on them are left out of scores; 0 = keep everyone."),
     "recruitment.idle_timeout_minutes": ("Abandon a session idle for", "min",
                                          "It then holds no slot and cannot be resumed."),
     "recruitment.close_when_complete": ("Close the study when complete", "",

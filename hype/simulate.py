@@ -450,6 +450,26 @@ def _simulate_time_model(model: str, population: Population, n: int, settings: T
     return _blocks_from_exposures(model, _ids(model, n, prefix), run.exposure_ms, run.levels), observers, run
 
 
+def quest_scores(population: Population, n: int, settings: TimeSettings, rng: np.random.Generator) -> np.ndarray:
+    """Adaptive HYPE-time (`time.adaptive`): n evaluators each run the study's blocks with QUEST+
+    choosing every exposure (hype.adaptive, as the server does), and each is scored by the posterior 75%
+    threshold from all their trials (the study's score), so a plan for a QUEST+ study forecasts QUEST+."""
+    from hype import adaptive
+
+    cfg = adaptive.QuestConfig.from_time_settings(settings)
+    observers = population.draw(n, rng)
+    n_blocks, n_trials = settings.n_blocks, settings.trials_per_block
+    plan = time_plan(n_blocks, n_trials, rng, n_evaluators=n).reshape(n * n_blocks, n_trials)
+    per_block = observers[np.repeat(np.arange(n), n_blocks)].column()
+
+    def respond(t: int, x: np.ndarray, u: np.ndarray) -> np.ndarray:
+        return u < per_block.p_correct(plan[:, t][:, None], x[:, None])[:, 0]
+
+    _, _, snaps = adaptive.run_many(cfg, respond, n * n_blocks, n_trials, rng, record_at=(n_trials,))
+    # one observer, one prior: an evaluator's posterior is the sum of their blocks' log likelihoods
+    return adaptive.posterior_threshold(cfg, snaps[n_trials].reshape(n, n_blocks, -1).sum(axis=1))
+
+
 def simulate_study(
     populations: Mapping[str, Population],
     n_evaluators: int = 30,
@@ -492,6 +512,10 @@ def simulate_study(
 # Planning
 
 
+# Simulated QUEST+ evaluators an adaptive HYPE-time plan draws its studies from (see plan_ci_halfwidth).
+QUEST_PLAN_POOL = 600
+
+
 @dataclass(frozen=True)
 class PlanRow:
     n_evaluators: int
@@ -516,12 +540,19 @@ def plan_ci_halfwidth(
     n_resamples: int = 2_000,
     confidence_level: float = 0.95,
     seed: int = 0,
+    adaptive: bool = False,
+    quest_pool: int = QUEST_PLAN_POOL,
 ) -> list[PlanRow]:
     """Expected CI half-width per number of evaluators, by simulating `n_sim` studies per size and
     bootstrapping each. n_trials: HYPE-infinity trials per evaluator (half fake; default 100),
     HYPE-time trials per block (default 150, with n_blocks default 3). Studies of different sizes are
     nested draws from the same simulated evaluators (first k of each study), so the curve is smooth.
-    2,000 resamples suffice here: the half-width, not a tail quantile to report, is being estimated."""
+    2,000 resamples suffice here: the half-width, not a tail quantile to report, is being estimated.
+
+    `adaptive` (HYPE-time): the study's procedure is QUEST+ with the posterior-threshold score, not the
+    paper's staircase and block mode. QUEST+ costs about a thousand times more per simulated trial, so
+    its studies are drawn without replacement from a pool of `quest_pool` simulated evaluators (at least
+    the largest size) rather than each from fresh ones."""
     sizes = sorted(set(int(n) for n in n_evaluators_list))
     if not sizes or sizes[0] < 2:
         raise ValueError("n_evaluators_list needs sizes >= 2")
@@ -535,8 +566,14 @@ def plan_ci_halfwidth(
     elif mode == "hype-time":
         defaults = TimeSettings()
         settings = replace(defaults, trials_per_block=n_trials or defaults.trials_per_block,
-                           n_blocks=n_blocks or defaults.n_blocks)
-        data, _, _ = _simulate_time_model("plan", pop, n_sim * biggest, settings, rng, "e")
+                           n_blocks=n_blocks or defaults.n_blocks, adaptive=adaptive)
+        if adaptive:
+            pool = max(quest_pool, biggest)
+            scores = quest_scores(pop, pool, settings, rng)
+            data = TimeBlocks.from_block_scores(_ids("plan", pool, "e"), "plan", scores)
+            studies = [rng.permutation(pool)[:biggest] for _ in range(n_sim)]  # nested: first k of each
+        else:
+            data, _, _ = _simulate_time_model("plan", pop, n_sim * biggest, settings, rng, "e")
     else:
         raise ValueError(f"mode must be hype-infinity or hype-time, not {mode!r}")
     rows = []
@@ -544,7 +581,10 @@ def plan_ci_halfwidth(
         widths = np.empty(n_sim)
         for s in range(n_sim):
             mask = np.zeros(data.n_evaluators, bool)
-            mask[s * biggest: s * biggest + n] = True
+            if mode == "hype-time" and adaptive:
+                mask[studies[s][:n]] = True
+            else:
+                mask[s * biggest: s * biggest + n] = True
             res = scoring.bootstrap_score(data.subset(mask), n_resamples=n_resamples,
                                           confidence_level=confidence_level, rng=rng)
             widths[s] = res.halfwidth

@@ -33,6 +33,7 @@ from hype.images import (
     encode_png,
     iter_source,
     load_pixels,
+    degraded_catch_image,
     phase_scrambled_mask,
     pixel_hash,
     prepare,
@@ -44,6 +45,8 @@ from hype.models import GeneratorModel, Image, Participant, Study, utcnow
 from hype.protocol import MODES, SettingsError, StudySettings
 
 N_MASK_IMAGES = 24  # distinct masks per study; each trial draws its 4 from these
+# Degraded catch images made per model (more if a worker needs more): a worker draws theirs from these.
+N_CATCH_IMAGES = 24
 
 
 class StudyError(ValueError):
@@ -162,6 +165,11 @@ def update_settings(session: Session, study: Study, changes: dict[str, Any]) -> 
             check_pools(parsed, real, fakes)
         except ValueError as exc:
             raise StudyError(f"the pools are too small for these settings: {exc}") from exc
+        made = catch_pool_ids(session, study)
+        if parsed.catch.n_fake and any(len(made.get(m, ())) < parsed.catch.n_fake for m in fakes):
+            raise StudyError("the degraded catch images are made when a study is published, and this one was "
+                             f"published with fewer than {parsed.catch.n_fake} per model; set catch trials before "
+                             "publishing")
     study.settings = parsed.to_dict()
     return changed
 
@@ -265,7 +273,7 @@ def _prepare_all(
 ) -> list[PreparedImage]:
     existing = session.execute(
         select(Image.pixel_sha256, Image.source_name, Image.width, Image.height).where(
-            Image.study_id == study.id, Image.pool != "mask"
+            Image.study_id == study.id, Image.pool.in_(("real", "fake"))
         )
     ).all()
     seen: dict[str, str] = {row.pixel_sha256: row.source_name for row in existing}
@@ -340,6 +348,47 @@ def ensure_masks(session: Session, config: Config, study: Study) -> int:
     return len(sources)
 
 
+def catch_pool_ids(session: Session, study: Study) -> dict[int, list[int]]:
+    """Image ids of each model's degraded catch images (docs/protocol.md, Catch trials)."""
+    out: dict[int, list[int]] = {}
+    rows = session.execute(
+        select(Image.model_id, Image.id).where(Image.study_id == study.id, Image.pool == "catch").order_by(Image.id)
+    )
+    for model_id, image_id in rows:
+        out.setdefault(model_id, []).append(image_id)
+    return out
+
+
+def ensure_catch_images(session: Session, config: Config, study: Study) -> int:
+    """Each model's degraded catch images, made once per study from its own fakes, stored and served
+    like every pool image so that nothing in a URL, a byte count or a response time sets them apart.
+    Made from the model's own fakes so that they share its content and colours and differ only by the
+    degradation. Deterministic from the study seed."""
+    need = study_settings(study).catch.n_fake
+    if need == 0:
+        return 0
+    have = catch_pool_ids(session, study)
+    _, fakes = pool_ids(session, study)
+    made = 0
+    for model_id, ids in sorted(fakes.items()):
+        if have.get(model_id):
+            continue
+        rows = list(session.scalars(select(Image).where(Image.id.in_(ids)).order_by(Image.id)))
+        rng = np.random.default_rng([study.seed & 0xFFFFFFFF, 0x43415443, model_id & 0xFFFFFFFF])
+        sources = rng.choice(len(rows), size=min(len(rows), max(need, N_CATCH_IMAGES)), replace=False)
+        for k, idx in enumerate(sorted(sources)):
+            pixels = degraded_catch_image(load_pixels(store_path(config.image_store, rows[idx].file_sha256)), rng)
+            data = encode_png(pixels)
+            digest = hashlib.sha256(data).hexdigest()
+            write_atomic(store_path(config.image_store, digest), data)
+            session.add(Image(study_id=study.id, pool="catch", model_id=model_id, pixel_sha256=pixel_hash(pixels),
+                              file_sha256=digest, width=pixels.shape[1], height=pixels.shape[0],
+                              source_name=f"catch-{model_id}-{k:02d}"))
+            made += 1
+    session.flush()
+    return made
+
+
 def prepare_served_images(session: Session, config: Config, study: Study) -> int:
     """Make every image's served copy now, before any worker asks for one.
 
@@ -366,6 +415,7 @@ def publish_study(session: Session, config: Config, study: Study) -> None:
         raise StudyError(f"cannot publish: {exc}") from exc
     if settings.mode == "hype-time":
         ensure_masks(session, config, study)
+    ensure_catch_images(session, config, study)
     prepare_served_images(session, config, study)
     study.status = "published"
     study.published_at = utcnow()

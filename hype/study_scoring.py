@@ -14,6 +14,10 @@ Who counts, and why
 - Evaluators with an active `Exclusion` (a researcher's or a rule's decision, undone by revoking it)
   and evaluators who failed qualification are left out. Left-out evaluators are counted per model and
   per reason, so a report can say how much was dropped.
+- Catch trials (docs/protocol.md, Catch trials) are never scored: every query here reads scored trials
+  only. An evaluator right on fewer catch trials than the study's `catch.min_accuracy` is left out
+  (`failed_catch`), like a failed qualification: the catch rule of hype.quality, applied here so a
+  score never depends on whether someone pressed "apply rules" on the dashboard.
 - Flagged trials (exposure off by more than a frame, focus lost...) are left out when the study's
   `statistics.exclude_flagged_trials` is set (the default), and counted.
 - HYPE-time scores the requested exposure by default (as the paper did); the measured on-screen
@@ -38,6 +42,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from hype.models import Assignment, Exclusion, GeneratorModel, Judgment, ScoreRecord, Study, Trial
+from hype.quality import catch_accuracy, fails_catch
 from hype.scoring import (DEFAULT_METHOD, METHODS, InfinityCounts, Leaderboard, ScoringError, TimeBlocks,
                           evaluator_scores, leaderboard)
 from hype.studies import study_settings
@@ -56,6 +61,7 @@ __all__ = [
 # Why an evaluator is left out; an evaluator is counted under the first reason that applies.
 FAILED_QUALIFICATION = "failed_qualification"
 EXCLUDED = "excluded"
+FAILED_CATCH = "failed_catch"
 INCOMPLETE = "incomplete"
 INCLUDED = "included"
 
@@ -81,6 +87,7 @@ class ScoreSettings:
     include_incomplete: bool
     exposure: str | None  # "requested" | "measured" for HYPE-time; None for HYPE-infinity
     time_score: str | None = None  # HYPE-time: "posterior" (QUEST+ threshold) | "mode" (the paper's)
+    min_catch_accuracy: float | None = None  # evaluators below it left out; None: no catch trials / rule off
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -96,6 +103,7 @@ class ModelCounts:
     scored_evaluators: int = 0
     excluded_evaluators: int = 0
     failed_qualification: int = 0
+    failed_catch: int = 0
     incomplete_evaluators: int = 0
     no_trials_left: int = 0
     scored_trials: int = 0
@@ -105,7 +113,8 @@ class ModelCounts:
 
     @property
     def left_out_evaluators(self) -> int:
-        return self.excluded_evaluators + self.failed_qualification + self.incomplete_evaluators + self.no_trials_left
+        return (self.excluded_evaluators + self.failed_qualification + self.failed_catch + self.incomplete_evaluators
+                + self.no_trials_left)
 
     @property
     def left_out_trials(self) -> int:
@@ -182,7 +191,7 @@ class StudyScore:
 class _Evaluator:
     id: int
     model: str
-    status: str  # INCLUDED | EXCLUDED | FAILED_QUALIFICATION | INCOMPLETE
+    status: str  # INCLUDED | EXCLUDED | FAILED_QUALIFICATION | FAILED_CATCH | INCOMPLETE
     refresh_ms: float | None
 
 
@@ -207,7 +216,22 @@ def _classify(stage: str, qualification_passed: bool | None, excluded: bool, inc
     return INCLUDED
 
 
-def _evaluators(session: Session, study: Study, include_incomplete: bool) -> dict[int, _Evaluator]:
+def _catch_accuracies(session: Session, study: Study) -> dict[int, float | None]:
+    """Each evaluator's share right on their answered catch trials (only evaluators who answered some)."""
+    answers: dict[int, list[bool]] = defaultdict(list)
+    for assignment_id, correct in session.execute(
+        select(Judgment.assignment_id, Judgment.correct)
+        .join(Trial, Judgment.trial_id == Trial.id)
+        .join(Assignment, Judgment.assignment_id == Assignment.id)
+        .where(Assignment.study_id == study.id, Trial.is_catch.is_(True))
+    ):
+        answers[assignment_id].append(bool(correct))
+    return {k: catch_accuracy(v) for k, v in answers.items()}
+
+
+def _evaluators(session: Session, study: Study, include_incomplete: bool,
+                min_catch_accuracy: float | None = None) -> dict[int, _Evaluator]:
+    catch = _catch_accuracies(session, study) if min_catch_accuracy else {}
     active = set(
         session.scalars(
             select(Exclusion.assignment_id)
@@ -222,11 +246,13 @@ def _evaluators(session: Session, study: Study, include_incomplete: bool) -> dic
         .where(Assignment.study_id == study.id)
         .order_by(Assignment.id)
     )
-    return {
-        r.id: _Evaluator(r.id, r.name, _classify(r.stage, r.qualification_passed, r.id in active, include_incomplete),
-                         r.refresh_interval_ms)
-        for r in rows
-    }
+    out = {}
+    for r in rows:
+        status = _classify(r.stage, r.qualification_passed, r.id in active, include_incomplete)
+        if status == INCLUDED and fails_catch(catch.get(r.id), min_catch_accuracy):
+            status = FAILED_CATCH
+        out[r.id] = _Evaluator(r.id, r.name, status, r.refresh_interval_ms)
+    return out
 
 
 def _answers(session: Session, study: Study, measured: bool, model_id: int | None = None) -> list[_Answer]:
@@ -237,7 +263,7 @@ def _answers(session: Session, study: Study, measured: bool, model_id: int | Non
                Judgment.refresh_interval_ms)
         .join(Trial, Judgment.trial_id == Trial.id)
         .join(Assignment, Judgment.assignment_id == Assignment.id)
-        .where(Assignment.study_id == study.id, Trial.phase == "task")
+        .where(Assignment.study_id == study.id, Trial.phase == "task", Trial.is_catch.is_(False))
         .order_by(Judgment.assignment_id, Trial.position)
     )
     if model_id is not None:
@@ -343,6 +369,8 @@ def _count(evaluators: dict[int, _Evaluator], answers: list[_Answer], board: Lea
             c.excluded_evaluators += 1
         elif ev.status == FAILED_QUALIFICATION:
             c.failed_qualification += 1
+        elif ev.status == FAILED_CATCH:
+            c.failed_catch += 1
         elif ev.status == INCOMPLETE:
             c.incomplete_evaluators += 1
     eligible: dict[str, int] = defaultdict(int)
@@ -448,7 +476,8 @@ TIME_SCORE_NAMES = {"posterior": "posterior 75% threshold per evaluator (QUEST+ 
 
 
 def _score_settings(study: Study, method: str | None, n_resamples: int | None, seed: int | None,
-                    include_incomplete: bool, on_measured: bool | None, time_score: str | None = None) -> ScoreSettings:
+                    include_incomplete: bool, on_measured: bool | None, time_score: str | None = None,
+                    min_catch_accuracy: float | None = None) -> ScoreSettings:
     """The study's statistics settings, with the caller's overrides applied."""
     settings = study_settings(study)
     stats = settings.statistics
@@ -464,7 +493,11 @@ def _score_settings(study: Study, method: str | None, n_resamples: int | None, s
         include_incomplete=include_incomplete,
         exposure=("measured" if measured else "requested") if time_mode else None,
         time_score=(time_score or ("posterior" if settings.time.adaptive else "mode")) if time_mode else None,
+        min_catch_accuracy=((settings.catch.min_accuracy if min_catch_accuracy is None else float(min_catch_accuracy))
+                            if settings.catch.enabled else None) or None,
     )
+    if used.min_catch_accuracy is not None and not 0.0 <= used.min_catch_accuracy <= 1.0:
+        raise ScoringError(f"min_catch_accuracy is a share in [0, 1], not {used.min_catch_accuracy}")
     if used.time_score not in (None, *TIME_SCORES):
         raise ScoringError(f"time_score must be one of {', '.join(TIME_SCORES)}, not {used.time_score!r}")
     if used.n_resamples < 1:
@@ -482,22 +515,25 @@ def score_study(
     include_incomplete: bool = False,
     on_measured: bool | None = None,
     time_score: str | None = None,
+    min_catch_accuracy: float | None = None,
 ) -> StudyScore:
     """Score `study` from its stored task judgments (rules in the module docstring).
 
     `method`: a bootstrap interval of hype.scoring.METHODS (default hype.scoring.DEFAULT_METHOD, chosen
     by measured coverage; the paper's was percentile);
     `n_resamples`: default the study's statistics.n_resamples; `seed`: default the study seed;
-    `on_measured`: None follows statistics.score_on_measured_exposure (HYPE-time only).
+    `on_measured`: None follows statistics.score_on_measured_exposure (HYPE-time only);
+    `min_catch_accuracy`: None follows catch.min_accuracy (0 keeps every evaluator whatever their catch trials).
     Raises ScoringError when there is nothing to score."""
-    used = _score_settings(study, method, n_resamples, seed, include_incomplete, on_measured, time_score)
+    used = _score_settings(study, method, n_resamples, seed, include_incomplete, on_measured, time_score,
+                           min_catch_accuracy)
     time_mode, measured = used.mode == "hype-time", used.exposure == "measured"
     exclude_flagged = used.exclude_flagged_trials
     model_names = _model_names(session, study)
     if not model_names:
         raise ScoringError(f"study {study.name!r} has no models to score")
 
-    evaluators = _evaluators(session, study, include_incomplete)
+    evaluators = _evaluators(session, study, include_incomplete, used.min_catch_accuracy)
     answers = _answers(session, study, measured)
     left_out = {str(ev.id) for ev in evaluators.values() if ev.status != INCLUDED}
     if not answers or all(str(a.evaluator) in left_out for a in answers):

@@ -27,12 +27,15 @@ DEFAULT_SCORING_METHOD = "studentized"  # hype.scoring.DEFAULT_METHOD (a test ke
 @click.option("--time-score", type=click.Choice(["posterior", "mode"]),
               help="(STUDY, HYPE-time) Posterior 75% threshold per evaluator / the paper's block mode [default: posterior for adaptive (QUEST+) studies, mode otherwise].")
 @click.option("--include-incomplete", is_flag=True, help="(STUDY) Also score evaluators who have not completed their task.")
+@click.option("--min-catch-accuracy", type=click.FloatRange(0, 1),
+              help="(STUDY) Leave out evaluators right on fewer catch trials than this share; 0 keeps everyone [default: the study's catch.min_accuracy].")
 @click.option("--no-store", is_flag=True, help="(STUDY) Do not store this run as a score record.")
 @click.option("--json", "as_json", is_flag=True, help="Print the leaderboard and tests as JSON.")
 @pass_ctx
 def score_cmd(ctx: Context, study: str | None, csv_path: Path | None, n_fake: int | None, n_real: int | None,
               resamples: int | None, method: str | None, seed: int | None, measured: bool | None,
-              time_score: str | None, include_incomplete: bool, no_store: bool, as_json: bool) -> None:
+              time_score: str | None, include_incomplete: bool, min_catch_accuracy: float | None, no_store: bool,
+              as_json: bool) -> None:
     """HYPE leaderboard with bootstrap CIs, separability tests and ranking stability.
 
     `hype score STUDY` scores a stored study (id, slug or name) from its task judgments and stores the
@@ -42,7 +45,8 @@ def score_cmd(ctx: Context, study: str | None, csv_path: Path | None, n_fake: in
     if csv_path is not None:
         study_only = [name for name, used in (("--measured/--requested", measured is not None),
                                                ("--include-incomplete", include_incomplete), ("--no-store", no_store),
-                                               ("--time-score", time_score is not None)) if used]
+                                               ("--time-score", time_score is not None),
+                                               ("--min-catch-accuracy", min_catch_accuracy is not None)) if used]
         if study_only:
             fail(f"{', '.join(study_only)} appl{'ies' if len(study_only) == 1 else 'y'} to a stored STUDY, not to --from-csv")
         _score_csv(csv_path, n_fake, n_real, resamples, method, seed, as_json)
@@ -50,7 +54,8 @@ def score_cmd(ctx: Context, study: str | None, csv_path: Path | None, n_fake: in
     if n_fake is not None or n_real is not None:
         fail("--n-fake/--n-real describe a --from-csv file; a stored study knows its own trials")
     _score_stored(ctx, study, resamples=resamples, method=method, seed=seed, measured=measured, time_score=time_score,
-                  include_incomplete=include_incomplete, store=not no_store, as_json=as_json)
+                  include_incomplete=include_incomplete, min_catch_accuracy=min_catch_accuracy, store=not no_store,
+                  as_json=as_json)
 
 
 def _score_csv(csv_path: Path, n_fake: int | None, n_real: int | None, resamples: int | None, method: str | None,
@@ -73,8 +78,8 @@ def _score_csv(csv_path: Path, n_fake: int | None, n_real: int | None, resamples
 
 
 def _score_stored(ctx: Context, ref: str, *, resamples: int | None, method: str | None, seed: int | None,
-                  measured: bool | None, time_score: str | None, include_incomplete: bool, store: bool,
-                  as_json: bool) -> None:
+                  measured: bool | None, time_score: str | None, include_incomplete: bool,
+                  min_catch_accuracy: float | None, store: bool, as_json: bool) -> None:
     import json
 
     from hype import studies
@@ -84,7 +89,8 @@ def _score_stored(ctx: Context, ref: str, *, resamples: int | None, method: str 
         try:
             s = studies.find_study(session, ref)
             score = score_study(session, s, method=method, n_resamples=resamples, seed=seed,
-                                include_incomplete=include_incomplete, on_measured=measured, time_score=time_score)
+                                include_incomplete=include_incomplete, on_measured=measured, time_score=time_score,
+                                min_catch_accuracy=min_catch_accuracy)
         except ValueError as exc:  # StudyError, ScoringError, SettingsError
             fail(str(exc))
         record_id = store_score(session, s, score).id if store else None
@@ -184,11 +190,15 @@ def _echo_study_score(score) -> None:
         from hype.study_scoring import TIME_SCORE_NAMES
 
         click.echo(f"HYPE-time score: {TIME_SCORE_NAMES[s.time_score]}")
+    if s.min_catch_accuracy is not None:
+        click.echo(f"catch trials: never scored; evaluators right on fewer than {100 * s.min_catch_accuracy:.0f}% of "
+                   "them are left out")
     _echo_leaderboard(score.leaderboard)
     if score.unscored_models:
         click.echo(f"not scored (no evaluators yet): {', '.join(score.unscored_models)}")
     click.echo(f"evaluators: {t.scored_evaluators} scored; left out: {t.excluded_evaluators} excluded,"
-               f" {t.failed_qualification} failed qualification, {t.incomplete_evaluators} incomplete,"
+               f" {t.failed_qualification} failed qualification, {t.failed_catch} failed catch trials,"
+               f" {t.incomplete_evaluators} incomplete,"
                f" {t.no_trials_left} with no trial left")
     flagged = "flagged" if s.exclude_flagged_trials else "flagged (kept: exclude_flagged_trials is off)"
     missing = f", {t.missing_exposure_trials} without {s.exposure} exposure" if s.exposure else ""
@@ -318,7 +328,8 @@ def _study_plans(ctx: Context, ref: str):
         settings = studies.study_settings(s)
         models = [m.name for m in s.models]
         try:
-            score = score_study(session, s, n_resamples=1000, time_score="mode", include_incomplete=False)
+            # the study's own score (QUEST+ studies: the posterior threshold), the one the plan simulates
+            score = score_study(session, s, n_resamples=1000, include_incomplete=False)
         except (ScoringError, ValueError):
             score = None
     plans = []
@@ -354,13 +365,16 @@ def _echo_plan(settings, model, population, source, current, sizes, trials, targ
             settings = replace(settings, time=replace(settings.time, trials_per_block=trials))
     per_block = settings.time.trials_per_block if settings.mode == "hype-time" else None
     n_trials = per_block if per_block else sum(settings.task_counts())
+    adaptive = bool(per_block) and settings.time.adaptive  # simulate the procedure the study runs
     rows = plan_ci_halfwidth(settings.mode, sizes, n_trials, population=population, n_sim=simulations, seed=seed,
-                             n_blocks=settings.time.n_blocks if per_block else None)
+                             n_blocks=settings.time.n_blocks if per_block else None, adaptive=adaptive)
     task_trials, cost = cost_per_evaluator(settings, population)
     click.echo(f"== {model} ({settings.mode})")
     click.echo(f"assumed population: {describe_population(settings.mode, population)}")
     click.echo(f"  from: {source}")
-    how = (f"{settings.time.n_blocks} blocks x {settings.time.trials_per_block} trials, the paper's staircase and block-mode score"
+    procedure = ("QUEST+ exposures and the posterior-threshold score" if adaptive
+                 else "the paper's staircase and block-mode score")
+    how = (f"{settings.time.n_blocks} blocks x {settings.time.trials_per_block} trials, {procedure}"
            if per_block else f"{task_trials} images, half fake")
     click.echo(f"per evaluator: {how}; pay ${settings.pay.base_usd:.2f} + ${settings.pay.bonus_per_correct_usd:.2f} per right"
                f" answer = ${cost:.2f} expected; {simulations} simulated studies per size")

@@ -322,7 +322,8 @@ def study(study_id: int):
         select(Image.pool, Image.model_id, func.count()).where(Image.study_id == study.id).group_by(Image.pool, Image.model_id)
     ).all()
     names = {m.id: m.name for m in study.models}
-    pool_rows = [(("real" if pool == "real" else names.get(model_id, "?")), n) for pool, model_id, n in pools if pool != "mask"]
+    pool_rows = [(("real" if pool == "real" else names.get(model_id, "?") + (" (degraded catch copies)" if pool == "catch" else "")), n)
+                 for pool, model_id, n in pools if pool != "mask"]
     progress = monitoring.model_progress(db(), study)
     return render_template(
         "researcher/study.html",
@@ -336,7 +337,7 @@ def study(study_id: int):
         workers=monitoring.worker_rows(db(), study),
         score=live_score(study),
         certainty=_certainty(study),
-        rules=ExclusionRules(),
+        rules=_default_rules(study_settings(study)),
         platforms=_platform_panel(study),
         server_folders=bool(config().import_roots),
     )
@@ -438,6 +439,12 @@ def revoke(study_id: int, exclusion_id: int):
     return redirect(url_for("researcher.study", study_id=study.id) + "#workers")
 
 
+def _default_rules(settings) -> ExclusionRules:
+    """The rules form's starting values; the catch rule's threshold is the study's own setting."""
+    c = settings.catch
+    return ExclusionRules(min_catch_accuracy=c.min_accuracy if c.enabled and c.min_accuracy else None)
+
+
 @bp.post("/studies/<int:study_id>/exclusion-rules")
 @login_required
 def apply_rules(study_id: int):
@@ -451,6 +458,8 @@ def apply_rules(study_id: int):
             max_flagged_share=flagged_percent / 100 if flagged_percent is not None else None,
             min_median_reaction_ms=(number(form, "min_median_reaction_ms", "The median reaction time (ms)", low=0)
                                     if form.get("use_fast") == "on" else None),
+            min_catch_accuracy=(number(form, "min_catch_percent", "The share right on catch trials (%)", low=0, high=100) / 100
+                                if form.get("use_catch") == "on" else None),
         )
         created = monitoring.apply_rules(db(), study, rules)
         db().commit()

@@ -534,3 +534,16 @@ def test_cli_plan_uses_the_studys_target_certainty_and_forecasts_like_the_dashbo
         line = next(x for x in out.splitlines() if x.startswith(f"  {model}: "))
         assert re.search(rf"{model}: 3 evaluators, half-width [\d.]+ points \(96%\); collecting; forecast \d+ more "
                          r"evaluators \(10-90%: \d+-\d+\), about \$[\d.]+ \(400 simulated continuations, population hype's default", line), line
+
+
+def test_cli_plan_of_a_quest_study_forecasts_quest_plus(session, config, make_study):
+    """Was: the plan of a QUEST+ (`time.adaptive`) study simulated the paper's staircase and block mode."""
+    quest = make_study("hype-time", settings={"qualification": {"enabled": False},
+                                              "time": {"n_blocks": 2, "trials_per_block": 6, "adaptive": True}})
+    res = _cli(config, "plan", "--evaluators", "5", "--simulations", "3", "--", quest.slug)
+    assert res.exit_code == 0, res.output
+    assert "2 blocks x 6 trials, QUEST+ exposures and the posterior-threshold score" in res.output
+    classic = make_study("hype-time", settings={"qualification": {"enabled": False},
+                                                "time": {"n_blocks": 2, "trials_per_block": 6}}, seed=8)
+    res = _cli(config, "plan", "--evaluators", "5", "--simulations", "3", "--", classic.slug)
+    assert res.exit_code == 0 and "the paper's staircase and block-mode score" in res.output

@@ -34,3 +34,27 @@ def test_evaluators_for_halfwidth_interpolates_like_one_over_root_n():
     assert planning.evaluators_for_halfwidth(rows, 0.02) == 40
     assert planning.evaluators_for_halfwidth(rows, 0.025) == 26  # (0.02 * sqrt(40) / 0.025)^2 = 25.6
     assert planning.evaluators_for_halfwidth(rows, 0.01) is None
+
+
+def test_the_plan_of_a_quest_study_simulates_quest_plus_and_its_posterior_score():
+    """Was: `hype plan` simulated the paper's staircase and block mode even for a QUEST+ study. With
+    2 blocks of 10 trials the staircase cannot leave 400-800 ms, so every evaluator's block mode is
+    about the same and its forecast half-width is a few ms; QUEST+'s posterior thresholds spread with
+    the evaluators' own thresholds. The adaptive forecast must match studies drawn from an independent
+    QUEST+ simulation, and not the staircase's."""
+    from hype.protocol import TimeSettings
+    from hype.scoring import TimeBlocks, bootstrap_score
+
+    pop = sm.Population(threshold_ms=200, threshold_sd=0.3)
+    plan = dict(n_trials=10, n_blocks=2, population=pop, n_sim=30, n_resamples=300)
+    quest = sm.plan_ci_halfwidth("hype-time", [10], adaptive=True, quest_pool=200, **plan)[0].mean_halfwidth
+    stairs = sm.plan_ci_halfwidth("hype-time", [10], **plan)[0].mean_halfwidth
+    rng = np.random.default_rng(5)
+    scores = sm.quest_scores(pop, 1000, TimeSettings(n_blocks=2, trials_per_block=10, adaptive=True), rng)
+    widths = []
+    for _ in range(60):
+        pick = rng.choice(scores.size, 10, replace=False)
+        data = TimeBlocks.from_block_scores([str(i) for i in pick], "m", scores[pick])
+        widths.append(bootstrap_score(data, n_resamples=300, rng=rng).halfwidth)
+    assert quest == pytest.approx(np.mean(widths), rel=0.25)
+    assert stairs < quest / 3
