@@ -184,7 +184,7 @@ def test_the_catch_rule_leaves_a_failing_worker_out_and_the_dashboard_shows_catc
 def test_catch_trials_cannot_be_switched_on_after_publishing_without_their_images(make_study, session):
     from hype.studies import StudyError, update_settings
 
-    study = make_study("hype-infinity", settings={"qualification": {"enabled": False}})
+    study = make_study("hype-infinity", settings={k: v for k, v in INFINITY.items() if k != "catch"})
     with pytest.raises(StudyError, match="made when a study is published"):
         update_settings(session, study, {"catch": {"n_fake": 2, "n_real": 2}})
     assert update_settings(session, study, {"catch": {"min_accuracy": 0.5}}) == ["catch.min_accuracy"]
