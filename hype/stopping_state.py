@@ -168,6 +168,8 @@ def _simulated_scores(settings: StudySettings, pop: sm.Population, n: int, rng: 
 
     if settings.mode == "hype-infinity":
         data, _ = sm._simulate_infinity_model("forecast", pop, n, settings.infinity, rng, "f")
+    elif settings.time.adaptive:  # the procedure and score the study runs: QUEST+, posterior threshold
+        return sm.quest_scores(pop, n, settings.time, rng)
     else:
         data, _, _ = sm._simulate_time_model("forecast", pop, n, settings.time, rng, "f")
     return np.asarray(scoring.evaluator_scores(data), dtype=float)

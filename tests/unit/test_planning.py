@@ -58,3 +58,18 @@ def test_the_plan_of_a_quest_study_simulates_quest_plus_and_its_posterior_score(
         widths.append(bootstrap_score(data, n_resamples=300, rng=rng).halfwidth)
     assert quest == pytest.approx(np.mean(widths), rel=0.25)
     assert stairs < quest / 3
+
+
+def test_the_dashboard_forecast_of_a_quest_study_simulates_quest_plus():
+    """The stopping forecast (dashboard Certainty card, `hype plan STUDY` with a target) draws its
+    simulated evaluators from the study's own procedure: with 2 blocks of 10 trials the staircase's
+    block modes barely spread (it cannot leave 400-800 ms), QUEST+'s posterior thresholds do."""
+    from hype.stopping_state import _simulated_scores
+
+    def spread(adaptive: bool) -> float:
+        s = StudySettings.from_dict({"mode": "hype-time", "time": {"n_blocks": 2, "trials_per_block": 10,
+                                                                   "adaptive": adaptive}})
+        pop = sm.Population(threshold_ms=200, threshold_sd=0.3)
+        return float(np.std(_simulated_scores(s, pop, 200, np.random.default_rng(2))))
+
+    assert spread(True) > 3 * spread(False)

@@ -1,14 +1,14 @@
 """catch trials: Trial.is_catch (degraded fakes and clean reals, never scored)
 
 Revision ID: catch
-Revises: jobs
+Revises: stop
 """
 from alembic import op
 import sqlalchemy as sa
 
 
 revision = 'catch'
-down_revision = 'jobs'
+down_revision = 'stop'
 branch_labels = None
 depends_on = None
 
