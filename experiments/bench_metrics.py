@@ -3,17 +3,19 @@
     python experiments/bench_metrics.py                      # sizes of issue 17 (10k x 2048): ~15 min on 2 cores
     python experiments/bench_metrics.py --quick              # smaller sizes, a few minutes
 
-Every line is a ratio against a baseline timed in the same run (best of --repeats, runs
+Every line is a ratio against a baseline timed in the same run (median of --repeats rounds, runs
 interleaved), with the relative difference of the values:
 
 (a) Fréchet distance of 2048-d statistics: hype (Cholesky + eigvalsh) vs hype before (eigh + SVD),
     pytorch-fid (scipy sqrtm), torch-fidelity (eigvals of S1 S2), and plain torch Cholesky + eigvalsh.
-(b) KID, 100 subsets x 1000: hype on float32 features vs torch-fidelity on float32 and float64, and
-    hype before (float64).
+(b) KID, 100 subsets x 1000: hype on float32 features (auto route: block passes over the pools'
+    Gram matrices, and the per-subset route for comparison) vs torch-fidelity on float32 and
+    float64, and hype before (float64).
 (c) PRD, n + n, 20 clusters x 10 runs: hype vs the authors' prd_score.py algorithm (MiniBatchKMeans
     n_init=10 on float64, exactly as compute_prd_from_embedding casts; the module is not on PyPI so
-    its three lines of clustering are restated here) and hype before. Reports whether hype's curve
-    lies within the reference's own spread over seeds.
+    its three lines of clustering are restated here) and hype before. Over --prd-ref-seeds seeds of
+    each: F_8 / F_1/8 mean and spread, how many hype curves lie inside the reference's envelope, and
+    the largest difference of the mean curves in standard errors.
 (d) precision/recall/density/coverage, k = 5: hype vs prdc, torch-fidelity's P/R, hype before.
 (e) the TF1 resize (separable vs today's four-tap gather) and Inception extraction img/s.
 
@@ -82,8 +84,9 @@ def synthetic_features(n: int, d: int, seed: int, shift: float = 0.0, modes: int
 
 
 def timed(fns: dict[str, Any], repeats: int) -> tuple[dict[str, float], dict[str, Any]]:
-    """Best time of each function over ``repeats`` rounds, the functions interleaved in each round."""
-    best = {k: math.inf for k in fns}
+    """Median time of each function over ``repeats`` rounds, the functions interleaved in each
+    round so that a change in the machine's load hits every contender alike."""
+    runs: dict[str, list[float]] = {k: [] for k in fns}
     out: dict[str, Any] = {}
     for _ in range(repeats):
         for k, fn in fns.items():
@@ -91,8 +94,8 @@ def timed(fns: dict[str, Any], repeats: int) -> tuple[dict[str, float], dict[str
             out[k] = fn()
             if torch.cuda.is_available():
                 torch.cuda.synchronize()
-            best[k] = min(best[k], time.perf_counter() - t0)
-    return best, out
+            runs[k].append(time.perf_counter() - t0)
+    return {k: float(np.median(v)) for k, v in runs.items()}, out
 
 
 def report(title: str, times: dict[str, float], values: dict[str, float | None], ours: str = "hype") -> None:
@@ -143,6 +146,7 @@ def bench_kid(args, dev, before) -> None:
     kw = {"kid_subsets": args.kid_subsets, "kid_subset_size": 1000, "rng_seed": 0, "verbose": False}
     fns = {
         "hype": lambda: kid_from_features(a, b, num_subsets=args.kid_subsets, seed=0, device=dev)["kid_mean"],
+        "hype, one Gram matrix per subset": lambda: kid_from_features(a, b, num_subsets=args.kid_subsets, seed=0, device=dev, route="subsets")["kid_mean"],
         "torch-fidelity float32": lambda: kid_tf(torch.as_tensor(a), torch.as_tensor(b), **kw)["kernel_inception_distance_mean"],
         "torch-fidelity float64": lambda: kid_tf(torch.as_tensor(a, dtype=torch.float64), torch.as_tensor(b, dtype=torch.float64), **kw)["kernel_inception_distance_mean"],
         "hype before (float64)": lambda: before.kid.kid_from_features(a, b, num_subsets=args.kid_subsets, seed=0, device=dev)["kid_mean"],
@@ -175,30 +179,41 @@ def reference_prd(eval_data: np.ndarray, ref_data: np.ndarray, seed: int, num_ru
 
 
 def bench_prd(args, dev, before) -> None:
+    """Speed on seed 0, then the curve against the reference's own spread over --prd-ref-seeds
+    seeds of each (interleaved, so the time ratio is a median over seeds)."""
     n = args.prd_n
     real = synthetic_features(n, 2048, 20)
     fake = synthetic_features(n, 2048, 21, shift=0.02, modes=14)
-    fns = {
-        "hype": lambda: prd_from_features(real, fake, seed=0, device=dev),
-        "authors' prd_score.py (float64)": lambda: reference_prd(fake, real, seed=0),
-        "hype before": lambda: before.prd.prd_from_features(real, fake, seed=0, device=dev),
-    }
-    times, out = timed(fns, 1)
-    f = {"hype": out["hype"].f_8, "hype before": out["hype before"].f_8,
-         "authors' prd_score.py (float64)": max_f_beta_pair(*out["authors' prd_score.py (float64)"])[0]}
-    report(f"(c) PRD, {n} + {n} x 2048, 20 clusters x 10 runs ({dev}); value = F_8", times, f)
-    refs = [out["authors' prd_score.py (float64)"]] + [reference_prd(fake, real, seed=s) for s in range(1, args.prd_ref_seeds)]
-    ours = [out["hype"]] + [prd_from_features(real, fake, seed=s, device=dev) for s in range(1, args.prd_ref_seeds)]
+    name = "authors' prd_score.py (float64)"
+    times = {"hype": [], name: []}
+    refs, ours = [], []
+    for s in range(args.prd_ref_seeds):
+        t0 = time.perf_counter()
+        ours.append(prd_from_features(real, fake, seed=s, device=dev))
+        times["hype"].append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        refs.append(reference_prd(fake, real, seed=s))
+        times[name].append(time.perf_counter() - t0)
+    t_before, out_before = timed({"hype before": lambda: before.prd.prd_from_features(real, fake, seed=0, device=dev)}, 1)
+    med = {k: float(np.median(v)) for k, v in times.items()} | t_before
+    ref_f = np.array([max_f_beta_pair(np.clip(p, 0, 1), np.clip(r, 0, 1)) for p, r in refs])
+    our_f = np.array([(o.f_8, o.f_1_8) for o in ours])
+    f = {"hype": float(our_f[:, 0].mean()), name: float(ref_f[:, 0].mean()), "hype before": out_before["hype before"].f_8}
+    report(f"(c) PRD, {n} + {n} x 2048, 20 clusters x 10 runs ({dev}); median of {args.prd_ref_seeds} seeds; "
+           "value = F_8 (mean over seeds; hype before: seed 0)", med, f)
+    print("    per-seed ratios: " + ", ".join(f"{r / h:.1f}x" for r, h in zip(times[name], times["hype"])))
+    for label, vals in (("reference", ref_f), ("hype", our_f)):
+        print(f"    {label:<9} F_8 {vals[:, 0].mean():.4f} +- {vals[:, 0].std(ddof=1):.4f} (range {vals[:, 0].min():.4f}..{vals[:, 0].max():.4f}), "
+              f"F_1/8 {vals[:, 1].mean():.4f} +- {vals[:, 1].std(ddof=1):.4f}")
     curves = np.array([np.clip(p, 0, 1) for p, _ in refs])
     lo, hi = curves.min(0), curves.max(0)
-    hype_curve = np.mean([o.precision for o in ours], 0)
-    outside = np.maximum(lo - hype_curve, hype_curve - hi).clip(0)
-    print(f"    precision curve over {len(refs)} seeds each: the reference's seeds span up to {float((hi - lo).max()):.4f}; "
-          f"hype's mean curve lies outside that band by at most {float(outside.max()):.4f} "
-          f"({int((outside > 0).sum())} of {outside.size} angles)")
-    f8 = [max_f_beta_pair(np.clip(p, 0, 1), np.clip(r, 0, 1)) for p, r in refs]
-    print("    (F_8, F_1/8) reference seeds: " + ", ".join(f"({a:.4f}, {b:.4f})" for a, b in f8)
-          + "; hype seeds: " + ", ".join(f"({o.f_8:.4f}, {o.f_1_8:.4f})" for o in ours))
+    inside = [bool(((o.precision >= lo - 1e-12) & (o.precision <= hi + 1e-12)).all()) for o in ours]
+    mine = np.array([o.precision for o in ours])
+    diff = mine.mean(0) - curves.mean(0)
+    se = np.sqrt(mine.var(0, ddof=1) / len(mine) + curves.var(0, ddof=1) / len(curves)) + 1e-12
+    print(f"    precision curves: the reference's {len(refs)} seeds span up to {float((hi - lo).max()):.4f}; "
+          f"{sum(inside)} of {len(ours)} hype seeds lie wholly inside that envelope; mean curves differ by at most "
+          f"{float(np.abs(diff).max()):.4f} (max |z| {float(np.abs(diff / se).max()):.2f} over the angles)")
 
 
 def bench_prdc(args, dev, before) -> None:
@@ -256,17 +271,17 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=10000, help="samples per set for FD statistics and KID")
     ap.add_argument("--kid-subsets", type=int, default=100)
     ap.add_argument("--prd-n", type=int, default=10000)
-    ap.add_argument("--prd-ref-seeds", type=int, default=3)
+    ap.add_argument("--prd-ref-seeds", type=int, default=5)
     ap.add_argument("--prdc-n", type=int, default=10000)
     ap.add_argument("--extract-n", type=int, default=64)
-    ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--skip-scipy", action="store_true", help="skip pytorch-fid's sqrtm (the slowest peer)")
     ap.add_argument("--quick", action="store_true", help="n = 3000, PRD/PRDC 3000, 20 KID subsets, 1 repeat")
     ap.add_argument("--before", default=BEFORE_REF, help="git revision of 'hype before'")
     ap.add_argument("--only", choices=["fd", "kid", "prd", "prdc", "extract"], action="append")
     args = ap.parse_args()
     if args.quick:
-        args.n, args.prd_n, args.prdc_n, args.kid_subsets, args.repeats, args.prd_ref_seeds = 3000, 3000, 3000, 20, 1, 2
+        args.n, args.prd_n, args.prdc_n, args.kid_subsets, args.repeats, args.prd_ref_seeds = 3000, 3000, 3000, 20, 1, 3
     torch.set_num_threads(args.threads)
     dev = resolve_device(args.device)
     before = load_before(args.before)

@@ -25,7 +25,7 @@ import torch
 
 from .device import resolve_device
 from .errors import MetricError, check_pair, require_count
-from .kmeans import kmeans_runs
+from .kmeans import minibatch_kmeans_runs
 
 
 def prd_from_histograms(
@@ -117,6 +117,7 @@ def prd_from_features(
     num_clusters: int = 20,
     num_angles: int = 1001,
     num_runs: int = 10,
+    n_init: int = 10,
     enforce_balance: bool = True,
     seed: int = 0,
     device: str | torch.device | None = None,
@@ -148,7 +149,7 @@ def prd_from_features(
     rt = torch.as_tensor(r, dtype=cluster_dtype, device=dev)
     ft = torch.as_tensor(f, dtype=cluster_dtype, device=dev)
     gen = torch.Generator().manual_seed(seed)
-    runs = kmeans_runs(torch.cat([ft, rt]), num_clusters, num_runs, generator=gen)
+    runs = minibatch_kmeans_runs(torch.cat([ft, rt]), num_clusters, num_runs, generator=gen, n_init=n_init)
     run_labels = [res.labels.cpu().numpy() for res in runs]
     precisions, recalls = [], []
     for labels in run_labels:

@@ -4,30 +4,28 @@ import numpy as np
 import pytest
 
 from hype.metrics import MetricError
-from hype.metrics.kmeans import kmeans
-from hype.metrics.prd import f_beta, max_f_beta_pair, prd_from_features, prd_from_histograms
+from hype.metrics.kmeans import kmeans, kmeans_plusplus, minibatch_kmeans_runs
+from hype.metrics.prd import f_beta, label_histograms, max_f_beta_pair, prd_from_features, prd_from_histograms
 
 
-def reference_prd(eval_data, ref_data, num_clusters=20, num_angles=1001, num_runs=10, seed=0):
-    """Sajjadi et al. 2018 as described in the paper (and their prd_score.py):
-    MiniBatchKMeans on the union, unit-bin density histograms, 1001 angles in
-    (0, pi/2), alpha = sum min(lambda P_ref, Q_eval), beta = alpha / lambda,
-    average over 10 clusterings. Written from the description, numpy/sklearn only."""
+def reference_run_curves(eval_data, ref_data, runs, seed, num_clusters=20, num_angles=1001):
+    """One PRD precision curve per clustering, as Sajjadi et al. 2018 describe it (and their
+    prd_score.py computes it): scikit-learn's MiniBatchKMeans(n_clusters=20, n_init=10) on the
+    union, unit-bin density histograms, 1001 angles in (0, pi/2), alpha = sum min(lambda P_ref,
+    Q_eval). Written from the description, numpy/sklearn only."""
     from sklearn.cluster import MiniBatchKMeans
 
     rng = np.random.RandomState(seed)
-    precisions, recalls = [], []
-    for _ in range(num_runs):
-        data = np.vstack([eval_data, ref_data])
+    data = np.vstack([eval_data, ref_data])
+    slopes = np.tan(np.linspace(1e-10, math.pi / 2 - 1e-10, num_angles))
+    curves = []
+    for _ in range(runs):
         km = MiniBatchKMeans(n_clusters=num_clusters, n_init=10, random_state=rng.randint(2**31))
         labels = km.fit(data).labels_
         q = np.histogram(labels[: len(eval_data)], bins=num_clusters, range=[0, num_clusters], density=True)[0]
         p = np.histogram(labels[len(eval_data) :], bins=num_clusters, range=[0, num_clusters], density=True)[0]
-        slopes = np.tan(np.linspace(1e-10, math.pi / 2 - 1e-10, num_angles))
-        alpha = np.minimum(p[None, :] * slopes[:, None], q[None, :]).sum(axis=1)
-        precisions.append(np.clip(alpha, 0, 1))
-        recalls.append(np.clip(alpha / slopes, 0, 1))
-    return np.mean(precisions, axis=0), np.mean(recalls, axis=0)
+        curves.append(np.clip(np.minimum(p[None, :] * slopes[:, None], q[None, :]).sum(axis=1), 0, 1))
+    return np.array(curves)
 
 
 def test_known_histogram():
@@ -81,21 +79,28 @@ def _mixture(seed=0, n=500, d=32, k=10):
     return real, fake
 
 
-def test_agrees_with_reference_algorithm():
-    real, fake = _mixture()
-    seeds = range(3)
-    ref = [reference_prd(fake, real, seed=s) for s in seeds]
-    ours = [prd_from_features(real, fake, seed=s) for s in seeds]
-    ref_f = np.array([max_f_beta_pair(p, r) for p, r in ref])
-    our_f = np.array([(o.f_8, o.f_1_8) for o in ours])
-    spread = ref_f.std(axis=0) + our_f.std(axis=0)
-    diff = np.abs(ref_f.mean(axis=0) - our_f.mean(axis=0))
-    assert (diff <= 3 * spread + 0.01).all(), (ref_f, our_f)
-    ref_p = np.mean([p for p, _ in ref], axis=0)
-    our_p = np.mean([o.precision for o in ours], axis=0)
-    assert np.abs(ref_p - our_p).max() < 0.05
+def test_curve_within_reference_run_spread():
+    """hype's PRD curve is a draw from the same distribution as the reference's: over 40
+    clusterings each, the mean precision curves differ by less than 3.5 standard errors of
+    their run-to-run spread at every angle. Lloyd k-means run to convergence from a single
+    seeding (hype before) separated real from generated sharper than MiniBatchKMeans does:
+    its mean curve sat 4.5 standard errors (0.019) from the reference's here."""
+    rng = np.random.default_rng(0)
+    centers = rng.normal(size=(20, 32)) * 2
+    n = 3000
+    real = (centers[rng.integers(0, 20, n)] + rng.normal(size=(n, 32))).astype(np.float32)
+    fake = (centers[rng.integers(0, 14, n)] + rng.normal(size=(n, 32)) * 1.2 + 0.3).astype(np.float32)
+    runs = 40
+    ref = reference_run_curves(fake, real, runs, seed=0)
+    res = prd_from_features(real, fake, num_runs=runs, seed=0)
+    ours = np.array([prd_from_histograms(*label_histograms(lab, n, 20))[0] for lab in res.run_labels])
+    diff = ours.mean(axis=0) - ref.mean(axis=0)
+    se = np.sqrt(ours.var(axis=0, ddof=1) / runs + ref.var(axis=0, ddof=1) / runs) + 1e-12
+    assert np.abs(diff / se).max() < 3.5, (np.abs(diff).max(), np.abs(diff / se).max())
+    # and the spread itself is the reference's (one seeding per run doubles it)
+    assert 0.5 < ours.std(axis=0).max() / ref.std(axis=0).max() < 1.5
     # mode dropping shows as low recall, good precision
-    assert our_f.mean(axis=0)[0] < our_f.mean(axis=0)[1]
+    assert res.f_8 < res.f_1_8
 
 
 def test_seeded_and_shape():
@@ -139,3 +144,29 @@ def test_kmeans_recovers_separated_clusters():
     # each true cluster maps to exactly one label
     assert all(len(set(labels[truth == c])) == 1 for c in range(5))
     assert len(set(labels)) == 5
+
+
+def test_minibatch_kmeans_recovers_separated_clusters():
+    import torch
+
+    rng = np.random.default_rng(1)
+    centers = rng.normal(size=(5, 4)) * 20
+    truth = np.repeat(np.arange(5), 600)  # more points than one batch of 1024
+    x = torch.as_tensor(centers[truth] + rng.normal(size=(3000, 4)), dtype=torch.float32)
+    for res in minibatch_kmeans_runs(x, 5, 3, generator=torch.Generator().manual_seed(0)):
+        labels = res.labels.numpy()
+        assert all(len(set(labels[truth == c])) == 1 for c in range(5))
+        assert len(set(labels)) == 5
+        assert 1 < res.n_iter < 100 * 3000 // 1024  # stopped early, not at max_iter
+
+
+def test_kmeans_plusplus_seedings_are_independent_points():
+    import torch
+
+    x = torch.as_tensor(np.random.default_rng(2).normal(size=(200, 3)))
+    seeds = kmeans_plusplus(x, 7, torch.Generator().manual_seed(0), n_init=4)
+    assert seeds.shape == (4, 7, 3)
+    for s in seeds:  # every centre is a data point, no point twice
+        idx = [int(torch.cdist(c[None], x).argmin()) for c in s]
+        assert len(set(idx)) == 7 and all(torch.equal(x[i], c) for i, c in zip(idx, s))
+    assert not torch.equal(seeds[0], seeds[1])
