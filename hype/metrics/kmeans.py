@@ -158,6 +158,7 @@ def kmeans_runs(
 
 def _minibatch_fit(
     x: torch.Tensor,
+    x_sq: torch.Tensor,
     centers: torch.Tensor,
     generator: torch.Generator,
     *,
@@ -187,8 +188,8 @@ def _minibatch_fit(
         if check:
             since_reassign = 0
         idx = torch.randint(n, (b,), generator=generator).to(x.device)
-        xb = x[idx]
-        d = _sq_dists(xb, (xb * xb).sum(dim=1), centers)
+        xb = x.index_select(0, idx)
+        d = _sq_dists(xb, x_sq.index_select(0, idx), centers)
         best, lab = d.min(dim=1)
         batch_inertia = float(best.sum(dtype=torch.float64)) / b
         seen = torch.bincount(lab, minlength=k).to(torch.float64)
@@ -240,16 +241,16 @@ def minibatch_kmeans_runs(
     if k < 1 or n < k:
         raise ValueError(f"k-means with k={k} needs at least k points, got {n}")
     init_size = min(n, max(3 * min(batch_size, n), 3 * k))
+    x_sq = (x * x).sum(dim=1)
     centers, n_iter = [], []
     for _ in range(runs):
         start = best_seeding(x, k, generator, n_init, init_size)
         c, steps = _minibatch_fit(
-            x, start, generator, batch_size=batch_size, max_iter=max_iter,
+            x, x_sq, start, generator, batch_size=batch_size, max_iter=max_iter,
             max_no_improvement=max_no_improvement, reassignment_ratio=reassignment_ratio,
         )
         centers.append(c)
         n_iter.append(steps)
-    x_sq = (x * x).sum(dim=1)
     d_all = _sq_dists(x, x_sq, torch.cat(centers))
     results = []
     for r in range(runs):
