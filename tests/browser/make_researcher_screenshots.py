@@ -21,7 +21,7 @@ What it builds, in a temporary directory, with nothing from the network:
   the README caption says.
 
 Then it signs in as the demo researcher and takes: new-study.png (the form, HYPE-∞ chosen),
-dashboard.png (the study page at 1400 px: progress, live score, worker table), report.png (the top of
+dashboard.png (the study page at 1400 px: progress, live score, the first rows of the worker table), report.png (the top of
 the report, down to the leaderboard) and compare.png (the two runs side by side).
 """
 
@@ -154,7 +154,12 @@ def take_screenshots(browser: Any, base_url: str, first: Any, second: Any, out: 
         page.set_viewport_size({"width": 1400, "height": 900})
         page.goto(f"{base_url}/studies/{first.id}")
         page.locator("#live-score table").first.wait_for()
-        page.screenshot(path=str(out / "dashboard.png"), full_page=True)
+        # Down to the first rows of the worker table: the whole table of 40 would make the picture a strip.
+        bottom = page.evaluate("() => { const rows = document.querySelectorAll('#workers tbody tr, table.workers tbody tr');"
+                               " const last = rows[Math.min(rows.length, 6) - 1];"
+                               " const el = last || document.body;"
+                               " return Math.ceil(el.getBoundingClientRect().bottom + window.scrollY); }")
+        page.screenshot(path=str(out / "dashboard.png"), full_page=True, clip={"x": 0, "y": 0, "width": 1400, "height": bottom + 16})
 
         page.set_viewport_size({"width": 1200, "height": 900})
         # The report is a self-contained download (no request leaves it): shown from its own bytes.
