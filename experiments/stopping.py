@@ -28,6 +28,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from hype import scoring  # noqa: E402
+from hype.scoring import bootstrap_mean  # noqa: E402
 from hype import simulate as sm  # noqa: E402
 from hype import stopping as st  # noqa: E402
 from hype.protocol import InfinitySettings, TimeSettings  # noqa: E402
@@ -73,6 +74,20 @@ def _interval(x: np.ndarray, rule: st.Rule, naive: bool, reason: str | None) -> 
     return st.decide(x, rule).interval if reason != st.SEPARATED else st.t_interval(x, rule.level, rule.bounds)
 
 
+BOOT_RESAMPLES = 1999
+
+
+def bootstrap_misses(x: np.ndarray, mode: str, true: float, rng: np.random.Generator) -> tuple[bool, bool]:
+    """(truth above, truth below) the studentized bootstrap 95% interval over these evaluators' scores:
+    the interval the leaderboard, live score, `hype score` and the report show for every model, a
+    stopped one included (per-evaluator error rates with equal trials: the same ratio the report uses)."""
+    ci = bootstrap_mean(x, method="studentized", n_resamples=BOOT_RESAMPLES, rng=rng).confidence_interval
+    low, high = ci.low, ci.high
+    if BOUNDS[mode]:
+        low, high = max(low, BOUNDS[mode][0]), min(high, BOUNDS[mode][1])
+    return high < true, low > true
+
+
 def precision_rows(mode: str, x: np.ndarray, true: float) -> list[dict]:
     rows = []
     n_grid = np.arange(2, CAP + 1)
@@ -91,12 +106,18 @@ def precision_rows(mode: str, x: np.ndarray, true: float) -> list[dict]:
             else:
                 stops = st.stopping_point(x, rule)
             hit = np.empty((x.shape[0], 2), bool)
+            boot = np.zeros((x.shape[0], 2), bool)
+            brng = np.random.default_rng(7)
             for s, n in enumerate(stops):
                 reason = st.CAP if n >= CAP else st.TARGET
                 iv = _interval(x[s, :n], rule, naive, reason)
                 hit[s] = (iv.high < true, iv.low > true)
+                if not naive:
+                    boot[s] = bootstrap_misses(x[s, :n], mode, true, brng)
             rows.append(dict(mode=mode, target=target, rule=name, coverage=1 - hit.any(axis=1).mean(),
                              above=hit[:, 0].mean(), below=hit[:, 1].mean(), mean_n=stops.mean(),
+                             boot_coverage=None if naive else 1 - boot.any(axis=1).mean(),
+                             boot_above=boot[:, 0].mean(), boot_below=boot[:, 1].mean(),
                              q10=np.quantile(stops, 0.1), q90=np.quantile(stops, 0.9),
                              at_cap=np.mean(stops >= CAP),
                              fixed_mean=int(mean_ok[0]) if mean_ok.size else None,
@@ -119,7 +140,8 @@ def separation_rows(mode: str, studies: int, rng: np.random.Generator) -> list[d
     seqs = {m: evaluator_scores(mode, p, studies * CAP, rng).reshape(studies, CAP) for m, p in pops.items()}
     truths = {m: truth(mode, p) for m, p in pops.items()}
     rule = st.Rule(until_separate=True, min_evaluators=10, max_evaluators=CAP, bounds=BOUNDS[mode])
-    tally = {m: {"hit": 0, "above": 0, "below": 0, "n": 0, "separated": 0} for m in pops}
+    tally = {m: {"hit": 0, "above": 0, "below": 0, "n": 0, "separated": 0, "b_above": 0, "b_below": 0} for m in pops}
+    brng = np.random.default_rng(7)
     for s in range(studies):
         n = {m: 0 for m in pops}
         done: dict[str, st.Decision] = {}
@@ -138,16 +160,43 @@ def separation_rows(mode: str, studies: int, rng: np.random.Generator) -> list[d
             t["below"] += iv.low > truths[m]
             t["n"] += n[m]
             t["separated"] += d.reason == st.SEPARATED
+            above, below = bootstrap_misses(seqs[m][s, :n[m]], mode, truths[m], brng)
+            t["b_above"] += above
+            t["b_below"] += below
     rows = []
     for m, t in tally.items():
         rows.append(dict(mode=mode, model=m, truth=truths[m], coverage=1 - (t["above"] + t["below"]) / studies,
                          above=t["above"] / studies, below=t["below"] / studies, mean_n=t["n"] / studies,
-                         separated=t["separated"] / studies, studies=studies))
+                         separated=t["separated"] / studies, studies=studies,
+                         boot_coverage=1 - (t["b_above"] + t["b_below"]) / studies,
+                         boot_above=t["b_above"] / studies, boot_below=t["b_below"] / studies))
     return rows
 
 
 def _pct(v: float) -> str:
     return f"{100 * v:.1f}"
+
+
+def _boot(r: dict) -> str:
+    if r.get("boot_coverage") is None:
+        return "—"
+    return f"{_pct(r['boot_coverage'])} ({_pct(r['boot_above'])} / {_pct(r['boot_below'])})"
+
+
+def boot_summary(rows: list[dict], sep: list[dict]) -> list[str]:
+    """The range of the bootstrap's coverage after stopping, per mode: the figure hype.stopping quotes."""
+    out = ["", "## The interval a reader sees for a stopped model", "",
+           "Every model not stopped early shows hype's studentized bootstrap 95% interval. Its coverage on the "
+           f"same stopped estimates ({BOOT_RESAMPLES} resamples; last column above) is below:", ""]
+    for mode in ("hype-infinity", "hype-time"):
+        vals = [r["boot_coverage"] for r in rows if r["mode"] == mode and r.get("boot_coverage") is not None]
+        svals = [r["boot_coverage"] for r in sep if r["mode"] == mode]
+        out.append(f"- {mode}: {_pct(min(vals))}–{_pct(max(vals))}% at a target half-width, "
+                   f"{_pct(min(svals))}–{_pct(max(svals))}% until models separate.")
+    out += ["", "It falls below 93% in a cell, so a model stopped early shows the rule's own interval instead "
+            "(hype.stopping.stopped_interval, named with the coverage of the hype-rule rows above) in the "
+            "report, the live score, `hype score` and exports."]
+    return out
 
 
 def write(rows: list[dict], sep: list[dict], seconds: float, studies: dict[str, int], sep_studies: dict[str, int]) -> str:
@@ -162,13 +211,14 @@ def write(rows: list[dict], sep: list[dict], seconds: float, studies: dict[str, 
            "interval reported when the model stopped; the goal is 93–97%. *Fixed N*: the fixed study size "
            "whose 95% half-width reaches the target on average / in 90% of studies (same simulated evaluators).",
            "", "| mode | target half-width | rule | coverage % | truth above % | truth below % | mean evaluators "
-           "(10–90%) | stopped at cap % | fixed N (mean / 90%) |", "|---|---:|---|---:|---:|---:|---:|---:|---:|"]
+           "(10–90%) | stopped at cap % | fixed N (mean / 90%) | studentized bootstrap 95%: coverage % (above / below) |",
+           "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         scale, unit = SCALE[r["mode"]]
         fixed = f"{r['fixed_mean'] or f'>{CAP}'} / {r['fixed_90'] or f'>{CAP}'}"
         out.append(f"| {r['mode']} | {scale * r['target']:g} {unit} | {r['rule']} | {_pct(r['coverage'])} | "
                    f"{_pct(r['above'])} | {_pct(r['below'])} | {r['mean_n']:.1f} ({r['q10']:.0f}–{r['q90']:.0f}) | "
-                   f"{_pct(r['at_cap'])} | {fixed} |")
+                   f"{_pct(r['at_cap'])} | {fixed} | {_boot(r)} |")
     se = {m: 100 * np.sqrt(0.95 * 0.05 / n) for m, n in studies.items()}
     out += ["", f"Monte-Carlo SE of a coverage near 95%: {se['hype-infinity']:.2f} points (HYPE-∞), "
             f"{se['hype-time']:.2f} (HYPE-time).", "",
@@ -177,12 +227,14 @@ def write(rows: list[dict], sep: list[dict], seconds: float, studies: dict[str, 
             "three models a few points (HYPE-∞) or 50–100 ms (HYPE-time) apart; each round every model "
             "still collecting gets one evaluator; a model stops once its 97% interval (alpha × 0.6) is clear "
             "of both others' 97% intervals (from 10 evaluators on), and reports that interval; or at the cap.", "",
-            "| mode | model | truth | coverage % | truth above % | truth below % | mean evaluators | stopped by separation % |",
-            "|---|---|---:|---:|---:|---:|---:|---:|"]
+            "| mode | model | truth | coverage % | truth above % | truth below % | mean evaluators | stopped by separation % "
+            "| studentized bootstrap 95%: coverage % (above / below) |",
+            "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
     for r in sep:
         scale, unit = SCALE[r["mode"]]
         out.append(f"| {r['mode']} | {r['model']} | {scale * r['truth']:.1f} {unit} | {_pct(r['coverage'])} | "
-                   f"{_pct(r['above'])} | {_pct(r['below'])} | {r['mean_n']:.1f} | {_pct(r['separated'])} |")
+                   f"{_pct(r['above'])} | {_pct(r['below'])} | {r['mean_n']:.1f} | {_pct(r['separated'])} | {_boot(r)} |")
+    out += boot_summary(rows, sep)
     out += ["", "![coverage and evaluators used](stopping.png)", ""]
     return "\n".join(out)
 

@@ -391,6 +391,23 @@ class Job(Base):
     finished_at: Mapped[Optional[dt.datetime]] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
+class EvaluatorScore(Base):
+    """One completed session's score as hype.stopping looks at it, stored when the session completes so
+    that a stopping look reads one row per evaluator instead of every answer of the model
+    (hype.stopping_state). `basis` names the scoring settings it was computed under (mode, exposure,
+    time score, flagged trials); a row of another basis is recomputed. Exclusions are not baked in:
+    they are applied when the rows are read. `score` is None when every trial of the session is left
+    out (flagged, or without the exposure being scored)."""
+
+    __tablename__ = "evaluator_scores"
+
+    assignment_id: Mapped[int] = mapped_column(ForeignKey("assignments.id", ondelete="CASCADE"), primary_key=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("studies.id", ondelete="CASCADE"), index=True)
+    model_id: Mapped[int] = mapped_column(ForeignKey("models.id", ondelete="CASCADE"), index=True)
+    basis: Mapped[str] = mapped_column(String(64))
+    score: Mapped[Optional[float]] = mapped_column(Float, nullable=True)
+
+
 class ModelStopping(Base):
     """A model's last look by the study's stopping rule (hype.stopping), kept so that assigning a
     worker reads one row per model instead of re-scoring the study.

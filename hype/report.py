@@ -381,6 +381,7 @@ def _leaderboard_section(score: StudyScore, units: _Units, colors: dict[str, str
             "ci_low": units.fmt(r.ci_low),
             "ci_high": units.fmt(r.ci_high),
             "ci_shown": r.n_evaluators >= MIN_EVALUATORS_FOR_CI,
+            "interval_method": r.interval_method,
             "se": units.fmt(r.standard_error),
             "fakes_error": units.fmt(r.fakes_error) if units.infinity else None,
             "reals_error": units.fmt(r.reals_error) if units.infinity else None,

@@ -1086,6 +1086,7 @@ class LeaderboardRow:
     n_excluded_evaluators: int
     letters: str = ""
     sdt: Any = None  # HYPE-infinity: hype.sdt.ModelSDT (mean d' and c over evaluators, with CIs)
+    interval_method: str | None = None  # set when the interval is not the board's method (a stopped model)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -1094,6 +1095,7 @@ class LeaderboardRow:
             "estimate": _json_float(self.estimate),
             "ci_low": _json_float(self.ci_low),
             "ci_high": _json_float(self.ci_high),
+            "interval_method": self.interval_method,
             "standard_error": _json_float(self.standard_error),
             "fakes_error": None if self.fakes_error is None else _json_float(self.fakes_error),
             "reals_error": None if self.reals_error is None else _json_float(self.reals_error),

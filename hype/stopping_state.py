@@ -64,6 +64,7 @@ def refresh(session: Session, study: Study, model_ids: Sequence[int] | None = No
     settings = study_settings(study)
     rule = rule_for(settings)
     wanted = None if (model_ids is None or rule.until_separate) else set(model_ids)
+    _serialise_looks(session, study)
     scores = evaluator_scores_by_model(session, study, wanted)
     if rule.until_separate and wanted is None:
         decisions = stopping.decide_models({str(m): s for m, s in scores.items()}, rule)
@@ -92,6 +93,20 @@ def refresh(session: Session, study: Study, model_ids: Sequence[int] | None = No
     return stored
 
 
+def _serialise_looks(session: Session, study: Study) -> None:
+    """Take the study's row lock until this transaction ends, before reading any score.
+
+    Two sessions completing at once would otherwise each read the evaluators committed before their
+    own look, miss each other's, and leave the model open until some later completion (forever, if
+    neither model gets one). With the lock, the second look waits for the first transaction to commit
+    and, under PostgreSQL's READ COMMITTED (each statement a fresh snapshot), then reads its
+    evaluator too: the later of two concurrent looks always sees both, so the stored decision lags
+    no completion. SQLite has one writer at a time already (its FOR UPDATE renders as nothing). The
+    cost is that completions of one study wait for each other's look (a few ms, hype.stopping_state
+    reads one row per session)."""
+    session.execute(select(Study.id).where(Study.id == study.id).with_for_update())
+
+
 def look(session: Session, study: Study, model_ids: Sequence[int] | None = None) -> None:
     """`refresh` where the study has a stopping rule (else nothing can stop, and nothing is read)."""
     if rule_for(study_settings(study)).active:
@@ -110,6 +125,31 @@ def _new_row(session: Session, study: Study, model_id: int) -> ModelStopping:
         return row
     except IntegrityError:
         return session.scalars(select(ModelStopping).where(ModelStopping.model_id == model_id)).one()
+
+
+def with_stopped_intervals(session: Session, study: Study, board: Any) -> Any:
+    """`board` (a hype.scoring.Leaderboard) with each model the rule stopped early showing the rule's
+    interval, named (hype.stopping.stopped_interval): the studentized bootstrap's coverage after
+    optional stopping fell below 93% in one measured cell. Called by score_study, so the report, the
+    live score, `hype score` and exports all show the same interval."""
+    from dataclasses import replace
+
+    stored = states(session, study)
+    stopped = {m.name: stored[m.id] for m in study.models if m.id in stored and stored[m.id].stopped
+               and stored[m.id].reason in (stopping.TARGET, stopping.SEPARATED)}
+    if not stopped:
+        return board
+    rule = rule_for(study_settings(study))
+    rows = []
+    for r in board.rows:
+        row = stopped.get(r.model)
+        scores = board.evaluator_scores.get(r.model)
+        if row is not None and scores is not None:
+            iv, name = stopping.stopped_interval(scores, row.reason, rule, board.mode)
+            if iv is not None:
+                r = replace(r, ci_low=iv.low, ci_high=iv.high, interval_method=name)
+        rows.append(r)
+    return replace(board, rows=tuple(rows))
 
 
 # -- forecast --------------------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-/* Study dashboard: refreshes the progress table and the live score every 10 s from live.json. */
+/* Study dashboard: refreshes the progress table, the live score and the Certainty card every 10 s from live.json. */
 "use strict";
 
 (function () {
@@ -37,7 +37,12 @@
       if (row.ci_low === null || row.ci_low === undefined) {
         const td = cell(row.ci_note || "—"); td.className = "muted"; tr.appendChild(td);
       } else {
-        const td = cell(`${fmt(row.ci_low, infinity)} – ${fmt(row.ci_high, infinity)}`); td.className = "ci"; tr.appendChild(td);
+        const td = cell(`${fmt(row.ci_low, infinity)} – ${fmt(row.ci_high, infinity)}`); td.className = "ci";
+        if (row.interval_method) {  // a stopped model: the stopping rule's interval, named
+          const note = document.createElement("div"); note.className = "muted small interval-method";
+          note.textContent = row.interval_method; td.appendChild(note);
+        }
+        tr.appendChild(td);
       }
       tr.appendChild(cell(String(row.n_evaluators)));
       tbody.appendChild(tr);
@@ -49,6 +54,16 @@
     box.replaceChildren(table, rule);
   }
 
+  function renderCertainty(html) {
+    // The server renders the card from the same template as the page (escaped by Jinja), so it is swapped whole.
+    const card = document.getElementById("certainty-card");
+    if (!card || typeof html !== "string" || !html.trim()) return;
+    const holder = document.createElement("div");
+    holder.innerHTML = html;
+    const fresh = holder.querySelector("#certainty-card");
+    if (fresh) card.replaceWith(fresh);
+  }
+
   async function refresh() {
     try {
       const response = await fetch(url, { headers: { Accept: "application/json" }, credentials: "same-origin" });
@@ -56,6 +71,7 @@
       const data = await response.json();
       renderProgress(data.progress, data.complete);
       renderScore(data.score);
+      renderCertainty(data.certainty_html);
       document.getElementById("live-updated").textContent = `updated ${new Date().toLocaleTimeString()}`;
     } catch (e) { /* keep the last figures; try again next tick */ }
   }

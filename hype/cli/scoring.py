@@ -118,7 +118,7 @@ def _echo_leaderboard(board) -> None:
     else:
         click.echo(f"{'#':>2}  {'model':<24} {'HYPE-time ms':>12}  {ci:<13} {'n':>4}  group")
     for r in board.rows:
-        interval = f"{_num(r.ci_low, scale)}-{_num(r.ci_high, scale)}"
+        interval = f"{_num(r.ci_low, scale)}-{_num(r.ci_high, scale)}" + ("*" if r.interval_method else "")
         line = f"{r.rank:>2}  {r.model:<24} "
         if infinity:
             line += (f"{_num(r.estimate, scale):>10}  {interval:<13} {_num(r.fakes_error, scale):>9}"
@@ -127,6 +127,9 @@ def _echo_leaderboard(board) -> None:
             line += f"{_num(r.estimate, scale):>12}  {interval:<13}"
         click.echo(f"{line} {r.n_evaluators:>4}  {r.letters}")
     click.echo(f"CI: {_interval_note(board)}")
+    for r in board.rows:
+        if r.interval_method:
+            click.echo(f"* {r.model}: {r.interval_method}")
     if infinity:
         click.echo("d-prime: how well evaluators tell this model's fakes from reals (0 = not at all; lower = more"
                    " realistic); c > 0: evaluators lean to answering 'real'. Means over evaluators, fakes = signal,"

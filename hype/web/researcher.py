@@ -371,6 +371,10 @@ def live(study_id: int):
         complete=monitoring.is_study_complete(progress),
         progress=[p.to_dict() for p in progress],
         score=live_score(study),
+        # The Certainty card as the page renders it (one template for both), so half-widths, stops and
+        # forecasts move with the rest of the dashboard instead of waiting for a reload.
+        certainty_html=render_template("researcher/_certainty.html", study=study, settings=study_settings(study),
+                                       certainty=_certainty(study)),
     )
 
 

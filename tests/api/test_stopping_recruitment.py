@@ -87,6 +87,22 @@ def test_a_model_at_its_target_takes_nobody_and_its_slots_go_to_the_others(make_
                      r"target half-width\.", part), part
     assert "beta: not stopped by the rule" in part
 
+    # a reader sees, for the stopped model, the interval whose coverage after stopping was measured (the
+    # rule's 96% t interval), named, everywhere score_study feeds (report, live score, hype score, exports);
+    # the studentized bootstrap's fell below 93% in one cell of experiments/stopping.md
+    import numpy as np
+
+    from hype.stopping import t_interval
+    from hype.study_scoring import score_study
+
+    rows = {r.model: r for r in score_study(session, study, n_resamples=200).leaderboard.rows}
+    scores = score_study(session, study, n_resamples=200).leaderboard.evaluator_scores["alpha"]
+    expected = t_interval(np.asarray(scores), 0.96, (0.0, 1.0))
+    assert (rows["alpha"].ci_low, rows["alpha"].ci_high) == pytest.approx((expected.low, expected.high))
+    name = "t-interval at 96% after stopping at the target; simulated coverage 94.3–95.5%"
+    assert rows["alpha"].interval_method == name and rows["beta"].interval_method is None
+    assert name in html[:html.index('<div id="stopping">')]
+
     # every new worker now goes to beta, although alpha has a third of its 30 evaluators
     newcomers = [worker(study, mturk(f"NEW{k}")) for k in range(4)]
     for w in newcomers:

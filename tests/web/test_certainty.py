@@ -106,3 +106,106 @@ def test_dashboard_shows_each_models_half_width_and_a_cached_forecast(client, al
     s = study_settings(study)
     assert (s.stopping.target_halfwidth, s.stopping.min_evaluators) == (2.5, 15)
     assert "Target: a confidence interval of ±2.5 points per model" in client.get(url).get_data(as_text=True)
+
+
+def test_live_json_carries_the_certainty_card_so_it_moves_without_a_reload(client, alice, make_study, session):
+    study = make_study(settings=SETTINGS)
+    study.owner_id = alice.id
+    session.commit()
+    rng = np.random.default_rng(5)
+    for k in range(4):
+        play(session, study, f"w{k}", accuracy=0.85, rng=rng)
+    session.commit()
+    live = f"/studies/{study.id}/live.json"
+    before = client.get(live).get_json()["certainty_html"]
+    assert 'id="certainty-card"' in before and re.search(r"<tr><td>alpha</td><td>2</td>", before)
+    for k in range(4, 8):  # two more evaluators per model complete while the dashboard is open
+        play(session, study, f"w{k}", accuracy=0.85, rng=rng)
+    session.commit()
+    after = client.get(live).get_json()["certainty_html"]
+    assert re.search(r"<tr><td>alpha</td><td>4</td>", after) and re.search(r"<tr><td>beta</td><td>4</td>", after)
+    page = client.get(f"/studies/{study.id}").get_data(as_text=True)  # the same card as the page renders
+    card = page[page.index('<section class="card" id="certainty-card">'):]
+    assert card[:card.index("</section>")] in after
+
+
+def test_a_completed_sessions_score_is_cached_so_a_look_reads_only_its_own_answers(make_study, session, monkeypatch):
+    """Issue 15 part 2 follow-up: the look a completion makes used to read every answer of the model
+    (13,500 for HYPE-time at 30 evaluators) on the worker's request; now each session's score is stored
+    once and a look reads the answers of sessions not yet scored, i.e. the completing one."""
+    import hype.study_scoring as scoring_module
+    from hype.models import EvaluatorScore
+    from hype.monitoring import exclude
+    from hype.study_scoring import evaluator_scores_by_model, score_study
+
+    study = make_study(settings=SETTINGS)
+    rng = np.random.default_rng(6)
+    ids = [play(session, study, f"w{k}", accuracy=0.8, rng=rng) for k in range(6)]
+    cached = {r.assignment_id: r.score for r in session.scalars(select(EvaluatorScore))}
+    assert set(cached) == set(ids) and all(v is not None for v in cached.values())
+
+    reads: list = []
+    original = scoring_module._answers
+
+    def counting(*args, **kwargs):
+        reads.append(kwargs.get("assignment_ids"))
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(scoring_module, "_answers", counting)
+    new = play(session, study, "w6", accuracy=0.8, rng=rng)
+    assert reads == [[new]]  # the completion's look read that session's answers, nobody else's
+    monkeypatch.undo()
+
+    board = score_study(session, study, n_resamples=10).leaderboard  # the cache scores as the leaderboard does
+    looked = evaluator_scores_by_model(session, study)
+    names = {m.id: m.name for m in study.models}
+    for model_id, scores in looked.items():
+        assert sorted(scores) == pytest.approx(sorted(board.evaluator_scores[names[model_id]]))
+    exclude(session, study, ids[0], "careless")  # exclusions apply on reading
+    session.commit()
+    after = evaluator_scores_by_model(session, study)
+    assert sum(s.size for s in after.values()) == sum(s.size for s in looked.values()) - 1
+
+
+def test_two_looks_at_once_cannot_miss_each_others_evaluator(make_study, session, engine, db_backend):
+    """Issue 15 part 2 follow-up: a look takes the study's row lock before reading scores, so a second
+    look waits for the first transaction and then sees its evaluator (PostgreSQL READ COMMITTED; SQLite
+    has one writer at a time anyway). Before, both read what was committed before either and each
+    stored a state missing the other's evaluator until some later completion."""
+    import threading
+
+    from hype.db import make_session_factory
+    from hype.models import Exclusion
+    from hype.monitoring import exclude
+    from hype.stopping_state import _serialise_looks, look
+
+    if db_backend != "postgresql":
+        pytest.skip("SQLite serialises writers itself")
+    study = make_study(settings=SETTINGS)
+    rng = np.random.default_rng(8)
+    ids = [play(session, study, f"w{k}", accuracy=0.8, rng=rng) for k in range(4)]  # alpha: w0, w2
+    exclusion = exclude(session, study, ids[0], "careless")
+    session.commit()
+    alpha = study.models[0].id
+    factory = make_session_factory(engine)
+    with factory() as first, factory() as second:
+        mine = first.get(Study, study.id)
+        _serialise_looks(first, mine)  # the first completion's look is under way...
+        first.get(Exclusion, exclusion.id).revoked_at = exclusion.created_at  # ...and its evaluator counts
+        first.flush()
+        done = threading.Event()
+
+        def second_look():
+            look(second, second.get(Study, study.id), [alpha])
+            second.commit()
+            done.set()
+
+        t = threading.Thread(target=second_look)
+        t.start()
+        assert not done.wait(0.5)  # the second look waits for the first transaction
+        first.commit()
+        t.join(10)
+        assert done.is_set()
+    session.expire_all()
+    row = session.scalar(select(ModelStopping).where(ModelStopping.model_id == alpha))
+    assert row.n_evaluators == 2  # it saw the evaluator the first transaction brought back
