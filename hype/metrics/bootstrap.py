@@ -4,7 +4,10 @@ Images are resampled with replacement, the real and the generated set independen
 replicate is evaluated depends on what the metric can survive:
 
 * **FD** (FID, FD_DINOv2): the full Fréchet distance of each resampled pair. Duplicates lower the
-  covariance rank, so at small n the replicates sit slightly above the point estimate.
+  covariance rank, so the replicates sit above the point estimate, far above it when the dimension
+  is large against n (d = 16, n = 300: value 0.16, replicates 0.54–0.85). The interval is therefore
+  the percentile interval moved down by that bootstrap bias (mean replicate − value), so it is
+  centred where the estimate is and never leaves out its own value for this reason; no lower than 0.
 * **KID, CMMD** (kernel U-statistics): a replicate is the unbiased MMD^2 of the resampled sets,
   with pairs of copies of the *same* image left out, as the unbiased estimator leaves out the
   diagonal. With multiplicities c, the within-set sum is c^T K c - sum_i c_i^2 K_ii over
@@ -85,7 +88,23 @@ def fd_interval(
             ir = torch.as_tensor(rng.integers(0, rt.shape[0], rt.shape[0]), device=dev)
             jf = torch.as_tensor(rng.integers(0, ft.shape[0], ft.shape[0]), device=dev)
             values[b] = fd_tensors(rt[ir], ft[jf], eps=eps)
-    return summarise(point, values, confidence)
+    return recentred_on_point(summarise(point, values, confidence), lower_bound=0.0)
+
+
+def recentred_on_point(summary: dict[str, Any], *, lower_bound: float | None = None) -> dict[str, Any]:
+    """Move a percentile interval by the bootstrap's own bias estimate (mean replicate − value).
+
+    For a statistic whose resamples are biased in one direction (FD with duplicated images), the
+    plain percentile interval measures the spread of a shifted quantity; the shift is what the
+    bootstrap says the estimator's bias is, so removing it keeps the spread and puts it back around
+    the estimate. For an unbiased replicate distribution it changes nothing."""
+    if summary.get("low") is None or summary.get("value") is None:
+        return summary
+    bias = summary["boot_mean"] - summary["value"]
+    low, high = summary["low"] - bias, summary["high"] - bias
+    if lower_bound is not None:
+        low, high = max(low, lower_bound), max(high, lower_bound)
+    return {**summary, "low": float(low), "high": float(high), "boot_bias": float(bias)}
 
 
 def _counts(rng: np.random.Generator, n: int, n_boot: int, device: torch.device) -> torch.Tensor:
