@@ -50,4 +50,4 @@ def test_metrics_on_dinov2_and_clip_end_to_end(session, config, db_backend, tmp_
     assert "<h3>Encoder dinov2-vitl14</h3>" in metrics and "<h3>Encoder clip-vitl14</h3>" in metrics
     assert ">FD_DINOv2<" in metrics and ">CMMD<" in metrics
     # an interval under every number of every model: 8 metrics on DINOv2, 9 with CMMD on CLIP, 4 models
-    assert len(re.findall(r'<span class="small muted">\[[-\d.]+, [-\d.]+\]</span>', metrics)) == 4 * 8 + 4 * 9
+    assert len(re.findall(r'<span class="small muted ci">\[[-\d.]+, [-\d.]+\]</span>', metrics)) == 4 * 8 + 4 * 9
