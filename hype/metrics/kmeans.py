@@ -147,13 +147,7 @@ def kmeans_runs(
             if shift > threshold:
                 still.append(r)
         active = still
-    # Final assignment to the final centres, all runs in one pass.
-    d_all = _sq_dists(x, x_sq, torch.cat(centers))
-    results = []
-    for r in range(runs):
-        best, lab = d_all[:, r * k : (r + 1) * k].min(dim=1)
-        results.append(KMeansResult(centers=centers[r], labels=lab, inertia=float(best.sum(dtype=torch.float64)), n_iter=n_iter[r]))
-    return results
+    return _final_assignment(x, x_sq, centers, n_iter, k)
 
 
 def _minibatch_fit(
@@ -251,11 +245,17 @@ def minibatch_kmeans_runs(
         )
         centers.append(c)
         n_iter.append(steps)
+    return _final_assignment(x, x_sq, centers, n_iter, k)
+
+
+def _final_assignment(x: torch.Tensor, x_sq: torch.Tensor, centers: list[torch.Tensor], n_iter: list[int],
+                      k: int) -> list[KMeansResult]:
+    """Every run's labels and inertia against its final centres, all runs in one distance pass."""
     d_all = _sq_dists(x, x_sq, torch.cat(centers))
     results = []
-    for r in range(runs):
+    for r, (c, steps) in enumerate(zip(centers, n_iter)):
         best, lab = d_all[:, r * k : (r + 1) * k].min(dim=1)
-        results.append(KMeansResult(centers=centers[r], labels=lab, inertia=float(best.sum(dtype=torch.float64)), n_iter=n_iter[r]))
+        results.append(KMeansResult(centers=c, labels=lab, inertia=float(best.sum(dtype=torch.float64)), n_iter=steps))
     return results
 
 
