@@ -1,4 +1,8 @@
-"""`hype report STUDY -o report.html`: the study report as one self-contained HTML file."""
+"""`hype report STUDY -o report.html`: the study report as one self-contained HTML file.
+
+`--enqueue` hands the rendering to `hype worker` instead (the report job the dashboard's button runs), for a
+study so large that scoring it should not tie up the researcher's terminal; the file then appears in the
+data dir's reports folder and on the dashboard."""
 
 from __future__ import annotations
 
@@ -14,8 +18,10 @@ from hype.cli.base import Context, fail, pass_ctx
 @click.option("-o", "--output", "output", type=click.Path(dir_okay=False, path_type=Path), default=Path("report.html"),
               show_default=True, help="HTML file to write.")
 @click.option("--resamples", type=int, help="Bootstrap resamples over evaluators [default: the study's setting].")
+@click.option("--enqueue", is_flag=True, help="Queue the report job for `hype worker` and return; the file appears "
+              "under the data dir's reports/ and on the dashboard (-o is then not used).")
 @pass_ctx
-def report_cmd(ctx: Context, study: str, output: Path, resamples: int | None) -> None:
+def report_cmd(ctx: Context, study: str, output: Path, resamples: int | None, enqueue: bool) -> None:
     """Self-contained HTML report: settings, leaderboard with CIs, tests, distributions, staircases,
     automated metrics and their correlation with the human ranking, exclusions, sample images."""
     from hype import studies
@@ -23,6 +29,9 @@ def report_cmd(ctx: Context, study: str, output: Path, resamples: int | None) ->
 
     if resamples is not None and resamples < 1:
         fail("--resamples must be >= 1")
+    if enqueue:
+        _enqueue(ctx, study, resamples)
+        return
     with ctx.session() as session:
         try:
             s = studies.find_study(session, study)
@@ -32,6 +41,25 @@ def report_cmd(ctx: Context, study: str, output: Path, resamples: int | None) ->
         except OSError as exc:
             fail(f"cannot write {output}: {exc}")
     click.echo(f"report written: {path} ({path.stat().st_size / 1024:.0f} KiB)")
+
+
+def _enqueue(ctx: Context, study: str, resamples: int | None) -> None:
+    from hype import studies
+    from hype.db import make_session_factory
+    from hype.jobs import JobError, submit
+    from hype.jobs.kinds import reports_dir
+
+    with ctx.session() as session:
+        try:
+            study_id = studies.find_study(session, study).id
+        except ValueError as exc:
+            fail(str(exc))
+    try:
+        job = submit(ctx.config, make_session_factory(ctx.engine), study_id, "report", {"n_resamples": resamples})
+    except JobError as exc:
+        fail(str(exc))
+    click.echo(f"queued as job {job.id}; `hype worker` renders it into {reports_dir(ctx.config)}, "
+               f"`hype jobs {study}` follows it")
 
 
 commands = [report_cmd]

@@ -48,3 +48,29 @@ def test_hype_metrics_enqueue_leaves_the_job_to_the_worker(cli, config, session,
     again = cli("metrics", str(metrics_study.id))
     assert again.exit_code != 0 and "already waiting" in again.output
     assert session.query(MetricResult).count() == 0
+
+
+def test_hype_report_enqueue_queues_the_report_job_and_the_worker_writes_the_file(cli, config, session, metrics_study,
+                                                                                  db_backend, tmp_path):
+    if db_backend != "sqlite":
+        pytest.skip("queueing does not depend on the database")
+    from hype.jobs.kinds import reports_dir
+    from hype.jobs.queue import get_queue
+    from hype.jobs.runner import run_job
+
+    output = tmp_path / "not-written.html"
+    result = cli("report", str(metrics_study.id), "--enqueue", "--resamples", "50", "-o", str(output))
+    assert result.exit_code == 0 and "queued as job" in result.output, result.output
+    job = session.query(Job).one()
+    assert (job.kind, job.state, job.params.get("n_resamples")) == ("report", "queued", 50)
+    assert get_queue(config).pending_count() == 1 and not output.exists()
+    assert run_job(config, job.id) == "done"
+    files = list(reports_dir(config).glob("hype-report-*.html"))
+    assert len(files) == 1 and "<html" in files[0].read_text(encoding="utf-8").lower()
+
+
+def test_hype_report_enqueue_names_an_unknown_study(cli, db_backend):
+    if db_backend != "sqlite":
+        pytest.skip("no database work")
+    result = cli("report", "no-such-study", "--enqueue")
+    assert result.exit_code != 0 and "no-such-study" in result.output and "Traceback" not in result.output
