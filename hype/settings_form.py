@@ -142,7 +142,7 @@ def form_fields() -> list[FormField]:
         if path in CREATE_ONLY:
             continue
         label, unit, help_text = LABELS.get(path, (path.rsplit(".", 1)[-1].replace("_", " ").capitalize(), "", ""))
-        out.append(FormField(path, type(default), default, label, unit, help_text))
+        out.append(FormField(path, type(default), display_number(default), label, unit, help_text))
     return out
 
 
@@ -160,15 +160,23 @@ def sections(fields: list[FormField] | None = None, mode: str | None = None) -> 
 
 
 def current_values(settings: StudySettings) -> dict[str, Any]:
-    """Form field name -> the value these settings hold (for an edit form)."""
+    """Form field name -> the value these settings hold (for an edit form), as a person would type it:
+    a whole-valued float shows as "30", not "30.0" (the form reads both back the same)."""
     data = settings.to_dict()
     out = {}
     for f in form_fields():
         node: Any = data
         for part in f.path.split("."):
             node = node[part]
-        out[f.name] = node
+        out[f.name] = display_number(node)
     return out
+
+
+def display_number(value: Any) -> Any:
+    """A float with no fractional part as an int; anything else unchanged."""
+    if isinstance(value, float) and math.isfinite(value) and value.is_integer():
+        return int(value)
+    return value
 
 
 def settings_from_form(form: Mapping[str, str], only: tuple[str, ...] | None = None,
