@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from hype.cli.base import Context, pass_ctx
+from hype.cli.base import Context, fail, pass_ctx
 
 
 @click.command("serve")
@@ -41,11 +41,15 @@ def demo_cmd(ctx: Context, host: str, port: int, no_serve: bool, images_per_pool
     """Build demo studies from bundled photographs (no network), print the links, serve."""
     from hype.demo import build_demo
     from hype.migrate import upgrade
+    from hype.studies import StudyError
 
     ctx.config.data_dir.mkdir(parents=True, exist_ok=True)
     upgrade(ctx.engine)
-    with ctx.session() as session:
-        info = build_demo(session, ctx.config, images_per_pool=images_per_pool, progress=True)
+    try:
+        with ctx.session() as session:
+            info = build_demo(session, ctx.config, images_per_pool=images_per_pool, progress=True)
+    except StudyError as exc:  # e.g. too few images for the demo protocol: the studies are rolled back
+        fail(f"demo not built: {exc} (try a larger --images-per-pool; the default is 200)")
     base = f"http://{host}:{port}"
     click.echo("")
     click.echo(f"data dir:            {ctx.config.data_dir}")

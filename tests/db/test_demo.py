@@ -47,3 +47,14 @@ def test_unknown_or_draft_study_link_is_404(client, session):
     session.commit()
     assert client.get("/s/nope").status_code == 404
     assert client.get(f"/s/{draft.slug}").status_code == 404
+
+
+def test_demo_with_too_few_images_says_how_to_fix_it_instead_of_a_traceback(tmp_path):
+    from click.testing import CliRunner
+
+    from hype.cli import main
+
+    result = CliRunner().invoke(main, ["--data-dir", str(tmp_path), "demo", "--no-serve", "--images-per-pool", "20"])
+    assert result.exit_code != 0
+    assert "demo not built" in result.output and "--images-per-pool" in result.output, result.output
+    assert result.exc_info is None or result.exc_info[0] is SystemExit
