@@ -72,6 +72,21 @@ def user_errors() -> Iterator[None]:
         fail(str(exc))
 
 
+def submit_job(ctx: Context, study: str, kind: str, params: dict) -> None:
+    """Queue a job of ``kind`` for the study named or numbered ``study`` and say how to follow it; the
+    one way `hype metrics --enqueue` and `hype report --enqueue` hand work to `hype worker`."""
+    from hype import studies
+    from hype.jobs import JobError, submit
+
+    with ctx.session() as session, user_errors():
+        study_id = studies.find_study(session, study).id
+    try:
+        job = submit(ctx.config, make_session_factory(ctx.engine), study_id, kind, params)
+    except JobError as exc:
+        fail(str(exc))
+    click.echo(f"queued as job {job.id}; `hype worker` runs it, `hype jobs {study}` follows it")
+
+
 def owner_id(session: Session, email: str | None) -> int | None:
     """The researcher who owns a study made by a command: --owner, or else the only researcher. With
     none yet the study is made without one, and the command says how to give it one later."""

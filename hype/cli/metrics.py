@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import click
 
-from hype.cli.base import Context, fail, pass_ctx
+from hype.cli.base import Context, fail, pass_ctx, submit_job
 
 from hype.metrics.encoders.defaults import DEFAULT_ENCODER, SPECS  # names only: no torch import
 
@@ -35,12 +35,15 @@ def metrics_cmd(ctx: Context, study: str, encoder: str, weights: str | None, dev
 
     from hype import studies
     from hype.db import make_session_factory
-    from hype.jobs import JobError, job_view, run_job, start_job, submit
+    from hype.jobs import JobError, job_view, run_job, start_job
     from hype.models import Job
     from hype.study_metrics import latest_metrics
 
     params = {"device": device, "batch_size": batch_size, "encoder": encoder, "n_boot": n_boot,
               "weights": os.path.abspath(weights) if weights else None}
+    if enqueue:
+        submit_job(ctx, study, "metrics", params)
+        return
     factory = make_session_factory(ctx.engine)
     with ctx.session() as session:
         try:
@@ -48,10 +51,6 @@ def metrics_cmd(ctx: Context, study: str, encoder: str, weights: str | None, dev
         except ValueError as exc:
             fail(str(exc))
     try:
-        if enqueue:
-            job = submit(ctx.config, factory, study_id, "metrics", params)
-            click.echo(f"queued as job {job.id}; `hype worker` runs it, `hype jobs {study}` follows it")
-            return
         job = start_job(factory, study_id, "metrics", {**params, "show_progress": True})
     except JobError as exc:
         fail(str(exc))

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from hype.cli.base import Context, fail, pass_ctx
+from hype.cli.base import Context, fail, pass_ctx, submit_job
 
 
 @click.command("report")
@@ -30,7 +30,7 @@ def report_cmd(ctx: Context, study: str, output: Path, resamples: int | None, en
     if resamples is not None and resamples < 1:
         fail("--resamples must be >= 1")
     if enqueue:
-        _enqueue(ctx, study, resamples)
+        submit_job(ctx, study, "report", {"n_resamples": resamples})
         return
     with ctx.session() as session:
         try:
@@ -41,25 +41,6 @@ def report_cmd(ctx: Context, study: str, output: Path, resamples: int | None, en
         except OSError as exc:
             fail(f"cannot write {output}: {exc}")
     click.echo(f"report written: {path} ({path.stat().st_size / 1024:.0f} KiB)")
-
-
-def _enqueue(ctx: Context, study: str, resamples: int | None) -> None:
-    from hype import studies
-    from hype.db import make_session_factory
-    from hype.jobs import JobError, submit
-    from hype.jobs.kinds import reports_dir
-
-    with ctx.session() as session:
-        try:
-            study_id = studies.find_study(session, study).id
-        except ValueError as exc:
-            fail(str(exc))
-    try:
-        job = submit(ctx.config, make_session_factory(ctx.engine), study_id, "report", {"n_resamples": resamples})
-    except JobError as exc:
-        fail(str(exc))
-    click.echo(f"queued as job {job.id}; `hype worker` renders it into {reports_dir(ctx.config)}, "
-               f"`hype jobs {study}` follows it")
 
 
 commands = [report_cmd]
