@@ -2,7 +2,8 @@
 the evaluators it takes, on simulated studies with a known truth, both modes.
 
 For each mode and target half-width it simulates STUDIES sequences of up to CAP evaluators of one model
-(hype's default population; HYPE-time with the paper's staircase and modal score), lets the rule look
+(hype's default population; HYPE-time with the paper's staircase and modal score, and again with QUEST+
+and the posterior-threshold score, `time.adaptive`), lets the rule look
 after every evaluator, and prints: the coverage of the interval reported for the stopped model (truth
 above / below), the mean and 10-90% range of evaluators used, and the fixed study size that reaches
 the same target on average and in 90% of studies. The rule (minimum 10 evaluators, 96% deciding
@@ -10,7 +11,13 @@ interval) is set against the naive one (95%, deciding from 3 evaluators), which 
 early costs without the guards. A second table runs "until models separate" on three models.
 Writes experiments/stopping.md and experiments/stopping.png.
 
-    python experiments/stopping.py            # ~6 min on 2 busy cores
+QUEST+ evaluators cost ~30 ms each to simulate (hype.adaptive.run_many, all of them in lockstep), so
+their studies are drawn, without replacement within a study, from a pool of QUEST_POOL simulated
+evaluators per population, built once and cached in experiments/stopping_quest_pool.npz (rebuilt when
+the populations, the settings or the pool size change). Their truth is the pool's mean score: the
+estimand of a study drawn from the pool, as E[score] over the population is for fresh evaluators.
+
+    python experiments/stopping.py            # ~12 min on 2 busy cores (+ ~10 min to build the QUEST+ pool once)
     python experiments/stopping.py --quick    # fewer studies, for a look
 """
 
@@ -35,11 +42,21 @@ from hype.protocol import InfinitySettings, TimeSettings  # noqa: E402
 
 HERE = Path(__file__).parent
 CAP = 60
+QUEST = "hype-time QUEST+"  # HYPE-time with time.adaptive: QUEST+ exposures, posterior-threshold score
+QUEST_POOL = 4000  # simulated QUEST+ evaluators per population (the separation models: half as many each)
+POOL_FILE = HERE / "stopping_quest_pool.npz"
 TARGETS = {"hype-infinity": (0.05, 0.04, 0.03, 0.025, 0.02), "hype-time": (80.0, 60.0, 50.0, 40.0, 35.0)}
 SCALE = {"hype-infinity": (100.0, "points"), "hype-time": (1.0, "ms")}
 BOUNDS = {"hype-infinity": (0.0, 1.0), "hype-time": None}
 RULES = {"hype rule (min 10, 96% deciding)": dict(min_evaluators=10),
          "naive (min 3, 95%)": dict(min_evaluators=3, naive=True)}
+# QUEST+'s posterior thresholds are skewed to the right: the rule decides with, and reports, Cox's
+# log-normal interval (hype.stopping.log_interval); the staircase's t-interval rule is shown beside it.
+QUEST_RULES = {"hype rule (log-normal interval, min 10, 97% deciding)": dict(min_evaluators=10, scale="log"),
+               "t-interval rule (min 10, 96%), as for the staircase": dict(min_evaluators=10, boot=False),
+               "naive (min 3, 95%)": dict(min_evaluators=3, naive=True)}
+LABELS = ("hype-infinity", "hype-time", QUEST)  # the row groups: HYPE-time twice, staircase + mode and QUEST+
+MODE_OF = {"hype-infinity": "hype-infinity", "hype-time": "hype-time", QUEST: "hype-time"}
 SEPARATION = {  # three models a few points / tens of ms apart
     "hype-infinity": {"A": sm.Population(fake_accuracy=0.80, real_accuracy=0.85),
                       "B": sm.Population(fake_accuracy=0.85, real_accuracy=0.90),
@@ -58,20 +75,50 @@ def evaluator_scores(mode: str, pop: sm.Population, n: int, rng: np.random.Gener
     return scoring.evaluator_scores(data)
 
 
+def quest_pools(pops: dict[str, sm.Population], sizes: dict[str, int], seed: int,
+                path: Path = POOL_FILE) -> dict[str, np.ndarray]:
+    """Posterior-threshold scores of simulated QUEST+ evaluators (hype.simulate.quest_scores, the
+    study default 3 x 150 trials) per population, from the cache file when it was built for exactly
+    these populations, settings and sizes, else built in chunks and cached."""
+    settings = replace(TimeSettings(), adaptive=True)
+    key = repr((sorted((k, repr(p), sizes[k]) for k, p in pops.items()), repr(settings), seed))
+    if path.exists():
+        cached = np.load(path, allow_pickle=False)
+        if str(cached["key"]) == key:
+            return {k: cached[k] for k in pops}
+    out = {}
+    for i, (name, pop) in enumerate(sorted(pops.items())):
+        rng = np.random.default_rng([seed, i])
+        chunks, left, start = [], sizes[name], time.perf_counter()
+        while left > 0:  # chunks: a few hundred evaluators in lockstep is where run_many is fastest per evaluator
+            n = min(500, left)
+            chunks.append(sm.quest_scores(pop, n, settings, rng))
+            left -= n
+            print(f"QUEST+ pool {name}: {sizes[name] - left}/{sizes[name]} ({time.perf_counter() - start:.0f} s)", flush=True)
+        out[name] = np.concatenate(chunks)
+    np.savez_compressed(path, key=np.array(key), **out)
+    return out
+
+
+def resampled(pool: np.ndarray, studies: int, rng: np.random.Generator) -> np.ndarray:
+    """(studies, CAP) evaluator scores, each study CAP distinct evaluators of the pool in random order."""
+    return np.stack([pool[rng.permutation(pool.size)[:CAP]] for _ in range(studies)])
+
+
 def truth(mode: str, pop: sm.Population) -> float:
     return sm.true_infinity_rates(pop).overall if mode == "hype-infinity" else sm.true_time_score(pop)
 
 
-def _rule(mode: str, target: float | None, min_evaluators: int, naive: bool = False, **extra) -> st.Rule:
+def _rule(mode: str, target: float | None, min_evaluators: int, naive: bool = False, scale: str = "linear", **extra) -> st.Rule:
     rule = st.Rule(target_halfwidth=target, min_evaluators=min_evaluators, max_evaluators=CAP,
-                   bounds=BOUNDS[mode], **extra)
+                   bounds=BOUNDS[mode], scale=scale, **extra)
     return rule
 
 
 def _interval(x: np.ndarray, rule: st.Rule, naive: bool, reason: str | None) -> st.Interval:
     if naive:  # the nominal interval whatever happened
         return st.t_interval(x, rule.confidence_level, rule.bounds)
-    return st.decide(x, rule).interval if reason != st.SEPARATED else st.t_interval(x, rule.level, rule.bounds)
+    return st.decide(x, rule).interval if reason != st.SEPARATED else rule.interval(x, rule.level)
 
 
 BOOT_RESAMPLES = 1999
@@ -88,18 +135,22 @@ def bootstrap_misses(x: np.ndarray, mode: str, true: float, rng: np.random.Gener
     return high < true, low > true
 
 
-def precision_rows(mode: str, x: np.ndarray, true: float) -> list[dict]:
+def precision_rows(mode: str, x: np.ndarray, true: float, label: str | None = None,
+                   rules: dict[str, dict] | None = None) -> list[dict]:
     rows = []
+    rules = rules or RULES
     n_grid = np.arange(2, CAP + 1)
     # fixed-N half-width of the nominal interval, per study and size: what a fixed design would get
-    fixed_hw = np.array([[st.t_interval(x[s, :n], 0.95, BOUNDS[mode]).halfwidth for n in n_grid]
+    nominal = _rule(mode, None, 10, scale=next(iter(rules.values())).get("scale", "linear"))
+    fixed_hw = np.array([[nominal.interval(x[s, :n], 0.95).halfwidth for n in n_grid]
                          for s in range(min(x.shape[0], 1000))])
     for target in TARGETS[mode]:
         mean_ok = n_grid[fixed_hw.mean(axis=0) <= target]
         p90_ok = n_grid[np.mean(fixed_hw <= target, axis=0) >= 0.9]
-        for name, opts in RULES.items():
+        for name, opts in rules.items():
             naive = opts.get("naive", False)
-            rule = _rule(mode, target, opts["min_evaluators"])
+            rule = _rule(mode, target, opts["min_evaluators"], scale=opts.get("scale", "linear"))
+            boot_it = not naive and opts.get("boot", True)
             if naive:
                 rule = replace(rule, confidence_level=0.95)
                 stops = _naive_stops(x, rule)
@@ -112,11 +163,11 @@ def precision_rows(mode: str, x: np.ndarray, true: float) -> list[dict]:
                 reason = st.CAP if n >= CAP else st.TARGET
                 iv = _interval(x[s, :n], rule, naive, reason)
                 hit[s] = (iv.high < true, iv.low > true)
-                if not naive:
+                if boot_it:
                     boot[s] = bootstrap_misses(x[s, :n], mode, true, brng)
-            rows.append(dict(mode=mode, target=target, rule=name, coverage=1 - hit.any(axis=1).mean(),
+            rows.append(dict(mode=mode, label=label or mode, target=target, rule=name, coverage=1 - hit.any(axis=1).mean(),
                              above=hit[:, 0].mean(), below=hit[:, 1].mean(), mean_n=stops.mean(),
-                             boot_coverage=None if naive else 1 - boot.any(axis=1).mean(),
+                             boot_coverage=1 - boot.any(axis=1).mean() if boot_it else None,
                              boot_above=boot[:, 0].mean(), boot_below=boot[:, 1].mean(),
                              q10=np.quantile(stops, 0.1), q90=np.quantile(stops, 0.9),
                              at_cap=np.mean(stops >= CAP),
@@ -135,11 +186,18 @@ def _naive_stops(x: np.ndarray, rule: st.Rule) -> np.ndarray:
         st.ALPHA_SHRINK = shrink
 
 
-def separation_rows(mode: str, studies: int, rng: np.random.Generator) -> list[dict]:
+def separation_rows(mode: str, studies: int, rng: np.random.Generator,
+                    pools: dict[str, np.ndarray] | None = None) -> list[dict]:
+    """`pools` (QUEST+): each model's studies are resampled from its pool, whose mean is its truth."""
     pops = SEPARATION[mode]
-    seqs = {m: evaluator_scores(mode, p, studies * CAP, rng).reshape(studies, CAP) for m, p in pops.items()}
-    truths = {m: truth(mode, p) for m, p in pops.items()}
-    rule = st.Rule(until_separate=True, min_evaluators=10, max_evaluators=CAP, bounds=BOUNDS[mode])
+    if pools is None:
+        seqs = {m: evaluator_scores(mode, p, studies * CAP, rng).reshape(studies, CAP) for m, p in pops.items()}
+        truths = {m: truth(mode, p) for m, p in pops.items()}
+    else:
+        seqs = {m: resampled(pools[m], studies, rng) for m in pops}
+        truths = {m: float(pools[m].mean()) for m in pops}
+    rule = st.Rule(until_separate=True, min_evaluators=10, max_evaluators=CAP, bounds=BOUNDS[mode],
+                   scale="linear" if pools is None else "log")
     tally = {m: {"hit": 0, "above": 0, "below": 0, "n": 0, "separated": 0, "b_above": 0, "b_below": 0} for m in pops}
     brng = np.random.default_rng(7)
     for s in range(studies):
@@ -165,7 +223,7 @@ def separation_rows(mode: str, studies: int, rng: np.random.Generator) -> list[d
             t["b_below"] += below
     rows = []
     for m, t in tally.items():
-        rows.append(dict(mode=mode, model=m, truth=truths[m], coverage=1 - (t["above"] + t["below"]) / studies,
+        rows.append(dict(mode=mode, label=QUEST if pools is not None else mode, model=m, truth=truths[m], coverage=1 - (t["above"] + t["below"]) / studies,
                          above=t["above"] / studies, below=t["below"] / studies, mean_n=t["n"] / studies,
                          separated=t["separated"] / studies, studies=studies,
                          boot_coverage=1 - (t["b_above"] + t["b_below"]) / studies,
@@ -188,14 +246,16 @@ def boot_summary(rows: list[dict], sep: list[dict]) -> list[str]:
     out = ["", "## The interval a reader sees for a stopped model", "",
            "Every model not stopped early shows hype's studentized bootstrap 95% interval. Its coverage on the "
            f"same stopped estimates ({BOOT_RESAMPLES} resamples; last column above) is below:", ""]
-    for mode in ("hype-infinity", "hype-time"):
-        vals = [r["boot_coverage"] for r in rows if r["mode"] == mode and r.get("boot_coverage") is not None]
-        svals = [r["boot_coverage"] for r in sep if r["mode"] == mode]
-        out.append(f"- {mode}: {_pct(min(vals))}–{_pct(max(vals))}% at a target half-width, "
+    for label in LABELS:
+        vals = [r["boot_coverage"] for r in rows if r["label"] == label and r.get("boot_coverage") is not None]
+        svals = [r["boot_coverage"] for r in sep if r["label"] == label]
+        if not vals or not svals:
+            continue
+        out.append(f"- {label}: {_pct(min(vals))}–{_pct(max(vals))}% at a target half-width, "
                    f"{_pct(min(svals))}–{_pct(max(svals))}% until models separate.")
     out += ["", "It falls below 93% in a cell, so a model stopped early shows the rule's own interval instead "
-            "(hype.stopping.stopped_interval, named with the coverage of the hype-rule rows above) in the "
-            "report, the live score, `hype score` and exports."]
+            "(hype.stopping.stopped_interval, named with the coverage of the hype-rule rows above, per kind of "
+            "score: `hype.stopping.STOPPED_COVERAGE`) in the report, the live score, `hype score` and exports."]
     return out
 
 
@@ -203,36 +263,48 @@ def write(rows: list[dict], sep: list[dict], seconds: float, studies: dict[str, 
     out = ["# Stopping at a target certainty: coverage of the stopped estimates", "",
            "Generated by `python experiments/stopping.py` (hype/stopping.py; "
            f"{studies['hype-infinity']} simulated studies per HYPE-∞ cell, {studies['hype-time']} per HYPE-time cell, "
-           f"default population, cap {CAP} evaluators, {seconds:.0f} s).", "",
+           f"default population, cap {CAP} evaluators, {seconds:.0f} s). HYPE-time runs twice: the paper's staircase "
+           f"scored by the block mode (`hype-time`), and QUEST+ scored by the posterior threshold (`{QUEST}`, "
+           f"setting `time.adaptive`; {studies[QUEST]} studies per cell, each {CAP} distinct evaluators drawn from a "
+           f"pool of {QUEST_POOL} simulated QUEST+ evaluators, 3 × 150 trials; truth = the pool's mean score).", "",
            "The rule looks after every valid evaluator. **hype rule**: no decision before 10 evaluators; it "
            "stops a model once the 96% Student-t interval over per-evaluator scores (the nominal 95% with "
            "alpha × 0.8) has the target half-width, and reports that interval; a model that reaches the cap "
            "reports the nominal 95% interval. **naive**: 95% deciding from 3 evaluators. Coverage is of the "
            "interval reported when the model stopped; the goal is 93–97%. *Fixed N*: the fixed study size "
            "whose 95% half-width reaches the target on average / in 90% of studies (same simulated evaluators).",
+           "", f"**QUEST+** (`{QUEST}` rows): the posterior thresholds are skewed to the right (evaluators' thresholds "
+           "are log-normal), so a sample that lacks its few slow evaluators has both a low mean and a small SD; "
+           "stopping on a narrow t-interval picks exactly those samples and the truth lies above the stopped "
+           "interval far more often than 2.5% (the *t-interval rule* rows). A QUEST+ study's rule therefore "
+           "decides on, and reports, Cox's interval for a log-normal mean (exp(ȳ + s²/2 ± t·√(s²/n + s⁴/(2(n−1)))) "
+           "over log scores; `hype.stopping.log_interval`), at 97% (alpha × 0.6), also until models separate; "
+           "at the cap the nominal 95% log-normal interval. *Fixed N* for QUEST+ uses the 95% log-normal interval.",
            "", "| mode | target half-width | rule | coverage % | truth above % | truth below % | mean evaluators "
            "(10–90%) | stopped at cap % | fixed N (mean / 90%) | studentized bootstrap 95%: coverage % (above / below) |",
            "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         scale, unit = SCALE[r["mode"]]
         fixed = f"{r['fixed_mean'] or f'>{CAP}'} / {r['fixed_90'] or f'>{CAP}'}"
-        out.append(f"| {r['mode']} | {scale * r['target']:g} {unit} | {r['rule']} | {_pct(r['coverage'])} | "
+        out.append(f"| {r['label']} | {scale * r['target']:g} {unit} | {r['rule']} | {_pct(r['coverage'])} | "
                    f"{_pct(r['above'])} | {_pct(r['below'])} | {r['mean_n']:.1f} ({r['q10']:.0f}–{r['q90']:.0f}) | "
                    f"{_pct(r['at_cap'])} | {fixed} | {_boot(r)} |")
     se = {m: 100 * np.sqrt(0.95 * 0.05 / n) for m, n in studies.items()}
     out += ["", f"Monte-Carlo SE of a coverage near 95%: {se['hype-infinity']:.2f} points (HYPE-∞), "
-            f"{se['hype-time']:.2f} (HYPE-time).", "",
+            f"{se['hype-time']:.2f} (HYPE-time); a little more for QUEST+, whose studies share evaluators of one pool.", "",
             "## Until models separate", "",
-            f"{sep_studies['hype-infinity']} (HYPE-∞) and {sep_studies['hype-time']} (HYPE-time) simulated studies of "
+            f"{sep_studies['hype-infinity']} (HYPE-∞) and {sep_studies['hype-time']} (HYPE-time, each procedure) simulated studies of "
             "three models a few points (HYPE-∞) or 50–100 ms (HYPE-time) apart; each round every model "
             "still collecting gets one evaluator; a model stops once its 97% interval (alpha × 0.6) is clear "
-            "of both others' 97% intervals (from 10 evaluators on), and reports that interval; or at the cap.", "",
+            "of both others' 97% intervals (from 10 evaluators on), and reports that interval; or at the cap. "
+            f"QUEST+ (`{QUEST}`): the 97% log-normal interval; the three models' studies are drawn from pools of "
+            f"{QUEST_POOL // 2} simulated QUEST+ evaluators each (truth = each pool's mean).", "",
             "| mode | model | truth | coverage % | truth above % | truth below % | mean evaluators | stopped by separation % "
             "| studentized bootstrap 95%: coverage % (above / below) |",
             "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
     for r in sep:
         scale, unit = SCALE[r["mode"]]
-        out.append(f"| {r['mode']} | {r['model']} | {scale * r['truth']:.1f} {unit} | {_pct(r['coverage'])} | "
+        out.append(f"| {r['label']} | {r['model']} | {scale * r['truth']:.1f} {unit} | {_pct(r['coverage'])} | "
                    f"{_pct(r['above'])} | {_pct(r['below'])} | {r['mean_n']:.1f} | {_pct(r['separated'])} | {_boot(r)} |")
     out += boot_summary(rows, sep)
     out += ["", "![coverage and evaluators used](stopping.png)", ""]
@@ -240,21 +312,22 @@ def write(rows: list[dict], sep: list[dict], seconds: float, studies: dict[str, 
 
 
 def plot(rows: list[dict], path: Path) -> None:
-    fig, axes = plt.subplots(2, 2, figsize=(10, 7))
-    for col, mode in enumerate(("hype-infinity", "hype-time")):
+    fig, axes = plt.subplots(2, 3, figsize=(14, 7))
+    for col, label in enumerate(LABELS):
+        mode = MODE_OF[label]
         scale, unit = SCALE[mode]
-        for name in RULES:
-            rs = [r for r in rows if r["mode"] == mode and r["rule"] == name]
+        for name in dict.fromkeys(r["rule"] for r in rows if r["label"] == label):
+            rs = [r for r in rows if r["label"] == label and r["rule"] == name]
             x = [scale * r["target"] for r in rs]
             axes[0, col].plot(x, [100 * r["coverage"] for r in rs], "o-", label=name)
             axes[1, col].plot(x, [r["mean_n"] for r in rs], "o-", label=f"{name}: mean evaluators")
-        rs = [r for r in rows if r["mode"] == mode and r["rule"] == next(iter(RULES))]
+        rs = [r for r in rows if r["label"] == label and r["rule"].startswith("hype rule")]
         axes[1, col].plot([scale * r["target"] for r in rs], [r["fixed_90"] or CAP for r in rs], "k--",
                           label="fixed N reaching the target in 90% of studies")
         axes[0, col].axhspan(93, 97, color="green", alpha=0.1)
-        axes[0, col].set(title=f"{mode}: coverage of stopped estimates", xlabel=f"target half-width ({unit})",
+        axes[0, col].set(title=f"{label}: coverage of stopped estimates", xlabel=f"target half-width ({unit})",
                          ylabel="coverage %", ylim=(85, 100))
-        axes[1, col].set(title=f"{mode}: evaluators used", xlabel=f"target half-width ({unit})", ylabel="evaluators")
+        axes[1, col].set(title=f"{label}: evaluators used", xlabel=f"target half-width ({unit})", ylabel="evaluators")
         axes[0, col].legend(fontsize=7)
         axes[1, col].legend(fontsize=7)
     fig.tight_layout()
@@ -266,8 +339,10 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--seed", type=int, default=11)
     args = parser.parse_args()
-    studies = {"hype-infinity": 500 if args.quick else 4000, "hype-time": 200 if args.quick else 1500}
-    sep_studies = {"hype-infinity": 100 if args.quick else 3000, "hype-time": 60 if args.quick else 1000}
+    studies = {"hype-infinity": 500 if args.quick else 4000, "hype-time": 200 if args.quick else 1500,
+               QUEST: 200 if args.quick else 1500}
+    sep_studies = {"hype-infinity": 100 if args.quick else 3000, "hype-time": 60 if args.quick else 1000,
+                   QUEST: 60 if args.quick else 1000}
     start = time.perf_counter()
     rows, sep = [], []
     for mode in ("hype-infinity", "hype-time"):
@@ -278,6 +353,16 @@ def main() -> None:
         print(f"{mode}: precision done, {time.perf_counter() - start:.0f} s", flush=True)
         sep += separation_rows(mode, sep_studies[mode], rng)
         print(f"{mode}: separation done, {time.perf_counter() - start:.0f} s", flush=True)
+    size = QUEST_POOL // 10 if args.quick else QUEST_POOL
+    pools = quest_pools({"default": sm.Population(), **SEPARATION["hype-time"]},
+                        {"default": size, **{m: size // 2 for m in SEPARATION["hype-time"]}}, args.seed,
+                        path=Path("/tmp/stopping_quest_pool_quick.npz") if args.quick else POOL_FILE)
+    rng = np.random.default_rng([args.seed, 99])
+    rows += precision_rows("hype-time", resampled(pools["default"], studies[QUEST], rng),
+                           float(pools["default"].mean()), label=QUEST, rules=QUEST_RULES)
+    print(f"{QUEST}: precision done, {time.perf_counter() - start:.0f} s", flush=True)
+    sep += separation_rows("hype-time", sep_studies[QUEST], rng, pools=pools)
+    print(f"{QUEST}: separation done, {time.perf_counter() - start:.0f} s", flush=True)
     text = write(rows, sep, time.perf_counter() - start, studies, sep_studies)
     print(text)
     if not args.quick:

@@ -114,3 +114,28 @@ def test_quest_recovers_a_steep_threshold_with_fewer_trials_small_seeded():
     est = ad.posterior_threshold(cfg, snap[60])
     assert abs(est.mean() - truth) <= 10.0 + 3 * est.std() / np.sqrt(est.size)
     assert est.std() < 80.0
+
+
+def test_simulated_evaluators_in_lockstep_choose_and_score_as_the_server_does_one_by_one():
+    """The simulations (coverage after stopping, plans, forecasts) run QUEST+ for many evaluators at once
+    (run_many: one posterior row per block, updated together). Each block must show the exposures the
+    server's own per-block code (next_exposure on its stored history) would show, and end with the
+    same posterior threshold."""
+    cfg = ad.QuestConfig.from_time_settings(TimeSettings(trials_per_block=25))
+    rng = np.random.default_rng(21)
+    truths = np.array([150.0, 260.0, 320.0, 480.0, 700.0, 950.0])
+    exposure, correct, snap = ad.run_many(cfg, lambda t, x, u: u < ad.p_correct(x, truths, 2.0, 0.05),
+                                          truths.size, 25, rng, record_at=(25,))
+    lockstep = ad.posterior_threshold(cfg, snap[25])
+    levels = list(cfg.levels_ms)
+    assert len({tuple(row) for row in exposure}) == truths.size  # the blocks really went their own ways
+    for i in range(truths.size):
+        history: list[list[int]] = []
+        for t in range(25):
+            k, ms = ad.next_exposure(cfg, history)
+            assert ms == exposure[i, t]
+            history.append([k, int(correct[i, t])])
+        assert history == [[levels.index(x), int(c)] for x, c in zip(exposure[i], correct[i])]
+        one = ad.posterior_threshold(cfg, ad.log_posterior(cfg, history))
+        assert one == pytest.approx(lockstep[i], rel=1e-12)
+        assert ad.threshold_from_trials(cfg, exposure[i], correct[i]) == pytest.approx(one, rel=1e-9)
