@@ -361,7 +361,7 @@ class BonusPayment(Base):
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     paid_at: Mapped[Optional[dt.datetime]] = mapped_column(DateTime(timezone=True))
 
-JOB_KINDS = ("metrics", "report", "import")
+JOB_KINDS = ("metrics", "report", "import", "forecast")
 JOB_STATES = ("queued", "running", "done", "failed")
 
 

@@ -9,8 +9,10 @@ refresh reads one model's task answers (all models' for "until models separate")
 t-interval rule; no bootstrap.
 
 The forecast of evaluators and cost still needed is a simulation (the `hype plan` machinery): it is
-computed when the dashboard or `hype plan` asks and the model has new evaluators since the last one,
-and cached in the same row, so a dashboard load after the first costs a query.
+computed when the dashboard or `hype plan` asks and the model has new evaluators (or the study new
+settings) since the last one, and cached in the same row, so a dashboard load after the first costs a
+query. A QUEST+ study's simulation takes seconds, so the dashboard does not run it: it starts a
+background job (hype.jobs, kind "forecast"), once per state, and shows "being computed" until it ends.
 """
 
 from __future__ import annotations
@@ -30,7 +32,8 @@ from hype.models import ModelStopping, Study, utcnow
 from hype.protocol import StudySettings
 from hype.studies import study_settings
 
-__all__ = ["rule_for", "refresh", "look", "states", "forecast", "ensure_forecasts", "Forecast", "FORECAST_SIMULATIONS"]
+__all__ = ["rule_for", "refresh", "look", "states", "forecast", "ensure_forecasts", "Forecast", "FORECAST_SIMULATIONS",
+           "FORECAST_JOB", "forecast_in_request", "compute_forecast_job", "certainty"]
 
 FORECAST_SIMULATIONS = 400  # continuations of the study simulated per forecast
 FORECAST_POOL = 300  # simulated evaluators they draw from
@@ -46,6 +49,8 @@ def rule_for(settings: StudySettings) -> stopping.Rule:
         max_evaluators=settings.evaluators_per_model,
         confidence_level=settings.statistics.confidence_level,
         bounds=(0.0, 1.0) if settings.mode == "hype-infinity" else None,
+        # QUEST+'s posterior thresholds are skewed to the right: hype.stopping.log_interval
+        scale="log" if settings.mode == "hype-time" and settings.time.adaptive else "linear",
     )
 
 
@@ -199,7 +204,7 @@ def forecast(settings: StudySettings, scores: np.ndarray, *, seed: int = 0,
 
 
 def _reached_at_cap(seqs: np.ndarray, rule: stopping.Rule) -> np.ndarray:
-    iv = [stopping.t_interval(s, rule.level, rule.bounds) for s in seqs[:, :rule.max_evaluators]]
+    iv = [rule.interval(s, rule.level) for s in seqs[:, :rule.max_evaluators]]
     return np.array([i is not None and i.halfwidth <= rule.target_halfwidth for i in iv])
 
 
@@ -215,12 +220,21 @@ def _simulated_scores(settings: StudySettings, pop: sm.Population, n: int, rng: 
     return np.asarray(scoring.evaluator_scores(data), dtype=float)
 
 
-def ensure_forecasts(session: Session, study: Study) -> dict[int, ModelStopping]:
-    """Every model's state, with a forecast no older than its evaluators (computed only where the
-    model has new evaluators since the cached one). For the dashboard and `hype plan`."""
-    from hype.study_scoring import evaluator_scores_by_model
+def forecast_in_request(settings: StudySettings) -> bool:
+    """Whether a page may simulate the forecast while it answers. A forecast simulates FORECAST_POOL
+    evaluators: HYPE-∞ in 0.03-0.04 s, the staircase in 0.25-0.5 s; QUEST+ chooses every exposure of
+    every simulated trial from a posterior, 13-20 s (25-38x the staircase) on a loaded 2-core machine
+    (experiments/forecast_cost.py), so its forecast is a background job (FORECAST_JOB) and the card
+    says it is being computed meanwhile."""
+    return not (settings.mode == "hype-time" and settings.time.adaptive)
 
-    settings = study_settings(study)
+
+FORECAST_JOB = "forecast"  # the job kind (hype.jobs.kinds) that computes a study's stale forecasts
+
+
+def _stale_forecasts(session: Session, study: Study, settings: StudySettings) -> tuple[dict[int, ModelStopping], set[int]]:
+    """Every model's state, and the models whose cached forecast is older than their evaluators or the
+    settings. Without a precision target there is nothing to forecast: those are marked fresh here."""
     stored = states(session, study)
     if len(stored) < len(study.models):
         stored = refresh(session, study)
@@ -228,16 +242,109 @@ def ensure_forecasts(session: Session, study: Study) -> dict[int, ModelStopping]
     if stale and not rule_for(settings).target_halfwidth:  # nothing to forecast: no simulation, no reads
         for model_id in stale:
             stored[model_id].forecast, stored[model_id].forecast_n = None, stored[model_id].n_evaluators
+        session.flush()
         stale = set()
+    return stored, stale
+
+
+def _forecasts(settings: StudySettings, stored: dict[int, ModelStopping], scores: dict[int, np.ndarray],
+               model_ids: set[int], seed: int) -> dict[int, dict[str, Any] | None]:
+    """The forecast of each model in `model_ids` (None for a stopped model): the simulation, no database."""
+    out = {}
+    for model_id in sorted(model_ids):
+        result = None if stored[model_id].stopped else forecast(settings, scores.get(model_id, np.empty(0)), seed=seed)
+        out[model_id] = result.to_dict() if result else None
+    return out
+
+
+def ensure_forecasts(session: Session, study: Study) -> dict[int, ModelStopping]:
+    """Every model's state, with a forecast no older than its evaluators, computed here where stale
+    (`hype plan`, the forecast job, and pages for studies whose forecast is cheap)."""
+    from hype.study_scoring import evaluator_scores_by_model
+
+    settings = study_settings(study)
+    stored, stale = _stale_forecasts(session, study, settings)
     if stale:
         scores = evaluator_scores_by_model(session, study, stale)
-        for model_id in stale:
-            row = stored[model_id]
-            result = None if row.stopped else forecast(settings, scores.get(model_id, np.empty(0)), seed=study.seed)
-            row.forecast = result.to_dict() if result else None
-            row.forecast_n = row.n_evaluators
+        for model_id, result in _forecasts(settings, stored, scores, stale, study.seed).items():
+            stored[model_id].forecast, stored[model_id].forecast_n = result, stored[model_id].n_evaluators
         session.flush()
     return stored
+
+
+def forecast_fingerprint(study: Study, settings: StudySettings, stored: dict[int, ModelStopping], stale: set[int]) -> str:
+    """Names the state a forecast job is asked to compute: the settings and, per stale model, its
+    evaluators and last look (every completion, exclusion or setting change is a new look). A page
+    asks for a job only when no job has been asked for this state, so two views never start two."""
+    import hashlib
+    import json
+
+    looks = [(m, stored[m].n_evaluators, stored[m].refreshed_at.isoformat() if stored[m].refreshed_at else None)
+             for m in sorted(stale)]
+    text = json.dumps([study.id, settings.to_dict(), looks], sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def compute_forecast_job(read: Any, write: Any, study_id: int, finish: Any = None) -> dict[str, Any]:
+    """The forecast job's work (hype.jobs.kinds): read the stale models' scores in a short read, simulate
+    with no transaction open, then store each forecast in one short write, only where the model was
+    not looked at again meanwhile (else its row stays stale and the next view asks for a new job).
+    `finish(session, result)` ends the job in that same write: forecasts and the job's end together."""
+    from hype.study_scoring import evaluator_scores_by_model
+
+    with read() as session:
+        study = session.get(Study, study_id)
+        if study is None:
+            raise ValueError("the study was deleted")
+        settings = study_settings(study)
+        stored, stale = _stale_forecasts(session, study, settings)
+        seen = {m: (stored[m].n_evaluators, stored[m].refreshed_at) for m in stale}
+        scores = evaluator_scores_by_model(session, study, stale) if stale else {}
+        results = _forecasts(settings, stored, scores, stale, study.seed)
+        session.rollback()  # the read's snapshot ends before the simulation
+    stored_n = 0
+    with write() as session:
+        study = session.get(Study, study_id)
+        _serialise_looks(session, study)  # no look changes a row between the check and the store
+        rows = states(session, study)
+        for model_id, result in results.items():
+            row = rows.get(model_id)
+            if row is not None and (row.n_evaluators, _same_time(row.refreshed_at)) == (seen[model_id][0], _same_time(seen[model_id][1])):
+                row.forecast, row.forecast_n = result, row.n_evaluators
+                stored_n += 1
+        session.flush()
+        result = {"models": len(results), "stored": stored_n}
+        if finish is not None:
+            finish(session, result)
+    return result
+
+
+def _same_time(t: Any) -> Any:
+    """As naive UTC: SQLite hands back naive UTC datetimes, PostgreSQL aware ones."""
+    import datetime as dt
+
+    if t is None or t.tzinfo is None:
+        return t
+    return t.astimezone(dt.timezone.utc).replace(tzinfo=None)
+
+
+def _job_for_forecast(session: Session, study: Study, fingerprint: str) -> tuple[bool, str | None]:
+    """(whether to ask for a new forecast job, an error to show): not while one runs (it will end and a
+    later view asks again for what changed meanwhile), not again for a state whose job already ran
+    (done, or failed with a message, which the card then shows); again after an interrupted one."""
+    from hype.jobs.records import INTERRUPTED, active_job
+    from hype.models import Job
+
+    if active_job(session, study.id, FORECAST_JOB) is not None:
+        return False, None
+    last = session.scalars(select(Job).where(Job.study_id == study.id, Job.kind == FORECAST_JOB)
+                           .order_by(Job.id.desc()).limit(1)).first()
+    if last is not None and (last.params or {}).get("fingerprint") == fingerprint:
+        if last.state == "failed" and last.error != INTERRUPTED:
+            return False, last.error
+        if last.state == "done":
+            return False, None
+    return True, None
 
 
 # -- what the dashboard and `hype plan` show ------------------------------------------------------------
@@ -254,6 +361,8 @@ class ModelCertainty:
     stopped_n: int | None
     stopped_at: Any
     forecast: dict[str, Any] | None
+    forecast_pending: bool = False  # a background job is computing it (the card says so)
+    forecast_error: str | None = None  # the job that computed it failed, with this message
 
     @property
     def status(self) -> str:
@@ -264,21 +373,36 @@ class ModelCertainty:
         return "collecting"
 
 
-def certainty(session: Session, study: Study) -> list[ModelCertainty]:
+def certainty(session: Session, study: Study, request_job: Any = None) -> list[ModelCertainty]:
     """Per model (in the study's order): evaluators, current half-width of the rule's interval, whether
-    and why it stopped, and the cached forecast (computed here only where stale). Without a stopping
-    rule the states are not kept up to date by completions, so they are refreshed here first."""
+    and why it stopped, and the cached forecast. Stale forecasts are computed here, unless the study's
+    are too slow for a request (forecast_in_request) and `request_job(fingerprint)` is given (a page):
+    then it is called to start the forecast job, once per state, and those models show as pending.
+    Without a stopping rule the states are not kept up to date by completions, so they are refreshed
+    here first."""
     settings = study_settings(study)
     if not rule_for(settings).active:
         refresh(session, study)
-    stored = ensure_forecasts(session, study)
+    pending: set[int] = set()
+    error = None
+    if request_job is None or forecast_in_request(settings):
+        stored = ensure_forecasts(session, study)
+    else:
+        stored, pending = _stale_forecasts(session, study, settings)
+        if pending:
+            fingerprint = forecast_fingerprint(study, settings, stored, pending)
+            ask, error = _job_for_forecast(session, study, fingerprint)
+            if ask:
+                request_job(fingerprint)
     scale = 100.0 if settings.mode == "hype-infinity" else 1.0
     out = []
     for m in study.models:
         row = stored.get(m.id)
         if row is None:
             continue
+        waiting = m.id in pending and not row.stopped
         out.append(ModelCertainty(m.name, row.n_evaluators, None if row.halfwidth is None else scale * row.halfwidth,
                                   row.confidence_level, row.stopped, row.reason, row.stopped_n, row.stopped_at,
-                                  row.forecast))
+                                  None if waiting else row.forecast, waiting and error is None,
+                                  error if waiting else None))
     return out

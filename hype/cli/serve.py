@@ -26,7 +26,7 @@ def serve_cmd(ctx: Context, host: str, port: int, production: bool, workers: int
 
     config = ctx.config.with_overrides(behind_nginx=True) if behind_nginx else ctx.config
     if production:
-        click.echo("background jobs (metrics, reports) run in `hype worker`: start it beside the server")
+        click.echo("background jobs (metrics, reports, QUEST+ forecasts) run in `hype worker`: start it beside the server")
     serve(config, host=host, port=port, production=production, workers=workers, threads=threads,
           job_worker=not no_job_worker)
 

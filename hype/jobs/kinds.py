@@ -107,4 +107,16 @@ def import_job(ctx: JobContext) -> None:
                 source.unlink(missing_ok=True)
 
 
-KINDS: dict[str, Callable[[JobContext], None]] = {"metrics": metrics_job, "report": report_job, "import": import_job}
+def forecast_job(ctx: JobContext) -> None:
+    """The Certainty card's forecast of evaluators and cost still needed, for the models whose cached one
+    is stale (hype.stopping_state): a QUEST+ study's simulation takes seconds, too long for a page."""
+    from hype.stopping_state import compute_forecast_job
+
+    ctx.progress(0.05, "simulating the rest of each model's collection")
+    compute_forecast_job(ctx.read, ctx.write, ctx.study_id,
+                         finish=lambda session, result: ctx.finish(session, result,
+                                                                   f"forecast stored for {result['stored']} model(s)"))
+
+
+KINDS: dict[str, Callable[[JobContext], None]] = {"metrics": metrics_job, "report": report_job, "import": import_job,
+                                                  "forecast": forecast_job}

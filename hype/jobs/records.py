@@ -20,7 +20,8 @@ from hype.models import JOB_KINDS, Job, Study, utcnow
 HEARTBEAT_S = 10.0
 STALE_AFTER_S = 60.0
 
-LABELS = {"metrics": "Compute metrics", "report": "Render report", "import": "Import images"}
+LABELS = {"metrics": "Compute metrics", "report": "Render report", "import": "Import images",
+          "forecast": "Forecast evaluators still needed"}
 INTERRUPTED = "interrupted: the worker stopped before the job finished; nothing of it was stored. Start it again."
 
 
@@ -56,7 +57,9 @@ def start_job(factory: sessionmaker[Session], study_id: int, kind: str, params: 
     if kind not in JOB_KINDS:
         raise JobError(f"unknown job kind {kind!r}; choose from {', '.join(JOB_KINDS)}")
     with transaction(factory) as session:
-        if session.get(Study, study_id) is None:
+        # the study's row lock: two requests starting a job at once see each other's (PostgreSQL; SQLite
+        # has one writer at a time and renders FOR UPDATE as nothing)
+        if session.scalar(select(Study.id).where(Study.id == study_id).with_for_update()) is None:
             raise JobError("no such study")
         running = active_job(session, study_id, kind, stale_after_s)
         if running is not None:
@@ -110,8 +113,11 @@ def mark_failed(factory: sessionmaker[Session], job_id: int, error: str) -> None
         )
 
 
-def jobs_of_study(session: Session, study_id: int, limit: int = 20) -> list[Job]:
-    return list(session.scalars(select(Job).where(Job.study_id == study_id).order_by(Job.id.desc()).limit(limit)))
+def jobs_of_study(session: Session, study_id: int, limit: int = 20, exclude_kinds: tuple[str, ...] = ()) -> list[Job]:
+    query = select(Job).where(Job.study_id == study_id)
+    if exclude_kinds:
+        query = query.where(Job.kind.not_in(exclude_kinds))
+    return list(session.scalars(query.order_by(Job.id.desc()).limit(limit)))
 
 
 def job_view(job: Job, now: dt.datetime | None = None, stale_after_s: float = STALE_AFTER_S) -> dict[str, Any]:

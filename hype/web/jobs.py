@@ -22,7 +22,9 @@ BUTTON_KINDS = ("metrics", "report")
 
 @bp.app_template_global("study_jobs")
 def study_jobs(study_id: int) -> list[dict]:
-    return [job_view(j) for j in jobs_of_study(db(), study_id)]
+    """The jobs a researcher started; forecast jobs (one per new evaluator of a QUEST+ study) show on
+    the Certainty card instead, and would push these off the list."""
+    return [job_view(j) for j in jobs_of_study(db(), study_id, exclude_kinds=("forecast",))]
 
 
 @bp.post("/studies/<int:study_id>/jobs/<kind>")

@@ -345,14 +345,30 @@ def study(study_id: int):
 
 def _certainty(study: Study) -> list[Any]:
     """Per model: half-width and forecast (hype.stopping_state; the forecast is cached, recomputed
-    only for models with new evaluators since)."""
+    only for models with new evaluators since; a QUEST+ study's by a background job, not here)."""
     from hype.stopping_state import certainty
 
     if not study.models or study.status == "draft":
         return []
-    rows = certainty(db(), study)
+    rows = certainty(db(), study, request_job=lambda fingerprint: _start_forecast_job(study.id, fingerprint))
     db().commit()
     return rows
+
+
+def _start_forecast_job(study_id: int, fingerprint: str) -> None:
+    """Queue the forecast job; the card says "being computed" meanwhile. One already waiting or
+    running (another view got there first) is fine; a queue that cannot be reached fails the job,
+    whose message the card then shows."""
+    from flask import current_app
+
+    from hype.jobs import JobError, submit
+    from hype.stopping_state import FORECAST_JOB
+
+    db().commit()  # the states just refreshed are what the job will read
+    try:
+        submit(config(), current_app.extensions["hype.sessions"], study_id, FORECAST_JOB, {"fingerprint": fingerprint})
+    except JobError:
+        pass
 
 
 def _platform_panel(study: Study) -> dict[str, Any]:

@@ -209,3 +209,70 @@ def test_two_looks_at_once_cannot_miss_each_others_evaluator(make_study, session
     session.expire_all()
     row = session.scalar(select(ModelStopping).where(ModelStopping.model_id == alpha))
     assert row.n_evaluators == 2  # it saw the evaluator the first transaction brought back
+
+
+QUEST = {"qualification": {"enabled": False}, "evaluators_per_model": 40,
+         "time": {"n_blocks": 2, "trials_per_block": 6, "adaptive": True},
+         "stopping": {"target_halfwidth": 30.0, "min_evaluators": 10}}
+
+
+def test_a_quest_studys_forecast_runs_as_a_background_job_not_in_the_request(client, alice, make_study, session, config,
+                                                                               monkeypatch):
+    """Was: the first dashboard view after new evaluators simulated QUEST+ on the request (~8 s at the
+    study default size). Now the view starts one forecast job and says "being computed"; after the job
+    the card shows the forecast; a view of the same state starts nothing; a new evaluator makes it stale."""
+    import hype.stopping_state as state
+    from hype.jobs import run_job
+    from hype.models import Job
+
+    study = make_study("hype-time", settings=QUEST)
+    study.owner_id = alice.id
+    session.commit()
+    rng = np.random.default_rng(9)
+    for k in range(4):
+        play(session, study, f"w{k}", accuracy=0.8, rng=rng)
+    session.commit()
+
+    def no_simulation(*args, **kwargs):
+        raise AssertionError("a QUEST+ forecast was simulated in the request")
+
+    monkeypatch.setattr(state, "forecast", no_simulation)
+    url, live = f"/studies/{study.id}", f"/studies/{study.id}/live.json"
+
+    def card(html: str) -> str:
+        part = html[html.index('id="certainty-card"'):]
+        return part[:part.index("</section>")]
+
+    def forecast_jobs() -> list:
+        session.expire_all()
+        return session.scalars(select(Job).where(Job.study_id == study.id, Job.kind == "forecast").order_by(Job.id)).all()
+
+    first = client.get(url)
+    assert first.status_code == 200
+    assert card(first.get_data(as_text=True)).count("forecast being computed") == 2
+    jobs = forecast_jobs()
+    assert [j.state for j in jobs] == ["queued"]
+    assert client.get(f"/studies/{study.id}/jobs.json").get_json()["jobs"] == []  # not in the Background jobs list
+    assert "forecast being computed" in client.get(live).get_json()["certainty_html"]  # polling: no second job
+    assert len(forecast_jobs()) == 1
+
+    monkeypatch.undo()
+    assert run_job(config, jobs[0].id) == "done"
+    after = card(client.get(url).get_data(as_text=True))
+    assert "being computed" not in after
+    rows = re.findall(r"<tr><td>(alpha|beta)</td><td>2</td>.*?<td>collecting</td>\s*<td>(\d+) <span.*?</td>\s*"
+                      r"<td>\$([\d.]+)</td></tr>", after, re.S)
+    assert [r[0] for r in rows] == ["alpha", "beta"], after
+    assert all(int(more) > 0 and float(cost) > 0 for _, more, cost in rows)
+    assert all(r.forecast_n == r.n_evaluators == 2 for r in session.scalars(select(ModelStopping)))
+    monkeypatch.setattr(state, "forecast", no_simulation)
+    assert "being computed" not in client.get(live).get_json()["certainty_html"]
+    assert len(forecast_jobs()) == 1  # the same state: nothing started
+
+    play(session, study, "w4", accuracy=0.8, rng=rng)  # a new evaluator of one model: its forecast is stale again
+    session.commit()
+    again = card(client.get(url).get_data(as_text=True))
+    grown = re.findall(r"<tr><td>(alpha|beta)</td><td>3</td>.*?forecast being computed", again, re.S)
+    kept = re.findall(r"<tr><td>(alpha|beta)</td><td>2</td>.*?<td>collecting</td>\s*<td>\d+ <span", again, re.S)
+    assert len(grown) == 1 and len(kept) == 1 and set(grown + kept) == {"alpha", "beta"}, again  # the other: cached
+    assert [j.state for j in forecast_jobs()] == ["done", "queued"]
