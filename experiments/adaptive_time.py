@@ -91,7 +91,7 @@ def _studies(scores: np.ndarray, truth: float, n_studies: int, rng: np.random.Ge
     widths, hits = [], 0
     for _ in range(n_studies):
         pick = scores[rng.choice(scores.size, STUDY_SIZE, replace=False)]
-        res = sc.bootstrap_mean(pick, method=sc.DEFAULT_METHOD, n_resamples=1000, rng=rng)
+        res = sc.bootstrap_mean(pick, method=sc.DEFAULT_METHODS["hype-time"], n_resamples=1000, rng=rng)
         widths.append(res.halfwidth)
         hits += res.confidence_interval.low <= truth <= res.confidence_interval.high
     return float(np.mean(widths)), hits / n_studies

@@ -47,7 +47,8 @@ MEASURED: dict[tuple[str, str, int], tuple[float, float, float]] = {
 }
 SIZES: tuple[int, ...] = (10, 30, 60)
 _NAMES = {"percentile": "percentile bootstrap", "BCa": "BCa bootstrap", "expanded": "expanded percentile bootstrap",
-          "studentized": "studentized bootstrap (bootstrap-t)"}
+          "studentized": "studentized bootstrap (bootstrap-t)",
+          "betabinomial-t": "beta-binomial bootstrap-t"}
 
 
 @dataclass(frozen=True)
@@ -71,25 +72,30 @@ class Coverage:
                 "standard_error": self.standard_error}
 
 
-def interval_coverage(data: InfinityCounts | TimeBlocks, truth: float, n_per_study: int, method: str, *,
+def interval_coverage(data: InfinityCounts | TimeBlocks | np.ndarray, truth: float, n_per_study: int, method: str, *,
                       n_studies: int | None = None, n_resamples: int = 2000,
                       rng: np.random.Generator | int | None = 0) -> Coverage:
     """`data` holds consecutive simulated studies of `n_per_study` evaluators of one model (study s is
-    rows s*n .. (s+1)*n - 1); each is bootstrapped with `method` and its interval checked against
-    `truth`, the value the estimator targets."""
+    rows s*n .. (s+1)*n - 1); each is bootstrapped with `method`, by the code that scores a real study,
+    and its interval checked against `truth`, the value the estimator targets. HYPE-time data may be
+    given as one score per evaluator (what its bootstrap resamples), which slices far faster."""
     gen = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
-    available = data.n_evaluators // n_per_study
+    if isinstance(data, TimeBlocks):
+        data = data.evaluator_score
+    size = data.n_evaluators if isinstance(data, InfinityCounts) else data.shape[0]
+    available = size // n_per_study
     n = available if n_studies is None else min(n_studies, available)
     if n < 1:
         raise ValueError("not enough simulated evaluators for one study")
     low = np.empty(n)
     high = np.empty(n)
     for s in range(n):
-        mask = np.zeros(data.n_evaluators, bool)
-        mask[s * n_per_study:(s + 1) * n_per_study] = True
-        ci = scoring.bootstrap_score(data.subset(mask), n_resamples=n_resamples, method=method,
-                                     rng=gen).confidence_interval
-        low[s], high[s] = ci.low, ci.high
+        rows = slice(s * n_per_study, (s + 1) * n_per_study)
+        if isinstance(data, InfinityCounts):
+            res = scoring.bootstrap_infinity(data.subset(rows), n_resamples=n_resamples, method=method, rng=gen)
+        else:
+            res = scoring.bootstrap_mean(data[rows], n_resamples=n_resamples, method=method, rng=gen)
+        low[s], high[s] = res.confidence_interval
     above = float(np.mean(high < truth))
     below = float(np.mean(low > truth))
     return Coverage(n, 1 - above - below, above, below, float(np.mean((high - low) / 2)))

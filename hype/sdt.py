@@ -92,7 +92,7 @@ def evaluator_sdt(counts: InfinityCounts) -> SDT:
                dp, crit)
 
 
-def model_sdt(counts: InfinityCounts, *, method: str = scoring.DEFAULT_METHOD, n_resamples: int = 10_000,
+def model_sdt(counts: InfinityCounts, *, method: str = scoring.DEFAULT_METHODS["mean"], n_resamples: int = 10_000,
               confidence_level: float = 0.95, rng: np.random.Generator | int | None = None) -> ModelSDT:
     """Mean d' and c of one model's evaluators, with bootstrap CIs over evaluators (the same draws of
     evaluators for both, so the two intervals describe one set of resamples)."""

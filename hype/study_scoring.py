@@ -43,7 +43,7 @@ from sqlalchemy.orm import Session
 
 from hype.models import Assignment, EvaluatorScore, Exclusion, GeneratorModel, Judgment, ScoreRecord, Study, Trial
 from hype.quality import catch_accuracy, fails_catch
-from hype.scoring import (DEFAULT_METHOD, METHODS, InfinityCounts, Leaderboard, ScoringError, TimeBlocks,
+from hype.scoring import (METHODS, InfinityCounts, default_method, Leaderboard, ScoringError, TimeBlocks,
                           evaluator_scores, leaderboard)
 from hype.studies import study_settings
 from hype.study_metrics import DEFAULT_ENCODER, latest_metrics_by_encoder
@@ -442,9 +442,9 @@ def _metrics_by_name(session: Session, study: Study, names: dict[int, str]) -> d
     return out
 
 
-def _resolve_method(method: str | None) -> str:
+def _resolve_method(method: str | None, mode: str) -> str:
     if method is None:
-        return DEFAULT_METHOD
+        return default_method(mode)
     for m in METHODS:
         if m.lower() == str(method).lower():
             return m
@@ -489,7 +489,7 @@ def _score_settings(study: Study, method: str | None, n_resamples: int | None, s
     measured = time_mode and bool(stats.score_on_measured_exposure if on_measured is None else on_measured)
     used = ScoreSettings(
         mode=settings.mode,
-        method=_resolve_method(method),
+        method=_resolve_method(method, settings.mode),
         n_resamples=int(stats.n_resamples if n_resamples is None else n_resamples),
         confidence_level=stats.confidence_level,
         seed=int(study.seed if seed is None else seed),
@@ -523,7 +523,7 @@ def score_study(
 ) -> StudyScore:
     """Score `study` from its stored task judgments (rules in the module docstring).
 
-    `method`: a bootstrap interval of hype.scoring.METHODS (default hype.scoring.DEFAULT_METHOD, chosen
+    `method`: a bootstrap interval of hype.scoring.METHODS (default hype.scoring.DEFAULT_METHODS, chosen
     by measured coverage; the paper's was percentile);
     `n_resamples`: default the study's statistics.n_resamples; `seed`: default the study seed;
     `on_measured`: None follows statistics.score_on_measured_exposure (HYPE-time only);

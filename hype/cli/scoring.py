@@ -9,8 +9,9 @@ import click
 from hype.cli.base import Context, fail, pass_ctx
 
 # hype.scoring.METHODS, spelled out so `hype --help` need not import scipy (a test keeps them equal).
-SCORING_METHODS = ("percentile", "BCa", "expanded", "studentized")
-DEFAULT_SCORING_METHOD = "studentized"  # hype.scoring.DEFAULT_METHOD (a test keeps them equal)
+SCORING_METHODS = ("percentile", "BCa", "expanded", "studentized", "betabinomial-t")
+# hype.scoring.DEFAULT_METHODS, spelled out for the same reason (a test keeps them equal).
+DEFAULT_SCORING_METHODS = {"hype-infinity": "betabinomial-t", "hype-time": "studentized"}
 
 
 @click.command("score")
@@ -20,7 +21,7 @@ DEFAULT_SCORING_METHOD = "studentized"  # hype.scoring.DEFAULT_METHOD (a test ke
 @click.option("--n-fake", type=int, help="(--from-csv) Fake images per participant when the CSV has no n_fake column [default: 100].")
 @click.option("--n-real", type=int, help="(--from-csv) Real images per participant when the CSV has no n_real column [default: 100].")
 @click.option("--resamples", type=int, help="Bootstrap resamples over evaluators [default: the study's setting; 10000 for --from-csv].")
-@click.option("--method", type=click.Choice(SCORING_METHODS, case_sensitive=False), help="Bootstrap interval [default: studentized, the one whose coverage was measured closest to 95%; the paper used percentile].")
+@click.option("--method", type=click.Choice(SCORING_METHODS, case_sensitive=False), help="Bootstrap interval [default: the one whose measured coverage was 93-97% with balanced misses: betabinomial-t for HYPE-∞, studentized for HYPE-time; the paper used percentile; betabinomial-t is HYPE-∞ only].")
 @click.option("--seed", type=int, help="Bootstrap seed [default: the study seed; 0 for --from-csv].")
 @click.option("--measured/--requested", default=None,
               help="(STUDY, HYPE-time) Score the measured on-screen exposures / the requested ones [default: the study's setting].")
@@ -68,7 +69,7 @@ def _score_csv(csv_path: Path, n_fake: int | None, n_real: int | None, resamples
     try:
         counts = read_summaries(csv_path, n_fake=100 if n_fake is None else n_fake, n_real=100 if n_real is None else n_real)
         board = leaderboard(counts, n_resamples=10_000 if resamples is None else resamples,
-                            method=method or DEFAULT_SCORING_METHOD, seed=0 if seed is None else seed)
+                            method=method or DEFAULT_SCORING_METHODS["hype-infinity"], seed=0 if seed is None else seed)
     except (SummaryError, ValueError) as exc:
         fail(str(exc))
     if as_json:

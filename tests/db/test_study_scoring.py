@@ -286,7 +286,7 @@ def test_bootstrap_is_seeded_from_the_study_and_reproducible(session, inf):
 
 def test_settings_come_from_the_study_unless_overridden(session, inf):
     score = score_study(session, inf.b.study)
-    assert (score.settings.n_resamples, score.settings.method, score.settings.confidence_level) == (10_000, "studentized", 0.95)
+    assert (score.settings.n_resamples, score.settings.method, score.settings.confidence_level) == (10_000, "betabinomial-t", 0.95)
     assert score.settings.exposure is None
     bca = score_study(session, inf.b.study, method="bca", n_resamples=200)
     assert bca.settings.method == bca.leaderboard.method == "BCa"
@@ -492,11 +492,11 @@ def test_cli_errors_clearly(session, config, inf, tmp_path):
 
 
 def test_cli_method_choices_match_the_scoring_module():
-    from hype.cli.scoring import DEFAULT_SCORING_METHOD
-    from hype.scoring import DEFAULT_METHOD
+    from hype.cli.scoring import DEFAULT_SCORING_METHODS
+    from hype.scoring import DEFAULT_METHODS
 
     assert tuple(SCORING_METHODS) == tuple(METHODS)
-    assert DEFAULT_SCORING_METHOD == DEFAULT_METHOD
+    assert DEFAULT_SCORING_METHODS == {m: DEFAULT_METHODS[m] for m in ("hype-infinity", "hype-time")}
 
 
 def test_cli_plan_takes_a_study_and_states_its_assumptions(session, config, inf):

@@ -39,7 +39,7 @@ def test_score_table_output_and_bad_file_error(tmp_path):
     ok = CliRunner().invoke(main, ["score", "--from-csv", str(_csv(tmp_path)), "--resamples", "500"])
     assert ok.exit_code == 0 and "good" in ok.output and "ranking stability" in ok.output
     # the interval method is named with the coverage measured for it, and d' / c stand beside the rate
-    assert "CI: studentized bootstrap (bootstrap-t) over evaluators, 95%: simulated coverage 9" in ok.output
+    assert "CI: beta-binomial bootstrap-t over evaluators, 95%: simulated coverage 9" in ok.output
     assert "d-prime" in ok.output
     pct = CliRunner().invoke(main, ["score", "--from-csv", str(_csv(tmp_path)), "--resamples", "500", "--method", "percentile"])
     assert "CI: percentile bootstrap over evaluators, 95%: simulated coverage 9" in pct.output

@@ -366,3 +366,94 @@ def test_studentized_interval_of_an_error_rate_stays_within_0_and_1():
     result = sc.bootstrap_infinity(counts, method="studentized", n_resamples=4000, rng=3)
     low, high = result.confidence_interval
     assert 0.0 <= low < result.estimate < high <= 1.0
+
+
+# --- beta-binomial bootstrap-t (HYPE-infinity's default interval)
+
+
+def test_betabinomial_fit_matches_a_hand_computation():
+    # rates 1/10 and 3/10: m = 4/20 = 0.2; spread = sum n (r - m)^2 / (m (1 - m)) = 10 * 0.02 / 0.16 = 1.25;
+    # Kleinman's denominator N - sum n^2 / N - (k - 1) = 20 - 10 - 1 = 9; rho = (1.25 - 1) / 9
+    m, rho = sc._betabinomial_fit(np.array([1.0, 3.0]), np.array([10.0, 10.0]))
+    assert m == pytest.approx(0.2) and rho == pytest.approx(0.25 / 9)
+    # evaluators who differ less than coin flips would: plain binomial (rho clipped at 0)
+    assert sc._betabinomial_fit(np.array([5.0, 5.0, 5.0]), np.array([10.0, 10.0, 10.0])) == (0.5, 0.0)
+
+
+def test_inverse_cdf_table_gives_exactly_what_searchsorted_gives():
+    rng = np.random.default_rng(0)
+    for size in (1, 3, 100, 450):
+        cdf = np.cumsum(rng.dirichlet(np.full(size + 1, 0.3)))[:-1]
+        u = rng.random(50_000)
+        u[: min(size, 5)] = cdf[: min(size, 5)]  # ties with a breakpoint
+        assert np.array_equal(sc._inverse_cdf(cdf, u), np.searchsorted(cdf, u, side="right"))
+
+
+def test_betabinomial_resamples_have_the_fitted_beta_binomials_moments():
+    errors, trials = np.array([8.0, 14, 11, 25, 9, 13, 17, 10, 12, 21]), np.full(10, 100.0)
+    m, rho = sc._betabinomial_fit(errors, trials)
+    est, se = sc._resample_betabinomial(errors, trials, 40_000, np.random.default_rng(1), 4_000_000)
+    # a mean of 10 beta-binomial rates: mean m, variance m (1 - m) (1 + 99 rho) / (100 * 10)
+    sd = math.sqrt(m * (1 - m) * (1 + 99 * rho) / 1000)
+    assert est.mean() == pytest.approx(m, abs=4 * sd / math.sqrt(40_000))
+    assert est.std() == pytest.approx(sd, rel=0.03)
+    assert stats.skew(est) > 0.05  # a low error rate: the drawn rates lean high, as real ones do
+    assert np.all(se > 0)
+
+
+def _split(ids, totals, model="m"):
+    """Per-evaluator error totals of 100 trials (50 fakes, 50 reals) as counts."""
+    totals = np.asarray(totals)
+    return InfinityCounts.from_counts(ids, model, totals // 2, 50, totals - totals // 2, 50)
+
+
+def test_betabinomial_t_interval_is_symmetric_for_symmetric_data_and_leans_with_skew():
+    ids = [f"w{i}" for i in range(12)]
+    # error rates spread symmetrically around 50%: a symmetric interval
+    res = sc.bootstrap_infinity(_split(ids, [40, 60, 45, 55, 50, 50, 35, 65, 48, 52, 42, 58]),
+                                method="betabinomial-t", n_resamples=20_000, rng=4)
+    low, high = res.confidence_interval
+    assert res.estimate == 0.5 and high - low > 0.05
+    assert high - 0.5 == pytest.approx(0.5 - low, rel=0.03)
+    # a low error rate: the interval reaches further above the estimate than below it; mirrored
+    # (errors <-> correct answers), the mirrored interval
+    totals = np.array([7, 11, 7, 16, 6, 11, 12, 5, 10, 17, 9, 11])
+    low_rate = sc.bootstrap_infinity(_split(ids, totals), method="betabinomial-t", n_resamples=20_000, rng=4)
+    high_rate = sc.bootstrap_infinity(_split(ids, 100 - totals), method="betabinomial-t", n_resamples=20_000, rng=4)
+    lo, hi = low_rate.confidence_interval
+    assert hi - low_rate.estimate > 1.1 * (low_rate.estimate - lo)
+    assert high_rate.estimate == pytest.approx(1 - low_rate.estimate)
+    assert high_rate.confidence_interval.low == pytest.approx(1 - hi, abs=0.002)
+    assert high_rate.confidence_interval.high == pytest.approx(1 - lo, abs=0.002)
+
+
+def test_betabinomial_t_of_binomial_evaluators_is_a_binomial_bootstrap_t_computed_by_hand():
+    """Evaluators who differ less than coin flips would (rho = 0): each resample draws every evaluator's
+    errors from Binomial(20, pooled rate); the same uniforms through scipy's binomial quantile function,
+    studentized and inverted by hand, give the interval."""
+    errors = np.array([2, 2, 1, 3, 2, 2, 2, 3, 1, 2])  # of 20 trials each: pooled rate 0.1
+    counts = InfinityCounts.from_counts([f"w{i}" for i in range(10)], "m", errors, 20, np.zeros(10, int), 0)
+    res = sc.bootstrap_infinity(counts, method="betabinomial-t", n_resamples=4000, rng=7)
+    x = stats.binom.ppf(np.random.default_rng(7).random((4000, 10)), 20, 0.1)
+    r = x.sum(axis=1) / 200
+    se_star = np.sqrt(np.square(x - r[:, None] * 20).sum(axis=1)) / 200
+    se_hat = math.sqrt(np.square(errors - 0.1 * 20).sum()) / 200
+    t = (r - 0.1) / np.maximum(se_star, se_hat / math.sqrt(10))
+    q_lo, q_hi = np.quantile(t, [0.025, 0.975])
+    assert np.allclose(res.bootstrap_distribution, r)
+    assert res.confidence_interval.low == pytest.approx(max(0.1 - q_hi * se_hat, 0.0))
+    assert res.confidence_interval.high == pytest.approx(0.1 - q_lo * se_hat)
+
+
+def test_betabinomial_t_is_for_error_counts_only_and_is_the_hype_infinity_default():
+    with pytest.raises(ScoringError, match="HYPE-infinity error counts"):
+        sc.bootstrap_mean([0.1, 0.4, 0.3], method="betabinomial-t")
+    t = TimeBlocks.from_block_scores(["a", "b", "c"], "m", [300.0, 350.0, 420.0])
+    with pytest.raises(ScoringError, match="use studentized"):
+        sc.bootstrap_time(t, method="betabinomial-t")
+    counts = InfinityCounts.from_counts([f"w{i}" for i in range(8)], "m", [3, 6, 4, 9, 2, 5, 7, 3], 50,
+                                        [4, 5, 3, 7, 4, 6, 5, 2], 50)
+    board = sc.leaderboard(counts, n_resamples=500)
+    assert board.method == sc.DEFAULT_METHODS["hype-infinity"] == "betabinomial-t"
+    assert board.rows[0].sdt.method == "studentized"  # d' and c are means: the studentized interval
+    assert sc.leaderboard(t, n_resamples=500).method == sc.DEFAULT_METHODS["hype-time"] == "studentized"
