@@ -2,6 +2,8 @@
 
     python experiments/bench_metrics.py                      # sizes of issue 17 (10k x 2048): ~15 min on 2 cores
     python experiments/bench_metrics.py --quick              # smaller sizes, a few minutes
+    python experiments/bench_metrics.py --only kid --kid-peers tf32 --repeats 5
+                                                             # KID vs torch-fidelity float32 only, ~2 min
 
 Every line is a ratio against a baseline timed in the same run (median of --repeats rounds, runs
 interleaved), with the relative difference of the values:
@@ -29,6 +31,7 @@ import argparse
 import importlib
 import importlib.util
 import math
+import os
 import subprocess
 import sys
 import tempfile
@@ -83,23 +86,32 @@ def synthetic_features(n: int, d: int, seed: int, shift: float = 0.0, modes: int
     return np.abs(x).astype(np.float32)
 
 
-def timed(fns: dict[str, Any], repeats: int) -> tuple[dict[str, float], dict[str, Any]]:
+def timed(fns: dict[str, Any], repeats: int, verbose: bool = False) -> tuple[dict[str, float], dict[str, Any]]:
     """Median time of each function over ``repeats`` rounds, the functions interleaved in each
-    round so that a change in the machine's load hits every contender alike."""
+    round so that a change in the machine's load hits every contender alike (``verbose``: print
+    every round's seconds and the load average)."""
     runs: dict[str, list[float]] = {k: [] for k in fns}
     out: dict[str, Any] = {}
-    for _ in range(repeats):
+    for r in range(repeats):
         for k, fn in fns.items():
             t0 = time.perf_counter()
             out[k] = fn()
             if torch.cuda.is_available():
                 torch.cuda.synchronize()
             runs[k].append(time.perf_counter() - t0)
+        if verbose:
+            print(f"    round {r + 1}: " + ", ".join(f"{k} {v[-1]:.2f} s" for k, v in runs.items()) + f"; {load()}", flush=True)
     return {k: float(np.median(v)) for k, v in runs.items()}, out
 
 
+def load() -> str:
+    """The load average (1, 5, 15 min): every figure is printed with it, since 2-thread timings on
+    a shared machine mean little without it."""
+    return "load average " + " ".join(f"{v:.2f}" for v in os.getloadavg())
+
+
 def report(title: str, times: dict[str, float], values: dict[str, float | None], ours: str = "hype") -> None:
-    print(title)
+    print(f"{title}; {load()} at the end")
     for k, t in times.items():
         v = values.get(k)
         rel = "" if v is None or k == ours or values.get(ours) is None else f"   rel. diff {abs(v - values[ours]) / abs(values[ours]):.1e}"
@@ -139,22 +151,34 @@ def bench_fd(args, dev, before) -> None:
     report(f"(a) Fréchet distance, d = {d}, statistics of {args.n} samples per set ({dev})", times, vals)
 
 
+KID_PEERS = ("subsets", "tf32", "tf64", "before")
+
+
 def bench_kid(args, dev, before) -> None:
+    """hype's KID against torch-fidelity (and itself before), rounds interleaved; prints each
+    round's seconds with the load average and the median ratio against torch-fidelity float32."""
     a = synthetic_features(args.n, 2048, 30)
     b = synthetic_features(args.n, 2048, 31, shift=0.02)
     kid_tf = import_with_torchvision_stub("torch_fidelity.metric_kid", "kid_features_to_metric")
     kw = {"kid_subsets": args.kid_subsets, "kid_subset_size": 1000, "rng_seed": 0, "verbose": False}
-    fns = {
+    all_fns = {
         "hype": lambda: kid_from_features(a, b, num_subsets=args.kid_subsets, seed=0, device=dev)["kid_mean"],
-        "hype, one Gram matrix per subset": lambda: kid_from_features(a, b, num_subsets=args.kid_subsets, seed=0, device=dev, route="subsets")["kid_mean"],
-        "torch-fidelity float32": lambda: kid_tf(torch.as_tensor(a), torch.as_tensor(b), **kw)["kernel_inception_distance_mean"],
-        "torch-fidelity float64": lambda: kid_tf(torch.as_tensor(a, dtype=torch.float64), torch.as_tensor(b, dtype=torch.float64), **kw)["kernel_inception_distance_mean"],
-        "hype before (float64)": lambda: before.kid.kid_from_features(a, b, num_subsets=args.kid_subsets, seed=0, device=dev)["kid_mean"],
+        "subsets": lambda: kid_from_features(a, b, num_subsets=args.kid_subsets, seed=0, device=dev, route="subsets")["kid_mean"],
+        "tf32": lambda: kid_tf(torch.as_tensor(a), torch.as_tensor(b), **kw)["kernel_inception_distance_mean"],
+        "tf64": lambda: kid_tf(torch.as_tensor(a, dtype=torch.float64), torch.as_tensor(b, dtype=torch.float64), **kw)["kernel_inception_distance_mean"],
+        "before": lambda: before.kid.kid_from_features(a, b, num_subsets=args.kid_subsets, seed=0, device=dev)["kid_mean"],
     }
-    times, vals = timed(fns, args.repeats)
+    names = {"hype": "hype", "subsets": "hype, one Gram matrix per subset", "tf32": "torch-fidelity float32",
+             "tf64": "torch-fidelity float64", "before": "hype before (float64)"}
+    peers = args.kid_peers.split(",") if args.kid_peers else list(KID_PEERS)
+    fns = {names[k]: all_fns[k] for k in ["hype", *[p for p in KID_PEERS if p in peers]]}
+    times, vals = timed(fns, args.repeats, verbose=True)
     vals["float64 truth"] = kid_from_features(a.astype(np.float64), b.astype(np.float64), num_subsets=args.kid_subsets, seed=0, device=dev)["kid_mean"]
-    report(f"(b) KID, {args.kid_subsets} subsets x 1000 of {args.n} x 2048 float32 features ({dev})", times, vals)
+    report(f"(b) KID, {args.kid_subsets} subsets x 1000 of {args.n} x 2048 float32 features ({dev}, {torch.get_num_threads()} threads)", times, vals)
     print(f"    hype float32 vs float64 computation: rel. diff {abs(vals['hype'] / vals['float64 truth'] - 1):.1e}")
+    if names["tf32"] in times:
+        print(f"    KID speed ratio, torch-fidelity float32 / hype: {times[names['tf32']] / times['hype']:.2f}x "
+              f"(median of {args.repeats} interleaved rounds)")
 
 
 def reference_prd(eval_data: np.ndarray, ref_data: np.ndarray, seed: int, num_runs: int = 10) -> tuple[np.ndarray, np.ndarray]:
@@ -270,6 +294,9 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--n", type=int, default=10000, help="samples per set for FD statistics and KID")
     ap.add_argument("--kid-subsets", type=int, default=100)
+    ap.add_argument("--kid-peers", default=None,
+                    help=f"comma-separated KID contenders besides hype, from {','.join(KID_PEERS)} (default all; "
+                         "'tf32' alone is the quick comparison)")
     ap.add_argument("--prd-n", type=int, default=10000)
     ap.add_argument("--prd-ref-seeds", type=int, default=5)
     ap.add_argument("--prdc-n", type=int, default=10000)
@@ -283,9 +310,15 @@ def main() -> None:
     if args.quick:
         args.n, args.prd_n, args.prdc_n, args.kid_subsets, args.repeats, args.prd_ref_seeds = 3000, 3000, 3000, 20, 1, 3
     torch.set_num_threads(args.threads)
+    try:  # numpy's BLAS (torch-fidelity, prdc, scikit-learn) gets the same number of threads
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(args.threads)
+    except ImportError:
+        print("threadpoolctl missing: numpy's BLAS uses its default thread count")
     dev = resolve_device(args.device)
     before = load_before(args.before)
-    print(f"torch {torch.__version__}, device {dev}, {torch.get_num_threads()} threads; hype before = {args.before}")
+    print(f"torch {torch.__version__}, device {dev}, {torch.get_num_threads()} threads; hype before = {args.before}; {load()}")
     for part in args.only or ["fd", "kid", "prd", "prdc", "extract"]:
         {"fd": bench_fd, "kid": bench_kid, "prd": bench_prd, "prdc": bench_prdc, "extract": bench_extract}[part](args, dev, before)
         sys.stdout.flush()

@@ -15,14 +15,21 @@ real-real and generated-generated matrices), and every subset's sum over that bl
 one product with the subsets' 0/1 membership matrix. Per-subset matrices remain the route for
 pools much larger than the subsets cover.
 
+At the default size this does as many multiply-adds as torch-fidelity's numpy (whose ``x @ x.T``
+is a BLAS syrk, half the work), so the margin comes from around the GEMM: no float64 copies of
+the pools or the blocks, kernels computed in place in buffers allocated once, and the subsets'
+sums read with float32 products that are nonetheless exact (``_BlockSums``).
+
 Precision: float32 features (what every encoder produces) get float32 Gram matrices and kernels,
-as torch-fidelity computes them, but every *sum* is accumulated in float64: MMD^2 is a small
+as torch-fidelity computes them, but every *sum* is exact to float64 accuracy: MMD^2 is a small
 difference of large kernel means, and it is the accumulation over 10^6 terms, not the single
-products, where float32 would lose digits. float64 features are computed in float64 throughout.
+products, where float32 would lose digits (torch-fidelity float32: ~1e-5 from the float64 value;
+hype: ~1e-8). float64 features are computed in float64 throughout.
 """
 
 from __future__ import annotations
 
+import math
 import warnings
 from typing import Any
 
@@ -41,7 +48,7 @@ def polynomial_kernel(
     k = x @ y.T
     k.mul_(g).add_(coef0)
     if degree == 3:  # torch's pow_ is ~6x slower than two multiplies on CPU
-        return k * k * k
+        return (k * k).mul_(k)
     return k.pow_(degree)
 
 
@@ -77,31 +84,119 @@ def _union_cost(n_real: int, n_fake: int, d: int, num_subsets: int) -> float:
     return grams * (1.0 + 2.0 * num_subsets / d)
 
 
-def _block_sums(a: torch.Tensor, b: torch.Tensor, wa: torch.Tensor, wb: torch.Tensor, kernel: Any, symmetric: bool) -> torch.Tensor:
-    """For every subset s (a column of the 0/1 membership matrices ``wa`` over ``a``'s rows and
-    ``wb`` over ``b``'s rows), the float64 sum of kernel(a_i, b_j) over members i of s in ``a``
-    and j of s in ``b``; with ``symmetric`` (a is b, wa is wb) over pairs i != j only.
-
-    Each block of the kernel matrix is computed once and summed for all subsets with one float64
-    matrix product; a symmetric matrix's lower blocks are the transposes of its upper ones."""
-    edges = list(range(0, a.shape[0], POOL_BLOCK)) + [a.shape[0]]
-    edges_b = edges if symmetric else list(range(0, b.shape[0], POOL_BLOCK)) + [b.shape[0]]
-    total = torch.zeros(wa.shape[1], dtype=torch.float64, device=a.device)
-    for i in range(len(edges) - 1):
-        ia = slice(edges[i], edges[i + 1])
-        for j in range(i if symmetric else 0, len(edges_b) - 1):
-            jb = slice(edges_b[j], edges_b[j + 1])
-            kij = kernel(a[ia], b[jb])
-            part = (wa[ia] * (kij.to(torch.float64) @ wb[jb])).sum(dim=0)
-            if symmetric and i == j:
-                part -= (wa[ia] * torch.diagonal(kij).to(torch.float64)[:, None]).sum(dim=0)
-            elif symmetric:
-                part *= 2.0
-            total += part
-    return total
+def _exact_float32_matmul(device: torch.device) -> bool:
+    """Whether float32 products are IEEE float32 (not TF32 / bf16, which a user may switch on);
+    the exact split summation of the pool route needs that, else it sums in float64."""
+    if torch.get_float32_matmul_precision() != "highest":
+        return False
+    backend = torch.backends.cuda.matmul if device.type == "cuda" else torch.backends.mkldnn.matmul
+    precision = getattr(backend, "fp32_precision", None)
+    if precision is None:  # torch before 2.9
+        return not (device.type == "cuda" and torch.backends.cuda.matmul.allow_tf32)
+    return precision in ("none", "ieee")
 
 
-def _mmd2_from_pools(rt: torch.Tensor, ft: torch.Tensor, draws: list[tuple[np.ndarray, np.ndarray]], kernel: Any) -> torch.Tensor:
+class _BlockSums:
+    """Per-subset kernel sums over one pair of pools, a block of the kernel matrix at a time.
+
+    For every subset s (a column of the 0/1 membership matrices over ``a``'s and ``b``'s rows) it
+    computes the sum over members i of s in ``a`` and j of s in ``b`` of k(a_i, b_j); for a
+    ``symmetric`` pair (a is b) over pairs i != j only, from the upper block triangle (a lower
+    block is the transpose of an upper one, so it counts twice).
+
+    Everything around the GEMM works in place in buffers allocated once: a fresh 4 MB tensor per
+    block costs page faults, and with two threads on busy cores every extra parallel pass can wait
+    a time slice for a descheduled thread. gamma is folded into the GEMM (``addmm(alpha=gamma)``),
+    the cube is two in-place multiplies.
+
+    Float32 kernels are summed to float64 accuracy without a float64 copy of any block: each block
+    is split into a "high" part rounded to a grid of step h (``(k + M) - M`` with
+    M = 1.5 * 2^23 * h) and the remainder ``k - high`` (exact in float32, |.| <= h/2). h comes from
+    a bound on |k| such that every partial sum of high parts a subset can collect over a whole row
+    of blocks (at most 2 x its members x the bound) is a multiple of h below 2^24 * h: exact in
+    float32. The remainders' float32 sums err by ~1e-7 of h/2 per term, i.e. ~1e-11 of the sum.
+    Both parts (stacked) go through one float32 product with the membership columns,
+    accumulated over the row of blocks in float32 by ``addmm`` and turned into float64 once per row.
+    float64 kernels use float64 products."""
+
+    def __init__(self, a: torch.Tensor, b: torch.Tensor, wa: torch.Tensor, wb: torch.Tensor,
+                 degree: int, gamma: float, coef0: float, symmetric: bool) -> None:
+        self.a, self.b, self.wa = a, b, wa
+        self.degree, self.gamma, self.coef0, self.symmetric = degree, gamma, coef0, symmetric
+        dt, dev = a.dtype, a.device
+        self.split = dt == torch.float32 and _exact_float32_matmul(dev)
+        if self.split:
+            # |k| <= (gamma |a_i| |b_j| + |coef0|)^degree (Cauchy-Schwarz); float32 norms, their
+            # rounding covered by the 1.001
+            na = float(torch.linalg.vector_norm(a, dim=1).max()) * 1.001
+            nb = na if symmetric else float(torch.linalg.vector_norm(b, dim=1).max()) * 1.001
+            bound = (abs(gamma) * na * nb + abs(coef0)) ** degree
+            members = float(wb.sum(dim=0).max())
+            h = 2.0 ** math.ceil(math.log2(max(bound, 1e-30) * max(members, 1.0) * 2.0 ** -21))
+            if not math.isfinite(h) or h * 2.0 ** 25 > torch.finfo(torch.float32).max:
+                self.split = False  # kernels near float32 overflow: sum in float64
+            else:
+                self.magic = 1.5 * 2.0 ** 23 * h
+        self.acc_dtype = dt if self.split else torch.float64
+        self.wb = wb.to(self.acc_dtype)
+        self.k_buf = torch.empty(POOL_BLOCK * POOL_BLOCK, dtype=dt, device=dev)
+        self.parts = torch.empty(2 * POOL_BLOCK * POOL_BLOCK, dtype=dt, device=dev)
+
+    def _kernel(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """k(x_i, y_j) into the block buffer, in place."""
+        k = self.k_buf[: x.shape[0] * y.shape[0]].view(x.shape[0], y.shape[0])
+        torch.addmm(k, x, y.T, beta=0, alpha=self.gamma, out=k)
+        k.add_(self.coef0)
+        if self.degree == 3:
+            sq = self.parts[: k.numel()].view_as(k)
+            torch.mul(k, k, out=sq)
+            k.mul_(sq)
+        elif self.degree != 1:
+            k.pow_(self.degree)
+        return k
+
+    def _add_block(self, acc: torch.Tensor, k: torch.Tensor, wj: torch.Tensor, factor: float) -> None:
+        """acc += factor * k @ wj; with the split, acc holds the high parts' sums over the low
+        parts' (class docstring)."""
+        if not self.split:
+            acc.addmm_(k.to(torch.float64), wj, alpha=factor)
+            return
+        rows = k.shape[0]
+        parts = self.parts[: 2 * k.numel()].view(2 * rows, k.shape[1])
+        high, low = parts[:rows], parts[rows:]
+        torch.add(k, self.magic, out=low)
+        torch.sub(low, self.magic, out=high)
+        torch.sub(k, high, out=low)
+        acc.addmm_(parts, wj, alpha=factor)
+
+    def sums(self) -> torch.Tensor:
+        a, b, wa = self.a, self.b, self.wa
+        s = wa.shape[1]
+        edges = list(range(0, a.shape[0], POOL_BLOCK)) + [a.shape[0]]
+        edges_b = edges if self.symmetric else list(range(0, b.shape[0], POOL_BLOCK)) + [b.shape[0]]
+        total = torch.zeros(s, dtype=torch.float64, device=a.device)
+        stack = 2 if self.split else 1
+        acc_buf = torch.empty(stack * POOL_BLOCK * s, dtype=self.acc_dtype, device=a.device)
+        for i in range(len(edges) - 1):
+            ia = slice(edges[i], edges[i + 1])
+            rows = ia.stop - ia.start
+            acc = acc_buf[: stack * rows * s].view(stack * rows, s)
+            acc.zero_()
+            for j in range(i if self.symmetric else 0, len(edges_b) - 1):
+                jb = slice(edges_b[j], edges_b[j + 1])
+                k = self._kernel(a[ia], b[jb])
+                if self.symmetric and i == j:
+                    k.diagonal().zero_()  # pairs i != j only
+                self._add_block(acc, k, self.wb[jb], 2.0 if self.symmetric and j > i else 1.0)
+            row_sums = acc.to(torch.float64)
+            if self.split:
+                row_sums = row_sums[:rows] + row_sums[rows:]
+            total += (wa[ia] * row_sums).sum(dim=0)
+        return total
+
+
+def _mmd2_from_pools(rt: torch.Tensor, ft: torch.Tensor, draws: list[tuple[np.ndarray, np.ndarray]],
+                     degree: int, gamma: float, coef0: float) -> torch.Tensor:
     """Unbiased MMD^2 of every drawn subset pair, from block passes over the whole pools."""
     s = len(draws)
     m = len(draws[0][0])
@@ -110,9 +205,10 @@ def _mmd2_from_pools(rt: torch.Tensor, ft: torch.Tensor, draws: list[tuple[np.nd
     for col, (ir, jf) in enumerate(draws):
         wr[torch.as_tensor(ir, device=rt.device), col] = 1.0
         wf[torch.as_tensor(jf, device=ft.device), col] = 1.0
-    sum_xx = _block_sums(rt, rt, wr, wr, kernel, symmetric=True)
-    sum_yy = _block_sums(ft, ft, wf, wf, kernel, symmetric=True)
-    sum_xy = _block_sums(rt, ft, wr, wf, kernel, symmetric=False)
+    kw = {"degree": degree, "gamma": gamma, "coef0": coef0}
+    sum_xx = _BlockSums(rt, rt, wr, wr, symmetric=True, **kw).sums()
+    sum_yy = _BlockSums(ft, ft, wf, wf, symmetric=True, **kw).sums()
+    sum_xy = _BlockSums(rt, ft, wr, wf, symmetric=False, **kw).sums()
     return (sum_xx + sum_yy) / (m * (m - 1)) - 2.0 * sum_xy / (m * m)
 
 
@@ -151,7 +247,7 @@ def kid_from_features(
     if route not in ("auto", "pools", "subsets"):
         raise MetricError(f"unknown KID route {route!r}; use auto, pools or subsets")
     dtype = dtype or feature_dtype(real, fake)
-    r, f = check_pair(real, fake)
+    r, f = check_pair(real, fake, keep_float32=dtype == torch.float32)  # no float64 copy of float32 pools
     if num_subsets < 1:
         raise MetricError("KID needs num_subsets >= 1")
     m = min(subset_size, r.shape[0], f.shape[0])
@@ -181,7 +277,8 @@ def kid_from_features(
         if route == "pools" or (
             route == "auto" and _union_cost(r.shape[0], f.shape[0], rt.shape[1], num_subsets) < _per_subset_cost(m, num_subsets)
         ):
-            values = _mmd2_from_pools(rt, ft, draws, k)
+            g = 1.0 / rt.shape[1] if gamma is None else gamma
+            values = _mmd2_from_pools(rt, ft, draws, degree, g, coef0)
         else:
             values = torch.empty(num_subsets, dtype=torch.float64, device=dev)
             for i, (ir, jf) in enumerate(draws):

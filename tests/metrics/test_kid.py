@@ -111,3 +111,42 @@ def test_pool_route_is_chosen_where_it_saves_work():
     assert _union_cost(100_000, 100_000, 2048, 100) > _per_subset_cost(1000, 100)
     with pytest.raises(MetricError, match="unknown KID route"):
         kid_from_features(*_feats(6, n=20), route="fast")
+
+
+def test_float32_kernel_sums_are_exact_where_float32_accumulation_is_not():
+    """The pool route sums float32 kernels without a float64 copy of each block (a high part on a
+    grid whose sums float32 holds exactly, plus a small remainder). Integer features with
+    gamma = 1 make every kernel value an integer exact in float32 ((x.y + 1)^3 < 2^24), while the
+    subsets' sums (~1e9) are far past float32's 2^24: summed in float32 they would be off by
+    hundreds; exact summation must reproduce the float64 formula to rounding of the final ratio."""
+    rng = np.random.default_rng(8)
+    real = rng.integers(0, 4, size=(1500, 12)).astype(np.float32)
+    fake = (rng.integers(0, 4, size=(1300, 12)) + (rng.random((1300, 12)) < 0.1)).astype(np.float32)
+    assert ((real @ fake.T).max() + 1) ** 3 < 2**24 and ((real @ real.T).max() + 1) ** 3 < 2**24
+
+    def reference(x, y, s, m, seed):
+        r = np.random.RandomState(seed)
+        k = lambda a, b: (a @ b.T + 1.0) ** 3  # noqa: E731
+        vals = []
+        for _ in range(s):
+            a = x[r.choice(len(x), m, replace=False)].astype(np.float64)
+            b = y[r.choice(len(y), m, replace=False)].astype(np.float64)
+            kxx, kyy, kxy = k(a, a), k(b, b), k(a, b)
+            vals.append((kxx.sum() - np.trace(kxx) + kyy.sum() - np.trace(kyy)) / (m * (m - 1)) - 2 * kxy.sum() / m**2)
+        return np.asarray(vals)
+
+    ref = reference(real, fake, 5, 1000, seed=4)
+    ours = kid_from_features(real, fake, num_subsets=5, subset_size=1000, seed=4, gamma=1.0, route="pools")
+    np.testing.assert_allclose(ours["values"], ref, rtol=1e-12, atol=0)
+
+
+def test_float64_summing_fallback_agrees_with_the_split(monkeypatch):
+    """Where float32 products are not IEEE (TF32 or bf16 switched on), the pool route sums each
+    float32 block in float64 instead of the exact split; both give the same values."""
+    import hype.metrics.kid as kid
+
+    real, fake = (x.astype(np.float32) for x in _feats(9, n=1200, d=16))
+    split = kid_from_features(real, fake, num_subsets=4, subset_size=500, seed=1, route="pools")
+    monkeypatch.setattr(kid, "_exact_float32_matmul", lambda device: False)
+    plain = kid_from_features(real, fake, num_subsets=4, subset_size=500, seed=1, route="pools")
+    np.testing.assert_allclose(plain["values"], split["values"], rtol=1e-9)
