@@ -61,12 +61,14 @@ def load_before(ref: str) -> Any:
     """hype/metrics as of ``ref``, importable as ``hype_before``."""
     tmp = Path(tempfile.mkdtemp()) / "hype_before"
     tmp.mkdir()
-    names = subprocess.run(["git", "-C", str(ROOT), "ls-tree", "--name-only", ref, "hype/metrics/"],
+    names = subprocess.run(["git", "-C", str(ROOT), "ls-tree", "-r", "--name-only", ref, "hype/metrics/"],
                            check=True, capture_output=True, text=True).stdout.split()
-    for name in names:
+    for name in names:  # subpackages too (hype/metrics/encoders/ since issue 17)
         if name.endswith(".py"):
             src = subprocess.run(["git", "-C", str(ROOT), "show", f"{ref}:{name}"], check=True, capture_output=True, text=True).stdout
-            (tmp / Path(name).name).write_text(src)
+            dest = tmp / Path(name).relative_to("hype/metrics")
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            dest.write_text(src)
     spec = importlib.util.spec_from_file_location("hype_before", tmp / "__init__.py", submodule_search_locations=[str(tmp)])
     mod = importlib.util.module_from_spec(spec)
     sys.modules["hype_before"] = mod

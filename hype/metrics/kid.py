@@ -66,6 +66,8 @@ def mmd2_unbiased(k_xx: torch.Tensor, k_xy: torch.Tensor, k_yy: torch.Tensor) ->
 #: Block edge of the pool route: big enough for an efficient GEMM, small enough that the wasted
 #: lower half of the diagonal blocks costs little.
 POOL_BLOCK = 1024
+#: Blocks of one row computed by one GEMM and one set of elementwise passes (``_BlockSums.sums``).
+POOL_STRIP = 4
 
 
 def _per_subset_cost(m: int, num_subsets: int) -> float:
@@ -139,8 +141,8 @@ class _BlockSums:
                 self.magic = 1.5 * 2.0 ** 23 * h
         self.acc_dtype = dt if self.split else torch.float64
         self.wb = wb.to(self.acc_dtype)
-        self.k_buf = torch.empty(POOL_BLOCK * POOL_BLOCK, dtype=dt, device=dev)
-        self.parts = torch.empty(2 * POOL_BLOCK * POOL_BLOCK, dtype=dt, device=dev)
+        self.k_buf = torch.empty(POOL_BLOCK * POOL_BLOCK * POOL_STRIP, dtype=dt, device=dev)
+        self.parts = torch.empty(2 * POOL_BLOCK * POOL_BLOCK * POOL_STRIP, dtype=dt, device=dev)
 
     def _kernel(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """k(x_i, y_j) into the block buffer, in place."""
@@ -155,11 +157,13 @@ class _BlockSums:
             k.pow_(self.degree)
         return k
 
-    def _add_block(self, acc: torch.Tensor, k: torch.Tensor, wj: torch.Tensor, factor: float) -> None:
-        """acc += factor * k @ wj; with the split, acc holds the high parts' sums over the low
-        parts' (class docstring)."""
+    def _add_strip(self, acc: torch.Tensor, k: torch.Tensor, pieces: list[tuple[int, int, torch.Tensor, float]]) -> None:
+        """acc += factor * k[:, c0:c1] @ w for each (c0, c1, w, factor); with the split, acc holds
+        the high parts' sums over the low parts' (class docstring)."""
         if not self.split:
-            acc.addmm_(k.to(torch.float64), wj, alpha=factor)
+            k64 = k.to(torch.float64)
+            for c0, c1, w, factor in pieces:
+                acc.addmm_(k64[:, c0:c1], w, alpha=factor)
             return
         rows = k.shape[0]
         parts = self.parts[: 2 * k.numel()].view(2 * rows, k.shape[1])
@@ -167,13 +171,18 @@ class _BlockSums:
         torch.add(k, self.magic, out=low)
         torch.sub(low, self.magic, out=high)
         torch.sub(k, high, out=low)
-        acc.addmm_(parts, wj, alpha=factor)
+        for c0, c1, w, factor in pieces:
+            acc.addmm_(parts[:, c0:c1], w, alpha=factor)
 
     def sums(self) -> torch.Tensor:
-        a, b, wa = self.a, self.b, self.wa
+        """Row block by row block; each row's blocks POOL_STRIP at a time, so that one GEMM and one
+        set of elementwise passes cover several blocks (fewer parallel regions for two threads to
+        meet at, which is what stalls when other processes hold the cores)."""
+        a, b, wa, wb = self.a, self.b, self.wa, self.wb
         s = wa.shape[1]
         edges = list(range(0, a.shape[0], POOL_BLOCK)) + [a.shape[0]]
         edges_b = edges if self.symmetric else list(range(0, b.shape[0], POOL_BLOCK)) + [b.shape[0]]
+        nb = len(edges_b) - 1
         total = torch.zeros(s, dtype=torch.float64, device=a.device)
         stack = 2 if self.split else 1
         acc_buf = torch.empty(stack * POOL_BLOCK * s, dtype=self.acc_dtype, device=a.device)
@@ -182,12 +191,17 @@ class _BlockSums:
             rows = ia.stop - ia.start
             acc = acc_buf[: stack * rows * s].view(stack * rows, s)
             acc.zero_()
-            for j in range(i if self.symmetric else 0, len(edges_b) - 1):
-                jb = slice(edges_b[j], edges_b[j + 1])
-                k = self._kernel(a[ia], b[jb])
-                if self.symmetric and i == j:
-                    k.diagonal().zero_()  # pairs i != j only
-                self._add_block(acc, k, self.wb[jb], 2.0 if self.symmetric and j > i else 1.0)
+            for j in range(i if self.symmetric else 0, nb, POOL_STRIP):
+                c0, c1 = edges_b[j], edges_b[min(j + POOL_STRIP, nb)]
+                k = self._kernel(a[ia], b[c0:c1])
+                if self.symmetric and j == i:
+                    k[:, :rows].diagonal().zero_()  # pairs i != j only
+                    pieces = [(0, rows, wb[c0 : c0 + rows], 1.0)]
+                    if c1 - c0 > rows:  # blocks right of the diagonal stand for their mirror images too
+                        pieces.append((rows, c1 - c0, wb[c0 + rows : c1], 2.0))
+                else:
+                    pieces = [(0, c1 - c0, wb[c0:c1], 2.0 if self.symmetric else 1.0)]
+                self._add_strip(acc, k, pieces)
             row_sums = acc.to(torch.float64)
             if self.split:
                 row_sums = row_sums[:rows] + row_sums[rows:]

@@ -125,3 +125,43 @@ def test_missing_and_mismatched_weights_are_clear_errors(snapshots, tmp_path, mo
     (tmp_path / "weights" / "clip-vitl14").symlink_to(snapshots["clip"], target_is_directory=True)
     found = load_encoder("clip-vitl14", None, "cpu", search_dirs=[tmp_path / "weights"])
     assert found.weights_path == tmp_path / "weights" / "clip-vitl14"
+
+
+def test_weights_fetch_puts_the_snapshot_where_metrics_look(snapshots, tmp_path, monkeypatch):
+    """`hype weights fetch NAME` (network replaced by a copy of a tiny snapshot): the download goes to
+    <data dir>/weights/NAME with only config, preprocessor and safetensors files, and the encoder then
+    loads from there without --weights; a failed download is one line, not a traceback."""
+    import shutil
+
+    import huggingface_hub
+    from click.testing import CliRunner
+
+    from hype.cli import main
+    from hype.metrics.encoders import get_spec
+
+    calls = []
+
+    def fake_download(repo_id, local_dir, allow_patterns):
+        calls.append((repo_id, allow_patterns))
+        shutil.copytree(snapshots["clip"], local_dir, dirs_exist_ok=True)
+        return local_dir
+
+    monkeypatch.delenv("HYPE_WEIGHTS_CLIP_VITL14", raising=False)
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", fake_download)
+    runner = CliRunner()
+    out = runner.invoke(main, ["--data-dir", str(tmp_path), "weights", "fetch", "clip-vitl14"])
+    assert out.exit_code == 0, out.output
+    assert calls == [(get_spec("clip-vitl14").hub_repo, ["config.json", "preprocessor_config.json", "*.safetensors"])]
+    target = tmp_path / "weights" / "clip-vitl14"
+    assert str(target) in out.output
+    assert load_encoder("clip-vitl14", None, "cpu", search_dirs=[tmp_path / "weights"]).weights_path == target
+
+    def offline(repo_id, local_dir, allow_patterns):
+        raise OSError("Temporary failure in name resolution")
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", offline)
+    out = runner.invoke(main, ["--data-dir", str(tmp_path), "weights", "fetch", "dinov2-vitl14"])
+    assert out.exit_code != 0
+    assert "could not download facebook/dinov2-large" in out.output and "Traceback" not in out.output
+    out = runner.invoke(main, ["--data-dir", str(tmp_path), "weights", "fetch", "inception"])
+    assert out.exit_code != 0 and "ship with the metrics extra" in out.output

@@ -214,3 +214,42 @@ def test_unloadable_weights_file_is_a_clear_error(tmp_path):
     # WeightsNotFoundError where pytorch-fid/torchvision are missing, MetricError otherwise
     with pytest.raises((WeightsNotFoundError, ValueError), match="TorchScript|pytorch-fid"):
         load_inception(bad, device="cpu")
+
+
+# ---------------------------------------------------------------- DataLoader workers
+
+
+class _DecodedWhere:
+    """A transform whose "features" are the id of the process that decoded the image."""
+
+    def __call__(self, img):
+        return torch.tensor([float(__import__("os").getpid()), float(img.float().mean())])
+
+
+def test_decoding_runs_in_dataloader_workers_and_changes_nothing():
+    """Issue 17: decoding and resizing happen in DataLoader worker processes (so a GPU is not starved
+    by the decoder), by default whenever there is more than one batch; the features are the same
+    with and without workers, in the images' order."""
+    import os
+
+    from hype.metrics.encoders.base import Encoder
+
+    class PidEncoder(Encoder):
+        dim = 2
+        preprocessing = "pid-test"
+
+        @property
+        def transform(self):
+            return _DecodedWhere()
+
+        def embed_batch(self, x):
+            return x
+
+    enc = PidEncoder(name="pid", device=torch.device("cpu"), weights_path=None, weights_sha256="0" * 64, weights_source="test")
+    imgs = _images(12, 8)
+    pooled = enc.extract(imgs, batch_size=4, progress=False)  # 3 batches: workers by default
+    inline = enc.extract(imgs, batch_size=4, progress=False, num_workers=0)
+    assert set(pooled[:, 0]) and os.getpid() not in set(pooled[:, 0].astype(int))
+    assert set(inline[:, 0].astype(int)) == {os.getpid()}
+    np.testing.assert_array_equal(pooled[:, 1], inline[:, 1])
+    np.testing.assert_array_equal(inline[:, 1], imgs.reshape(12, -1).mean(axis=1).astype(np.float32))

@@ -89,8 +89,12 @@ def test_errors():
 
 
 @pytest.mark.parametrize("route", ["pools", "subsets"])
-def test_routes_match_numpy_formula_across_blocks(route):
-    # 2500 images span three 1024-blocks: diagonal blocks, mirrored upper blocks, a ragged edge
+def test_routes_match_numpy_formula_across_blocks(route, monkeypatch):
+    # 2500 images span three 1024-blocks: diagonal blocks, mirrored upper blocks, a ragged edge;
+    # strips of two blocks: a strip with the diagonal block and one right of it, then a lone block
+    import hype.metrics.kid as kid
+
+    monkeypatch.setattr(kid, "POOL_STRIP", 2)
     rng = np.random.default_rng(5)
     real = np.abs(rng.normal(size=(2500, 24)))
     fake = np.abs(rng.normal(size=(2300, 24)) * 1.05 + 0.02)
