@@ -171,7 +171,7 @@ def bench_kid(args, dev, before) -> None:
         "before": lambda: before.kid.kid_from_features(a, b, num_subsets=args.kid_subsets, seed=0, device=dev)["kid_mean"],
     }
     names = {"hype": "hype", "subsets": "hype, one Gram matrix per subset", "tf32": "torch-fidelity float32",
-             "tf64": "torch-fidelity float64", "before": "hype before (float64)"}
+             "tf64": "torch-fidelity float64", "before": f"hype before ({args.before})"}
     peers = args.kid_peers.split(",") if args.kid_peers else list(KID_PEERS)
     fns = {names[k]: all_fns[k] for k in ["hype", *[p for p in KID_PEERS if p in peers]]}
     times, vals = timed(fns, args.repeats, verbose=True)
