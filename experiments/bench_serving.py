@@ -64,6 +64,9 @@ from hype.db import scratch_postgres_database  # noqa: E402
 BENCH_SETTINGS: dict[str, dict] = {
     "hype-infinity": {"qualification": {"enabled": False}, "infinity": {"n_real": 50, "n_fake": 50}},
     "hype-time": {"qualification": {"enabled": False}, "time": {"n_blocks": 1, "trials_per_block": 100}},
+    # HYPE-time with QUEST+ choosing each exposure (time.adaptive) instead of the staircase.
+    "hype-time-quest": {"qualification": {"enabled": False},
+                        "time": {"n_blocks": 1, "trials_per_block": 100, "adaptive": True}},
 }
 TRIALS_PER_SESSION = 100
 BENCH_PG_PORT = 54341
