@@ -120,11 +120,13 @@ def study_settings(study: Study) -> StudySettings:
     """Parsed settings; cached by their text, since every worker request needs them and they rarely
     change (the protocol only while a draft, recruitment at any time: a change is a new text, so
     never a stale entry). StudySettings is frozen, so sharing one is safe."""
-    return _parse_settings(json.dumps(study.settings, sort_keys=True))
+    return settings_from_text(json.dumps(study.settings, sort_keys=True))
 
 
 @lru_cache(maxsize=256)
-def _parse_settings(text: str) -> StudySettings:
+def settings_from_text(text: str) -> StudySettings:
+    """Parsed settings from their JSON text, once per process per text: the answer path reads the stored
+    text itself (hype.sessions.record_answer_rows), so an edit from any process is a new key."""
     return StudySettings.from_dict(json.loads(text))
 
 

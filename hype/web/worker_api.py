@@ -20,6 +20,7 @@ from hype.images import served_file, served_png
 from hype.models import Assignment, Trial
 from hype.proxy.nginx import accel_path
 from hype.sessions import (
+    AnswerOutcome,
     Identity,
     SessionError,
     assignment_by_token,
@@ -38,6 +39,7 @@ from hype.sessions import (
     progress,
     published_study,
     record_answer,
+    record_answer_rows,
     record_browser_check,
     serve_trial,
     upcoming_trial,
@@ -145,7 +147,7 @@ TRIAL_IMAGE_URL = "{root}/api/w/{token}/img/{image_token}"
 MASK_URL = "{root}/api/w/{token}/masks/{index}"
 
 
-def session_state(assignment: Assignment, current: Trial | None = None) -> dict[str, Any]:
+def session_state(assignment: Any, current: Any = None) -> dict[str, Any]:
     """Stage, progress and page; ``current``, the stage's current trial when the caller has it, spares
     the progress count."""
     return {
@@ -223,22 +225,27 @@ def trial_state(assignment: Assignment, trial: Trial | None, following: Any = _L
     """The session state with the trial to show now (its exposure fixed on first serving) and the
     image to preload during it: what GET /trial returns and what an answer returns as `next`.
     ``following`` is the trial after ``trial`` (or None) when the caller already has it."""
-    state = session_state(assignment, trial)
     if trial is None:
-        return {**state, "trial": None, "preload": []}
+        return {**session_state(assignment, trial), "trial": None, "preload": []}
     settings = study_settings(assignment.study)
     exposure = serve_trial(db(), assignment, settings, trial)
     if following is _LOOK_UP:
         following = upcoming_trial(db(), trial)
+    return _served_state(assignment, settings, trial, exposure, following)
+
+
+def _served_state(assignment: Any, settings, trial: Any, exposure: float | None, following: Any) -> dict[str, Any]:
+    """trial_state's body once the trial is served; ``assignment`` and the trials are ORM objects or
+    Core rows (hype.sessions.record_answer_rows)."""
     return {
-        **state,
+        **session_state(assignment, trial),
         "trial": _trial_payload(assignment, settings, trial, exposure),
         "preload": [TRIAL_IMAGE_URL.format(root=request.script_root, token=assignment.token, image_token=following.image_token)]
         if following else [],
     }
 
 
-def _trial_payload(assignment: Assignment, settings, trial: Trial, exposure: float | None) -> dict[str, Any]:
+def _trial_payload(assignment: Any, settings, trial: Any, exposure: float | None) -> dict[str, Any]:
     timed = is_timed(settings, trial)
     t = settings.time
     masks: list[str] = []
@@ -275,6 +282,12 @@ def answer(token: str):
     parsed = parse_answer(json_body())
 
     def work():
+        # The usual answer on Core rows; anything else (a replay, a refusal, a stage's last answer) on the
+        # ORM path below, which answers exactly as before (record_answer_rows wrote nothing then).
+        fast = record_answer_rows(db(), token, parsed)
+        if fast is not None:
+            outcome = AnswerOutcome(replayed=False, feedback_correct=fast.feedback_correct, stage=fast.assignment.stage)
+            return outcome, _served_state(fast.assignment, fast.settings, fast.next_trial, fast.exposure, fast.after_next)
         assignment = assignment_by_token(db(), token, for_update=True)
         outcome = record_answer(db(), assignment, parsed)
         # The next trial rides along (served, so its exposure is fixed in this same transaction): the

@@ -1,5 +1,6 @@
 """The answer path's shortcuts give what the plain queries give: progress taken from the current
-trial's position (no COUNT) equals the count of stored answers, at every step of both phases."""
+trial's position (no COUNT) equals the count of stored answers, at every step of both phases; the usual
+answer goes through the Core-row path, and settings it caches per process follow every change."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import pytest
 from sqlalchemy import func, select
 
 from apihelpers import Worker, faithful_timing
-from hype.models import Assignment, Judgment, Trial
+from hype.models import Assignment, Judgment, Study, Trial
 
 pytestmark = pytest.mark.db
 
@@ -36,3 +37,50 @@ def test_progress_from_positions_equals_the_count(make_study, app, session, orac
         state = reply.get_json()["next"]
         seen += 1
     assert seen >= 10 and state["stage"] in ("completed", "failed")
+
+
+@pytest.mark.parametrize("mode", ["hype-infinity", "hype-time"])
+def test_only_a_stages_last_answer_leaves_the_row_path(make_study, app, oracle, monkeypatch, mode):
+    """Every answer but the one that ends a stage (qualification's verdict, the task's completion) is
+    recorded by record_answer_rows; the ORM path would be correct too, but 2-3 times the CPU."""
+    import hype.web.worker_api as worker_api
+
+    orm_answers = []
+    original = worker_api.record_answer
+    monkeypatch.setattr(worker_api, "record_answer",
+                        lambda session, assignment, answer: orm_answers.append(assignment.stage) or original(session, assignment, answer))
+    study = make_study(mode)
+    w = Worker(app, study.slug, {"PROLIFIC_PID": f"rows-{mode}", "STUDY_ID": "s", "SESSION_ID": "x"})
+    w.start()
+    state, answers = w.trial(), 0
+    while state["trial"] is not None:
+        reply = w.answer(state["trial"]["id"], oracle(state["trial"]["id"]), timing=faithful_timing(state["trial"]))
+        assert reply.status_code == 201, reply.get_data(as_text=True)
+        state, answers = reply.get_json()["next"], answers + 1
+    assert state["stage"] == "completed" and answers >= 10
+    assert orm_answers == ["qualification", "task"]
+
+
+def test_a_settings_change_by_another_process_reaches_the_next_answer(make_study, app, session, oracle):
+    """The answer path keeps parsed settings per process, keyed by the stored text it reads with the
+    session: a shorter idle timeout set elsewhere (another server process, the researcher's page)
+    abandons an idle session at its next answer, as it would have without any cache."""
+    import datetime as dt
+
+    from hype.studies import update_settings
+
+    study = make_study("hype-infinity")
+    w = Worker(app, study.slug, {"PROLIFIC_PID": "settings-change", "STUDY_ID": "s", "SESSION_ID": "x"})
+    w.start()
+    state = w.trial()
+    reply = w.answer(state["trial"]["id"], oracle(state["trial"]["id"]))  # settings now parsed and kept
+    assert reply.status_code == 201
+    state = reply.get_json()["next"]
+    session.rollback()
+    fresh = session.get(Study, study.id)
+    assert update_settings(session, fresh, {"recruitment": {"idle_timeout_minutes": 2}})
+    assignment = session.scalar(select(Assignment).where(Assignment.token == w.token))
+    assignment.last_active_at = assignment.last_active_at - dt.timedelta(minutes=5)
+    session.commit()
+    reply = w.answer(state["trial"]["id"], oracle(state["trial"]["id"]))
+    assert reply.status_code == 410 and reply.get_json()["error"] == "session-abandoned"

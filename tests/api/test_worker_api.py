@@ -391,6 +391,9 @@ def test_retried_answer_is_recorded_once_with_the_same_feedback(make_study, work
     assert retry_body["replayed"] is True
     assert retry_body["feedback"] == first_body["feedback"]
     assert retry_body["progress"] == first_body["progress"]
+    # the replay (ORM path) returns the very payload the answer (Core-row path) did: the same next trial,
+    # served at the same exposure, with the same masks and preload
+    assert retry_body["next"] == first_body["next"]
     if mode == "hype-time":
         assert first_body["feedback"] == {"correct": False}
     else:
