@@ -45,6 +45,9 @@ def create_app(config: Config | None = None, **overrides: Any) -> Flask:
 
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n, x_prefix=n)  # type: ignore[method-assign]
     app.extensions["hype.config"] = config
+    from hype.web.cookie_session import WorkerApiSessionInterface
+
+    app.session_interface = WorkerApiSessionInterface()
     engine = make_engine(config.database_url, pool_size=config.extra.get("pool_size"))
     app.extensions["hype.engine"] = engine
     app.extensions["hype.sessions"] = make_session_factory(engine)
