@@ -90,6 +90,27 @@ def test_block_procedure_replays_and_stops():
     assert ad.block_advance(cfg, state, answers[3]) == state  # a finished block does not move
 
 
+
+def test_kept_posterior_is_the_history_recomputed_bit_for_bit():
+    """block_advance adds each answer to the posterior it kept from the previous one (per process);
+    the state and the posterior must be exactly what the whole history gives, and a process that kept
+    nothing (another server, a restart) must answer the same."""
+    cfg = ad.block_config(TimeSettings(adaptive=True, trials_per_block=60))
+    quest = ad.QuestConfig.from_dict(cfg)
+    answers = [bool(c) for c in np.random.default_rng(3).random(60) < 0.7]
+    state, states = ad.block_start(cfg), []
+    for correct in answers:
+        state = ad.block_advance(cfg, state, correct)
+        key = (ad.tables(quest), tuple(v for h in state["history"] for v in h))
+        assert np.array_equal(ad._posteriors[key], ad.log_posterior(quest, state["history"]))
+        assert (state["index"], state["intensity"]) == ad.next_exposure(quest, state["history"])
+        states.append(state)
+    forgetful = ad.block_start(cfg)
+    for correct, kept in zip(answers, states):
+        ad._posteriors.clear()
+        forgetful = ad.block_advance(cfg, forgetful, correct)
+        assert forgetful == kept
+
 def test_classic_staircase_path_is_unchanged():
     t = TimeSettings()
     cfg = ad.block_config(t)
