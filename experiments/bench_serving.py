@@ -12,7 +12,7 @@ Servers (each `gunicorn gthread`, --workers x --threads, default 3 x 2, as `hype
 Phases, each run by --clients closed-loop clients with no think time (a client sends its next request
 the moment the previous one is answered):
 - answer: POST answers back to back (hype: each answer's reply carries the next trial, as the runner
-  uses it; HYPE-infinity and HYPE-time sessions in turn);
+  uses it; HYPE-infinity, HYPE-time (staircase) and HYPE-time with QUEST+ sessions in turn);
 - image: GET the current trial's image again and again;
 - judgment: GET image, then POST answer (what one trial costs).
 
@@ -291,7 +291,7 @@ def bench_target(target: Target, phases: list[tuple[str, str]], units: int, clie
 
 
 def _short(mode: str) -> str:
-    return {"hype-infinity": "HYPE-inf", "hype-time": "HYPE-time"}.get(mode, mode)
+    return {"hype-infinity": "HYPE-inf", "hype-time": "HYPE-time", "hype-time-quest": "QUEST+"}.get(mode, mode)
 
 
 # -- the report ------------------------------------------------------------------------------------------------
@@ -300,6 +300,7 @@ def _short(mode: str) -> str:
 ROWS = (  # label, hype's phase, the bare apps' phase, the request whose latency is shown
     ("POST answer (HYPE-inf)", "answer (HYPE-inf)", "answer", "answer"),
     ("POST answer (HYPE-time)", "answer (HYPE-time)", "answer", "answer"),
+    ("POST answer (QUEST+)", "answer (QUEST+)", "answer", "answer"),
     ("GET image", "image (HYPE-inf)", "image", "image"),
     ("judgment (image+answer)", "judgment (HYPE-inf)", "judgment", None),
 )
@@ -385,8 +386,8 @@ def main(argv: list[str] | None = None) -> int:
     wanted = {p.strip() for p in args.phases.split(",")}
     if wanted - {"answer", "image", "judgment"}:
         parser.error("--phases takes answer, image and/or judgment")
-    hype_phases = [(p, m) for p, m in (("answer", "hype-infinity"), ("answer", "hype-time"), ("image", "hype-infinity"),
-                                       ("judgment", "hype-infinity")) if p in wanted]
+    hype_phases = [(p, m) for p, m in (("answer", "hype-infinity"), ("answer", "hype-time"), ("answer", "hype-time-quest"),
+                                       ("image", "hype-infinity"), ("judgment", "hype-infinity")) if p in wanted]
     results: list[PhaseResult] = []
     with ExitStack() as stack:
         root = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="hype-bench.")))
@@ -434,6 +435,11 @@ def _bench_hype(kind: str, root: Path, args, phases, stack: ExitStack) -> list[P
             url = inner.enter_context(scratch_postgres_database(admin, prefix="hype_bench"))
         config = load_server_config(data_dir, url)
         studies = build_load_studies(config, image_size=args.image_size, seed=args.seed, settings_by_mode=BENCH_SETTINGS)
+        slugs = {s.mode: s.slug for s in studies}
+        if any(m == "hype-time-quest" for _, m in phases):  # a HYPE-time study of its own, with QUEST+
+            quest = build_load_studies(config, image_size=args.image_size, seed=args.seed, modes=("hype-time",),
+                                       settings_by_mode={"hype-time": BENCH_SETTINGS["hype-time-quest"]})
+            slugs["hype-time-quest"] = quest[0].slug
         server = Server(config, workers=args.workers, threads=args.threads, behind_nginx=args.nginx)
         server.start()
         inner.callback(server.stop)
@@ -444,7 +450,7 @@ def _bench_hype(kind: str, root: Path, args, phases, stack: ExitStack) -> list[P
             inner.callback(front.stop)
             base_url, front_pid = front.base_url, front.process.pid
         target = Target(f"hype {kind}", base_url, server.process.pid, "hype",
-                        slugs={s.mode: s.slug for s in studies}, db_pid=db_pid, front_pid=front_pid)
+                        slugs=slugs, db_pid=db_pid, front_pid=front_pid)
         return bench_target(target, phases, args.requests, args.clients, args.warmup, args.seed)
 
 
