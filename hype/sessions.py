@@ -772,9 +772,12 @@ def record_answer_rows(session: Session, token: str, answer: Answer) -> RowAnswe
     if serves:
         if next_trial.is_catch:
             exposure = settings.time.max_ms
+        elif next_trial.block in states:
+            # the state block_advance just made: its intensity is the next exposure, no need to check it again
+            exposure = float(states[next_trial.block]["intensity"])
         else:
             record = records[next_trial.block]
-            exposure = adaptive.block_exposure(record.config, states.get(next_trial.block, record.state))
+            exposure = adaptive.block_exposure(record.config, record.state)
         connection.execute(_SET_REQUESTED_MS, {"trial_id": next_trial.id, "requested_ms": exposure})
     return RowAnswer(a, settings, values["correct"] if timed else None, next_trial, exposure,
                      ahead[1] if len(ahead) > 1 else None)
