@@ -445,7 +445,7 @@ def test_betabinomial_t_of_binomial_evaluators_is_a_binomial_bootstrap_t_compute
     assert res.confidence_interval.high == pytest.approx(0.1 - q_lo * se_hat)
 
 
-def test_betabinomial_t_is_for_error_counts_only_and_is_the_hype_infinity_default():
+def test_betabinomial_t_is_for_error_counts_only_and_not_the_default():
     with pytest.raises(ScoringError, match="HYPE-infinity error counts"):
         sc.bootstrap_mean([0.1, 0.4, 0.3], method="betabinomial-t")
     t = TimeBlocks.from_block_scores(["a", "b", "c"], "m", [300.0, 350.0, 420.0])
@@ -454,6 +454,8 @@ def test_betabinomial_t_is_for_error_counts_only_and_is_the_hype_infinity_defaul
     counts = InfinityCounts.from_counts([f"w{i}" for i in range(8)], "m", [3, 6, 4, 9, 2, 5, 7, 3], 50,
                                         [4, 5, 3, 7, 4, 6, 5, 2], 50)
     board = sc.leaderboard(counts, n_resamples=500)
-    assert board.method == sc.DEFAULT_METHODS["hype-infinity"] == "betabinomial-t"
+    assert board.method == sc.DEFAULT_METHODS["hype-infinity"] == "studentized"
+    assert "betabinomial-t" in sc.MODEL_BASED_METHODS and sc.leaderboard(counts, n_resamples=500,
+                                                                        method="betabinomial-t").method == "betabinomial-t"
     assert board.rows[0].sdt.method == "studentized"  # d' and c are means: the studentized interval
     assert sc.leaderboard(t, n_resamples=500).method == sc.DEFAULT_METHODS["hype-time"] == "studentized"

@@ -177,9 +177,11 @@ def test_ci_coverage_hype_time():
 def test_default_interval_is_the_one_the_measurement_picks():
     """The recorded coverage table (experiments/ci_coverage.py) must support each mode's default: 93-97%
     in every measured cell, and the most balanced misses (worst |above - below| over 10, 30 and 60
-    evaluators) of the methods that cover 93-97%. (The issue asks for within 1 point: HYPE-time's
-    default meets it; HYPE-infinity's best, the beta-binomial bootstrap-t, misses it at 10 evaluators,
-    see experiments/ci_coverage.md.)"""
+    evaluators) of the methods that resample the evaluators themselves and cover 93-97%. The model-based
+    beta-binomial bootstrap-t is left out of that comparison: it is a little more balanced on the
+    simulated, beta-like populations but covers less when some evaluators answer at random
+    (experiments/ci_random_answerers.py). (The issue asks for within 1 point: HYPE-time's default meets
+    it; no method does for HYPE-infinity at 10 evaluators, see experiments/ci_coverage.md.)"""
     from hype.coverage import MEASURED, SIZES
 
     def worst(method, mode):
@@ -192,7 +194,8 @@ def test_default_interval_is_the_one_the_measurement_picks():
         default = sc.default_method(mode)
         ok, imbalance = worst(default, mode)
         assert ok, (mode, default)
-        others = [worst(m, mode)[1] for m in sc.METHODS if m != default and worst(m, mode)[0]]
+        others = [worst(m, mode)[1] for m in sc.METHODS
+                  if m != default and m not in sc.MODEL_BASED_METHODS and worst(m, mode)[0]]
         assert all(imbalance <= o for o in others), (mode, default)
 
 
