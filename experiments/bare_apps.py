@@ -5,6 +5,9 @@ for the same database work, served by gunicorn exactly as `hype serve --producti
   connection per thread, the same pragmas as hype.db) and commits; GET /img/<name> reads a PNG from
   disk and returns it with the same headers as hype's images.
 - ``orm``: the same answer through a SQLAlchemy 2 mapped class, session.add() and commit.
+- ``wsgi``: no Flask and no database: GET /img/<name> answers at once with the headers hype's image
+  gate sends behind nginx (an X-Accel-Redirect). What gunicorn itself costs a request: the floor
+  under any image gate.
 
     python experiments/bare_apps.py sqlite3 --db /tmp/bare.db --images DIR --port 8001 --workers 3 --threads 2
 
@@ -133,7 +136,18 @@ def orm_app(db_path: Path, images: Path) -> Flask:
     return app
 
 
-APPS = {"sqlite3": sqlite3_app, "orm": orm_app}
+def wsgi_app(_db_path: Path, _images: Path):
+    headers = [("Content-Type", "image/png"), ("Content-Length", "0"), ("Cache-Control", "private, no-store"),
+               ("X-Accel-Redirect", "/_hype_served/00/00.png")]
+
+    def app(environ, start_response):
+        start_response("200 OK", headers)
+        return [b""]
+
+    return app
+
+
+APPS = {"sqlite3": sqlite3_app, "orm": orm_app, "wsgi": wsgi_app}
 
 
 def main() -> None:

@@ -4,6 +4,8 @@ side by side in one run, under the same gunicorn configuration and the same clos
     python experiments/bench_serving.py                    # 2000 requests a phase, SQLite + PostgreSQL
     python experiments/bench_serving.py --requests 300 --db sqlite      # a quick look
     python experiments/bench_serving.py --nginx          # hype behind nginx, which sends the images
+    python experiments/bench_serving.py --db sqlite --nginx --phases image --against /work/main --rounds 5
+        # A/B: this checkout and another one served side by side, phases in turn, medians
 
 Servers (each `gunicorn gthread`, --workers x --threads, default 3 x 2, as `hype serve --production`):
 - hype on SQLite, and hype on PostgreSQL (a throwaway cluster unless --postgres-url is given);
@@ -42,6 +44,7 @@ from typing import Any
 
 import aiohttp
 import numpy as np
+from sqlalchemy.engine import make_url
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -376,6 +379,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="a PostgreSQL server to make a scratch database on (default: a throwaway cluster, "
                              "whose CPU is then counted apart)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--against", type=Path, default=None,
+                        help="A/B: also serve hype from this checkout (e.g. a worktree of main before a change); "
+                             "every target runs each phase once a round, in alternating order; medians")
+    parser.add_argument("--rounds", type=int, default=3, help="with --against: rounds")
     args = parser.parse_args(argv)
     kinds = [k.strip() for k in args.db.split(",") if k.strip()]
     if set(kinds) - {"sqlite", "postgres"}:
@@ -388,6 +395,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--phases takes answer, image and/or judgment")
     hype_phases = [(p, m) for p, m in (("answer", "hype-infinity"), ("answer", "hype-time"), ("answer", "hype-time-quest"),
                                        ("image", "hype-infinity"), ("judgment", "hype-infinity")) if p in wanted]
+    if args.against:
+        return ab_rounds(args, kinds, hype_phases, wanted)
     results: list[PhaseResult] = []
     with ExitStack() as stack:
         root = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="hype-bench.")))
@@ -417,6 +426,90 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\nload average at end: {loadavg()}")
     errors = sum(sum(r.errors.values()) for r in results)
     return 1 if errors else 0
+
+
+def _start_hype(kind: str, data_dir: Path, args, stack: ExitStack, name: str, code_dir: Path | None = None) -> Target:
+    """A hype server (behind its own nginx with --nginx) on a fresh database with the bench's studies."""
+    db_pid = None
+    if kind == "sqlite":
+        url = f"sqlite:///{data_dir / 'hype.db'}"
+    else:
+        admin = args.postgres_url
+        if not admin:
+            from crowd_setup import throwaway_postgres
+
+            admin = stack.enter_context(throwaway_postgres(port=BENCH_PG_PORT))
+            args.postgres_url = admin
+        db_pid = postmaster_pid(make_url(admin).port or 5432)
+        url = stack.enter_context(scratch_postgres_database(admin, prefix="hype_bench"))
+    config = load_server_config(data_dir, url)
+    studies = build_load_studies(config, image_size=args.image_size, seed=args.seed, settings_by_mode=BENCH_SETTINGS)
+    slugs = {s.mode: s.slug for s in studies}
+    quest = build_load_studies(config, image_size=args.image_size, seed=args.seed, modes=("hype-time",),
+                               settings_by_mode={"hype-time": BENCH_SETTINGS["hype-time-quest"]})
+    slugs["hype-time-quest"] = quest[0].slug
+    server = Server(config, workers=args.workers, threads=args.threads, behind_nginx=args.nginx, code_dir=code_dir)
+    server.start()
+    stack.callback(server.stop)
+    base_url, front_pid = server.base_url, None
+    if args.nginx:
+        front = Nginx(config, [f"127.0.0.1:{server.port}"])
+        front.start()
+        stack.callback(front.stop)
+        base_url, front_pid = front.base_url, front.process.pid
+    return Target(name, base_url, server.process.pid, "hype", slugs=slugs, db_pid=db_pid, front_pid=front_pid)
+
+
+def ab_rounds(args, kinds: list[str], hype_phases: list[tuple[str, str]], wanted: set[str]) -> int:
+    """--against: this checkout ("new") and another ("old") served side by side under the same load,
+    with the bare baselines of the same phases (the plain-WSGI floor for images); each round every
+    target runs every phase once, the order reversed each round; the table shows medians."""
+    runs: dict[tuple[str, str], list[PhaseResult]] = {}
+    with ExitStack() as stack:
+        root = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="hype-bench.")))
+        rng = np.random.default_rng(args.seed)
+        pngs = root / "pngs"
+        pngs.mkdir()
+        for raw in _noise_pngs(32, args.image_size, rng, smooth=False):
+            (pngs / raw.name).write_bytes(raw.data)
+        targets: list[tuple[Target, list[tuple[str, str]]]] = []
+        for kind in kinds:
+            for label, code in (("new", None), ("old", args.against)):
+                target = _start_hype(kind, root / f"hype-{kind}-{label}", args, stack, f"hype {kind} {label}", code)
+                targets.append((target, hype_phases))
+        bare_phases = {"sqlite3": [p for p in ("answer", "image", "judgment") if p in wanted],
+                       "wsgi": [p for p in ("image",) if p in wanted]}
+        for kind, phases in ([] if args.no_bare else bare_phases.items()):
+            if not phases:
+                continue
+            server = BareServer(kind, root / f"bare-{kind}", sorted(pngs.iterdir()), workers=args.workers, threads=args.threads)
+            server.start()
+            stack.callback(server.stop)
+            target = Target(f"bare {kind}", f"http://127.0.0.1:{server.port}", server.process.pid, "bare",
+                            images=[p.name for p in sorted(pngs.iterdir())])
+            targets.append((target, [(p, "") for p in phases]))
+        for round_ in range(args.rounds):
+            print(f"round {round_ + 1}/{args.rounds}, load average {loadavg()}", flush=True)
+            for target, phases in (targets if round_ % 2 == 0 else targets[::-1]):
+                for result in bench_target(target, phases, args.requests, args.clients, args.warmup, args.seed + round_):
+                    runs.setdefault((target.name, result.phase), []).append(result)
+    print(f"\nserver CPU per request, ms: median of {args.rounds} rounds (each run) [PostgreSQL] {{nginx}}")
+    for (name, phase), results in runs.items():
+        cpu = [r.cpu_ms for r in results]
+        extra = (f" [{np.median([r.db_cpu_ms for r in results]):.2f}]" if results[0].db_cpu_s else "") + (
+            f" {{{np.median([r.front_cpu_ms for r in results]):.2f}}}" if results[0].front_cpu_s else "")
+        p99 = np.median([r.percentile("image" if phase.startswith("image") else "answer", 99) for r in results])
+        print(f"  {name:<22} {phase:<20} {np.median(cpu):6.3f}{extra}  ({', '.join(f'{c:.2f}' for c in cpu)})  "
+              f"p99 {p99:.1f} ms")
+    for kind in kinds:
+        for phase in sorted({p for (n, p) in runs if n == f"hype {kind} new"}):
+            new, old = runs.get((f"hype {kind} new", phase)), runs.get((f"hype {kind} old", phase))
+            if new and old:
+                ratios = [a.cpu_ms / b.cpu_ms for a, b in zip(new, old)]
+                print(f"  {kind} {phase}: new / old {np.median(ratios):.2f} (per round: "
+                      f"{', '.join(f'{r:.2f}' for r in ratios)})")
+    print(f"load average at end: {loadavg()}")
+    return 1 if any(r.errors for results in runs.values() for r in results) else 0
 
 
 def _bench_hype(kind: str, root: Path, args, phases, stack: ExitStack) -> list[PhaseResult]:

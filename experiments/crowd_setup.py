@@ -142,8 +142,13 @@ class Server:
     """`hype serve --production` (gunicorn, gthread) on 127.0.0.1 in a process group of its own."""
 
     def __init__(self, config: Config, *, workers: int, threads: int = 2, port: int | None = None,
-                 log_path: Path | None = None, behind_nginx: bool = False):
+                 log_path: Path | None = None, behind_nginx: bool = False, code_dir: Path | None = None,
+                 env: dict[str, str] | None = None):
+        """``code_dir``: run hype from that checkout (e.g. main before a change, for an A/B run);
+        ``env``: variables added to the server's environment."""
         self.config = config
+        self.code_dir = code_dir
+        self.env = env or {}
         self.workers = workers
         self.threads = threads
         self.port = port or free_port()
@@ -161,7 +166,9 @@ class Server:
                    "serve", "--production", "--workers", str(self.workers), "--threads", str(self.threads),
                    "--port", str(self.port), *(["--behind-nginx"] if self.behind_nginx else [])]
         log = open(self.log_path, "ab")
-        env = {**os.environ, "HYPE_SECRET_KEY": self.config.secret_key}
+        env = {**os.environ, **self.env, "HYPE_SECRET_KEY": self.config.secret_key}
+        if self.code_dir is not None:
+            env["PYTHONPATH"] = str(self.code_dir)
         self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=env)
         log.close()
         deadline = time.monotonic() + timeout_s

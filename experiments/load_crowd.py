@@ -34,6 +34,7 @@ from crowd_client import CrowdLog, CrowdPlan, percentile_table, run_crowd_blocki
 from sqlalchemy.engine import make_url  # noqa: E402
 
 from hype.db import scratch_postgres_database  # noqa: E402
+from hype.web import request_cpu  # noqa: E402
 from crowd_setup import (  # noqa: E402
     DatabaseCheck,
     Nginx,
@@ -57,6 +58,8 @@ class LoadResult:
     check: DatabaseCheck
     topology: str = ""
     cpu_s: dict[str, float] = field(default_factory=dict)  # CPU seconds of each process tree during the crowd
+    # --split-cpu: the app servers' CPU by endpoint (hype.web.request_cpu): name -> (requests, CPU seconds)
+    by_endpoint: dict[str, tuple[int, float]] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -79,16 +82,19 @@ def fresh_database(kind: str, data_dir: Path, postgres_admin: str | None) -> Ite
 
 def run_load(database_url: str, data_dir: Path, n_workers: int, *, server_workers: int = 3, server_threads: int = 2,
              think_scale: float = 1.0, ramp_s: float = 10.0, deadline_s: float = 900.0, image_size: int = 128,
-             seed: int = 0, nginx: bool = False, app_servers: int = 1) -> LoadResult:
+             seed: int = 0, nginx: bool = False, app_servers: int = 1, split_cpu: bool = False) -> LoadResult:
     """One benchmark run on an empty database: studies, server(s), crowd, check.
 
     ``nginx``: the production topology, nginx in front of ``app_servers`` app servers (each
     server_workers x server_threads), images sent by nginx. The result has the CPU each server's
-    processes (and PostgreSQL's, when it runs here) spent during the crowd."""
+    processes (and PostgreSQL's, when it runs here) spent during the crowd; ``split_cpu``: also the
+    app servers' CPU by endpoint, counted in the server processes (hype.web.request_cpu)."""
     config = load_server_config(data_dir, database_url)
     studies = build_load_studies(config, image_size=image_size, seed=seed)
+    cpu_dir = data_dir / "request-cpu"
+    env = {request_cpu.ENV_VAR: str(cpu_dir)} if split_cpu else {}
     with ExitStack() as stack:
-        servers = [Server(config, workers=server_workers, threads=server_threads, behind_nginx=nginx)
+        servers = [Server(config, workers=server_workers, threads=server_threads, behind_nginx=nginx, env=env)
                    for _ in range(app_servers if nginx else 1)]
         for server in servers:
             server.start()
@@ -110,17 +116,24 @@ def run_load(database_url: str, data_dir: Path, n_workers: int, *, server_worker
         processes["crowd client"] = os.getpid()
         trees = {name: descendants(pid) if name != "crowd client" else [pid] for name, pid in processes.items()}
         before = {name: cpu_seconds(pids) for name, pids in trees.items()}
+        counted_before = request_cpu.read_totals(cpu_dir) if split_cpu else {}
         plan = CrowdPlan(base_url=base_url, slugs=tuple(s.slug for s in studies), n_workers=n_workers,
                          ramp_s=ramp_s, think_scale=think_scale, deadline_s=deadline_s, seed=seed)
         log = run_crowd_blocking(plan, oracle)
         # the trees again: PostgreSQL starts a backend per new connection during the crowd
         after = {name: trees[name] if name == "crowd client" else descendants(processes[name]) for name in trees}
         cpu = {name: cpu_seconds(after[name]) - before[name] for name in trees}
+    by_endpoint = {}
+    if split_cpu:  # the servers have stopped: each process wrote its last totals on the way out
+        counted = request_cpu.read_totals(cpu_dir)
+        for name, entry in counted.items():
+            old = counted_before.get(name, {"requests": 0, "cpu_s": 0.0})
+            by_endpoint[name] = (int(entry["requests"] - old["requests"]), entry["cpu_s"] - old["cpu_s"])
     check = check_database(database_url, [s.study_id for s in studies], log.acknowledged, log.refused,
                            [*log.unsettled, *log.abandoned])
     kind = "sqlite" if database_url.startswith("sqlite") else "postgres"
     topology = f" via nginx, {len(servers)} app servers x {server_workers} x {server_threads}" if nginx else ""
-    return LoadResult(kind, n_workers, log, check, topology, cpu)
+    return LoadResult(kind, n_workers, log, check, topology, cpu, by_endpoint)
 
 
 def print_result(result: LoadResult) -> None:
@@ -134,6 +147,8 @@ def print_result(result: LoadResult) -> None:
         n = max(1, len(log.acknowledged))
         print("CPU during the crowd (s; ms per judgment): " + ", ".join(
             f"{name} {seconds:.1f} ({seconds * 1000 / n:.2f})" for name, seconds in result.cpu_s.items()))
+    if result.by_endpoint:
+        print_cpu_split(result)
     errors = ", ".join(f"{endpoint} {what} x{n}" for (endpoint, what), n in sorted(log.errors.items())) or "none"
     print(f"errors (retried or final): {errors}")
     for line in log.unfinished[:5]:
@@ -142,6 +157,31 @@ def print_result(result: LoadResult) -> None:
     for name in ("missing", "duplicated", "refused_but_stored", "unexplained", "out_of_order"):
         for line in getattr(result.check, name)[:5]:
             print(f"  {name}: {line}")
+
+
+def answer_p99(result: LoadResult) -> float:
+    answer = next((row for row in percentile_table(result.log) if row[0] == "answer"), None)
+    return answer[4] if answer else float("nan")
+
+
+def print_cpu_split(result: LoadResult) -> None:
+    """The app servers' CPU by endpoint (thread CPU inside each request), and what the server
+    processes spent outside requests (gunicorn's HTTP handling, polling): their /proc CPU less the sum."""
+    n = max(1, len(result.log.acknowledged))
+    app_cpu = sum(s for name, s in result.cpu_s.items() if name.startswith("app server"))
+    naming = result.by_endpoint.get("(naming)", (0, 0.0))[1]
+    rows = sorted(((name, k, s) for name, (k, s) in result.by_endpoint.items() if name != "(naming)"),
+                  key=lambda row: -row[2])
+    inside = sum(s for _, _, s in rows)
+    requests = sum(k for _, k, _ in rows)
+    print(f"app servers' CPU by endpoint ({app_cpu:.1f} s in all = {app_cpu * 1000 / n:.2f} ms per judgment):")
+    print(f"  {'endpoint':<34}{'requests':>9}{'per judgment':>13}{'ms each':>9}{'ms per judgment':>16}{'share':>7}")
+    for name, k, s in rows:
+        print(f"  {name:<34}{k:>9}{k / n:>13.2f}{s * 1000 / max(1, k):>9.2f}{s * 1000 / n:>16.2f}{s / app_cpu:>7.0%}")
+    outside = app_cpu - inside - naming
+    print(f"  {'outside requests (gunicorn, idle)':<34}{requests:>9}{requests / n:>13.2f}{outside * 1000 / max(1, requests):>9.2f}"
+          f"{outside * 1000 / n:>16.2f}{outside / app_cpu:>7.0%}")
+    print(f"  {'(the counter itself)':<34}{'':>9}{'':>13}{'':>9}{naming * 1000 / n:>16.2f}{naming / app_cpu:>7.0%}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -159,6 +199,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--image-size", type=int, default=128)
     parser.add_argument("--postgres-url", default=os.environ.get("HYPE_TEST_POSTGRES_URL"))
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--stop-above-p99", type=float, default=None, metavar="MS",
+                        help="a sweep: no larger N once an N's answer p99 is above this (ms)")
+    parser.add_argument("--split-cpu", action="store_true",
+                        help="count the app servers' CPU by endpoint inside the server processes (hype.web.request_cpu)")
     args = parser.parse_args(argv)
     kinds = [k.strip() for k in args.db.split(",") if k.strip()]
     unknown = set(kinds) - {"sqlite", "postgres"}
@@ -178,10 +222,15 @@ def main(argv: list[str] | None = None) -> int:
                     result = run_load(url, data_dir, n, server_workers=args.server_workers,
                                       server_threads=args.server_threads, think_scale=args.think_scale,
                                       ramp_s=args.ramp, deadline_s=args.deadline, image_size=args.image_size,
-                                      seed=args.seed, nginx=args.nginx, app_servers=args.app_servers)
+                                      seed=args.seed, nginx=args.nginx, app_servers=args.app_servers,
+                                      split_cpu=args.split_cpu)
                 print_result(result)
                 results.append(result)
+                if args.stop_above_p99 is not None and answer_p99(result) > args.stop_above_p99:
+                    print(f"answer p99 {answer_p99(result):.0f} ms > {args.stop_above_p99:.0f} ms: no larger N")
+                    break
     print("\nsummary")
+    print(f"load average at the end: {' '.join(Path('/proc/loadavg').read_text().split()[:3])}")
     print(f"{'database':<10}{'workers':>8}{'judg/s':>8}{'answer p50':>11}{'p95':>8}{'p99':>8}{'errors':>8}  check")
     for r in results:
         answer = next((row for row in percentile_table(r.log) if row[0] == "answer"), None)

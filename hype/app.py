@@ -119,6 +119,9 @@ def create_app(config: Config | None = None, **overrides: Any) -> Flask:
     from hype.web import ratelimit
 
     ratelimit.install(app, config)
+    from hype.web import request_cpu
+
+    request_cpu.install_if_asked(app)  # outermost; only when HYPE_REQUEST_CPU_DIR asks (experiments/load_crowd.py)
     return app
 
 

@@ -883,8 +883,24 @@ def mask_count(session: Session, study_id: int) -> int:
     return n
 
 
+# A study's masks in their one order: a trial's mask URLs name masks by their index in it.
+_MASK_ORDER = Image.id
+
+
 def mask_images(session: Session, study_id: int) -> list[Image]:
-    return list(session.scalars(select(Image).where(Image.study_id == study_id, Image.pool == "mask").order_by(Image.id)))
+    return list(session.scalars(select(Image).where(Image.study_id == study_id, Image.pool == "mask").order_by(_MASK_ORDER)))
+
+
+# A mask request: the session's stage and the index-th mask of its study (hype.web.image_gate runs it
+# without the ORM). Masks are shared by every session of the study and counted nowhere.
+MASK_DELIVERY = (
+    select(Assignment.stage, Image.file_sha256)
+    .join(Image, (Image.study_id == Assignment.study_id) & (Image.pool == "mask"))
+    .where(Assignment.token == bindparam("token"))
+    .order_by(_MASK_ORDER)
+    .limit(1)
+    .offset(bindparam("index"))
+)
 
 
 def example_images(session: Session, assignment: Assignment) -> dict[str, Image]:

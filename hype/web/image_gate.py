@@ -1,9 +1,10 @@
-"""The trial-image request behind nginx, answered before Flask is entered.
+"""The trial-image and mask requests behind nginx, answered before Flask is entered.
 
-A worker's browser loads one trial image per judgment, and behind nginx the app's whole part is a
-yes or no: may this session see this image now (counting the delivery if so)? Through Flask and the
-ORM that yes costs about as much as a bare Flask handler that sends the file itself; here it is one
-prepared SELECT and one UPDATE on a pooled DB-API connection, and an X-Accel-Redirect.
+A worker's browser loads one trial image per judgment (and a timed trial's masks), and behind nginx
+the app's whole part is a yes or no: may this session see this image now (counting a trial image's
+delivery if so)? Through Flask and the ORM that yes costs more than a bare Flask handler that sends
+the file itself; here it is one prepared SELECT (and, for a trial image, one autocommitted UPDATE)
+on a DB-API connection the gate keeps, and an X-Accel-Redirect.
 
 Only the plain yes is answered here. Anything else (a malformed URL, an image that may not be
 shown, a database error) goes on to the Flask route, which checks again and answers as it always
@@ -22,9 +23,10 @@ from sqlalchemy.sql import Executable
 from hype.config import Config
 from hype.images import served_file
 from hype.proxy.nginx import accel_path
-from hype.sessions import COUNT_PRESENTATION, IMAGE_DELIVERY, may_deliver
+from hype.sessions import COUNT_PRESENTATION, IMAGE_DELIVERY, MASK_DELIVERY, TRIAL_STAGES, may_deliver
 
-_IMAGE_PATH = re.compile(r"/api/w/([A-Za-z0-9_-]{20,128})/img/([A-Za-z0-9_-]{1,64})")
+_IMAGE_PATH = re.compile(r"/api/w/([A-Za-z0-9_-]{20,128})/(img|masks)/([A-Za-z0-9_-]{1,64})")
+_MASK_INDEX = re.compile(r"[0-9]{1,4}")
 
 
 class PreparedSql:
@@ -38,13 +40,17 @@ class PreparedSql:
         self.names = tuple(compiled.positiontup or ()) if compiled.positional else None
         self.defaults = compiled.construct_params(_check=False)
 
-    def params(self, values: dict[str, Any]) -> Any:
+    def params(self, **values: Any) -> Any:
         bound = {**self.defaults, **values}
-        return tuple(bound[name] for name in self.names) if self.names is not None else bound
+        return tuple([bound[name] for name in self.names]) if self.names is not None else bound
+
+
+_HEADERS = (("Content-Type", "image/png"), ("Content-Length", "0"), ("Cache-Control", "private, no-store"))
 
 
 class ImageGate:
-    """WSGI middleware: GET /api/w/<token>/img/<image_token>, when allowed, without Flask."""
+    """WSGI middleware: GET /api/w/<token>/img/<image_token> and /api/w/<token>/masks/<index>, when
+    allowed, without Flask."""
 
     def __init__(self, app: Callable, engine: Engine, config: Config):
         self.app = app
@@ -52,38 +58,95 @@ class ImageGate:
         self.config = config
         self.lookup = PreparedSql(engine, IMAGE_DELIVERY)
         self.count = PreparedSql(engine, COUNT_PRESENTATION)
+        self.mask = PreparedSql(engine, MASK_DELIVERY)
+        # DB-API connections checked out of the engine's pool once and kept: a checkout and its
+        # return (with the pool's reset) cost about as much as the two statements. list.pop and
+        # list.append are atomic, so threads share the list without a lock; it holds at most as many
+        # connections as image requests ever ran at once in this process.
+        self.idle: list[Any] = []
+        # Files known to have their served copy (made at publish and never removed): checked once.
+        self.served: set[str] = set()
 
     def __call__(self, environ: dict[str, Any], start_response: Callable) -> Iterable[bytes]:
         match = _IMAGE_PATH.fullmatch(environ.get("PATH_INFO", "")) if environ.get("REQUEST_METHOD") == "GET" else None
-        file_sha256 = self._deliver(*match.groups()) if match else None
+        file_sha256 = None
+        if match is not None:
+            token, kind, name = match.groups()
+            if kind == "img":
+                file_sha256 = self._deliver(token, name)
+            elif _MASK_INDEX.fullmatch(name):
+                file_sha256 = self._mask(token, int(name))
         if file_sha256 is None:
             return self.app(environ, start_response)
-        start_response("200 OK", [("Content-Type", "image/png"), ("Content-Length", "0"),
-                                  ("Cache-Control", "private, no-store"), ("X-Accel-Redirect", accel_path(file_sha256))])
+        start_response("200 OK", [*_HEADERS, ("X-Accel-Redirect", accel_path(file_sha256))])
         return [b""]
 
     def _deliver(self, token: str, image_token: str) -> str | None:
         """The file to hand over, the delivery counted and committed; None to leave it to Flask."""
         try:
-            connection = self.engine.raw_connection()
+            connection = self._take()
         except Exception:  # noqa: BLE001 - the Flask route retries and reports
             return None
         try:
             cursor = connection.cursor()
-            cursor.execute(self.lookup.sql, self.lookup.params({"token": token, "image_token": image_token}))
+            cursor.execute(self.lookup.sql, self.lookup.params(token=token, image_token=image_token))
             row = cursor.fetchone()
             if row is None or not may_deliver(*row[1:-1]):
-                connection.rollback()
+                self.idle.append(connection)
                 return None
-            served_file(self.config.image_store, self.config.served_dir, row[-1])
-            cursor.execute(self.count.sql, self.count.params({"trial_id": row[0]}))
-            connection.commit()
-            return row[-1]
-        except Exception:  # noqa: BLE001 - nothing was counted (rolled back): Flask does it properly
-            try:
-                connection.rollback()
-            except Exception:  # noqa: BLE001
-                pass
+            file_sha256 = row[-1]
+            self._ensure_served(file_sha256)
+            cursor.execute(self.count.sql, self.count.params(trial_id=row[0]))  # autocommitted
+            self.idle.append(connection)
+            return file_sha256
+        except Exception:  # noqa: BLE001 - nothing was counted: Flask does it properly
+            _discard(connection)
             return None
-        finally:
-            connection.close()
+
+    def _mask(self, token: str, index: int) -> str | None:
+        """The session's study's index-th mask, while the session is in a trial stage; None to leave
+        it to Flask (which says why not: no such session or mask, a session that has ended)."""
+        try:
+            connection = self._take()
+        except Exception:  # noqa: BLE001
+            return None
+        try:
+            cursor = connection.cursor()
+            cursor.execute(self.mask.sql, self.mask.params(token=token, index=index))
+            row = cursor.fetchone()
+            self.idle.append(connection)
+            if row is None or row[0] not in TRIAL_STAGES:
+                return None
+            self._ensure_served(row[1])
+            return row[1]
+        except Exception:  # noqa: BLE001
+            _discard(connection)
+            return None
+
+    def _ensure_served(self, file_sha256: str) -> None:
+        if file_sha256 not in self.served:
+            served_file(self.config.image_store, self.config.served_dir, file_sha256)
+            self.served.add(file_sha256)
+
+    def _take(self) -> Any:
+        """A connection of the gate's own, the most recently used first; a new one from the engine's
+        pool (its connect events run) only when every one it holds is busy. The gate's connections
+        autocommit: the count is one statement, and a BEGIN and a COMMIT would double the calls into
+        the driver (each a round trip on PostgreSQL). The check and the count were never one
+        transaction (the SELECT locks nothing): an answer recorded between them is the race a
+        reload beside the answer always had, and the count, kept either way, flags that trial."""
+        try:
+            return self.idle.pop()
+        except IndexError:
+            connection = self.engine.raw_connection()
+            self.engine.dialect.set_isolation_level(connection.driver_connection, "AUTOCOMMIT")
+            return connection
+
+
+def _discard(connection: Any) -> None:
+    """A connection that failed is closed for good (the pool makes a fresh one in its place)."""
+    try:
+        connection.invalidate()
+        connection.close()
+    except Exception:  # noqa: BLE001
+        pass

@@ -12,6 +12,7 @@ from apihelpers import Worker
 from hype.app import create_app
 from hype.images import served_png
 from hype.models import Trial
+from hype.sessions import mask_images
 from hype.proxy.nginx import ACCEL_PREFIX
 
 pytestmark = pytest.mark.db
@@ -87,3 +88,29 @@ def test_client_address_comes_from_one_proxy_hop(nginx_app, app):
     assert nginx_app.test_client().get("/_probe/addr", headers=headers, environ_base=environ).text == "198.51.100.7"
     # without nginx in front the header is anyone's to forge, and is ignored
     assert app.test_client().get("/_probe/addr", headers=headers, environ_base=environ).text == "127.0.0.1"
+
+
+def test_masks_go_out_as_x_accel_redirect_before_flask_in_their_one_order(make_study, nginx_app, config, session, oracle):
+    study = make_study("hype-time", settings={"qualification": {"enabled": False}, "time": {"n_blocks": 1, "trials_per_block": 6}})
+    w = Worker(nginx_app, study.slug, {"PROLIFIC_PID": "p-nginx-mask", "STUDY_ID": "s", "SESSION_ID": "x"})
+    w.enter()
+    early = w.client.get(f"{w.api}/masks/0")  # before the trials: Flask's route decides, as without nginx
+    assert early.status_code == 200 and "Content-Security-Policy" in early.headers
+    w.instructions()
+    w.check()
+    trial = w.trial()["trial"]
+    assert trial["timed"] and trial["masks"]
+    masks = mask_images(session, study.id)
+    for url in trial["masks"]:
+        response = w.client.get(url)
+        assert response.status_code == 200 and response.data == b""
+        assert response.headers["Cache-Control"] == "private, no-store"
+        assert "Content-Security-Policy" not in response.headers  # answered before Flask (hype.web.image_gate)
+        index = int(url.rsplit("/", 1)[1])
+        assert _accel_file(config, response).stem == masks[index].file_sha256
+    # what Flask refuses is still refused, by Flask: no such mask, no such session
+    beyond = w.client.get(f"{w.api}/masks/{len(masks)}")
+    assert beyond.status_code == 404 and "X-Accel-Redirect" not in beyond.headers
+    stranger = w.client.get(f"/api/w/{'A' * 43}/masks/0")
+    assert stranger.status_code == 404 and stranger.get_json()["error"] == "unknown-session"
+    assert "X-Accel-Redirect" not in stranger.headers
