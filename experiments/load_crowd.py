@@ -209,6 +209,7 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown database kind(s): {', '.join(sorted(unknown))}")
     sizes = [int(n) for n in args.workers.split(",")]
+    print(f"load average at the start: {' '.join(Path('/proc/loadavg').read_text().split()[:3])}", flush=True)
     results = []
     with ExitStack() as stack:
         admin = args.postgres_url
