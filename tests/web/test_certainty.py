@@ -38,6 +38,20 @@ def alice(session, client):
     return researcher
 
 
+def alices_study_with_evaluators(session, make_study, alice, n: int, *, seed: int, accuracy: float,
+                                 mode: str = "hype-infinity", settings: dict = SETTINGS):
+    """A study of alice's on which n workers have completed (alternating between its two models); the rng
+    goes back to the test so that later players continue the same draws."""
+    study = make_study(mode, settings=settings)
+    study.owner_id = alice.id
+    session.commit()
+    rng = np.random.default_rng(seed)
+    for k in range(n):
+        play(session, study, f"w{k}", accuracy=accuracy, rng=rng)
+    session.commit()
+    return study, rng
+
+
 BAD = [("stopping_min_evaluators", "5", "stopping.min_evaluators must be >= 10"),
        ("stopping_target_halfwidth", "60", "half-width in percentage points between 0 (no target) and 50")]
 
@@ -63,13 +77,8 @@ def test_new_study_form_sets_a_target_certainty_and_refuses_a_bad_one(client, al
 
 
 def test_dashboard_shows_each_models_half_width_and_a_cached_forecast(client, alice, make_study, session, monkeypatch):
-    study = make_study(settings=SETTINGS)
-    study.owner_id = alice.id
-    session.commit()
-    rng = np.random.default_rng(4)
-    for k in range(12):  # six evaluators per model, alternating: a model has a fitted population
-        play(session, study, f"w{k}", accuracy=0.85, rng=rng)
-    session.commit()
+    # six evaluators per model, alternating: a model has a fitted population
+    study, _ = alices_study_with_evaluators(session, make_study, alice, 12, seed=4, accuracy=0.85)
 
     url = f"/studies/{study.id}"
     page = client.get(url).get_data(as_text=True)
@@ -109,13 +118,7 @@ def test_dashboard_shows_each_models_half_width_and_a_cached_forecast(client, al
 
 
 def test_live_json_carries_the_certainty_card_so_it_moves_without_a_reload(client, alice, make_study, session):
-    study = make_study(settings=SETTINGS)
-    study.owner_id = alice.id
-    session.commit()
-    rng = np.random.default_rng(5)
-    for k in range(4):
-        play(session, study, f"w{k}", accuracy=0.85, rng=rng)
-    session.commit()
+    study, rng = alices_study_with_evaluators(session, make_study, alice, 4, seed=5, accuracy=0.85)
     live = f"/studies/{study.id}/live.json"
     before = client.get(live).get_json()["certainty_html"]
     assert 'id="certainty-card"' in before and re.search(r"<tr><td>alpha</td><td>2</td>", before)
@@ -225,13 +228,8 @@ def test_a_quest_studys_forecast_runs_as_a_background_job_not_in_the_request(cli
     from hype.jobs import run_job
     from hype.models import Job
 
-    study = make_study("hype-time", settings=QUEST)
-    study.owner_id = alice.id
-    session.commit()
-    rng = np.random.default_rng(9)
-    for k in range(4):
-        play(session, study, f"w{k}", accuracy=0.8, rng=rng)
-    session.commit()
+    study, rng = alices_study_with_evaluators(session, make_study, alice, 4, seed=9, accuracy=0.8, mode="hype-time",
+                                              settings=QUEST)
 
     def no_simulation(*args, **kwargs):
         raise AssertionError("a QUEST+ forecast was simulated in the request")
