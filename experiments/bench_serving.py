@@ -44,7 +44,6 @@ from typing import Any
 
 import aiohttp
 import numpy as np
-from sqlalchemy.engine import make_url
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -428,8 +427,11 @@ def main(argv: list[str] | None = None) -> int:
     return 1 if errors else 0
 
 
-def _start_hype(kind: str, data_dir: Path, args, stack: ExitStack, name: str, code_dir: Path | None = None) -> Target:
-    """A hype server (behind its own nginx with --nginx) on a fresh database with the bench's studies."""
+def _start_hype(kind: str, data_dir: Path, args, stack: ExitStack, name: str, phases, code_dir: Path | None = None,
+                cluster_stack: ExitStack | None = None) -> Target:
+    """A hype server (behind its own nginx with --nginx) on a fresh database with the bench's studies; the
+    QUEST+ study only when a phase needs it. A throwaway PostgreSQL cluster (made on ``cluster_stack``, else
+    ``stack``, and reused by later calls) has its CPU counted apart; a --postgres-url server is shared, so not."""
     db_pid = None
     if kind == "sqlite":
         url = f"sqlite:///{data_dir / 'hype.db'}"
@@ -438,16 +440,19 @@ def _start_hype(kind: str, data_dir: Path, args, stack: ExitStack, name: str, co
         if not admin:
             from crowd_setup import throwaway_postgres
 
-            admin = stack.enter_context(throwaway_postgres(port=BENCH_PG_PORT))
+            admin = (cluster_stack or stack).enter_context(throwaway_postgres(port=BENCH_PG_PORT))
             args.postgres_url = admin
-        db_pid = postmaster_pid(make_url(admin).port or 5432)
+            args.throwaway_postgres = True
+        if getattr(args, "throwaway_postgres", False):
+            db_pid = postmaster_pid(BENCH_PG_PORT)
         url = stack.enter_context(scratch_postgres_database(admin, prefix="hype_bench"))
     config = load_server_config(data_dir, url)
     studies = build_load_studies(config, image_size=args.image_size, seed=args.seed, settings_by_mode=BENCH_SETTINGS)
     slugs = {s.mode: s.slug for s in studies}
-    quest = build_load_studies(config, image_size=args.image_size, seed=args.seed, modes=("hype-time",),
-                               settings_by_mode={"hype-time": BENCH_SETTINGS["hype-time-quest"]})
-    slugs["hype-time-quest"] = quest[0].slug
+    if any(m == "hype-time-quest" for _, m in phases):  # a HYPE-time study of its own, with QUEST+
+        quest = build_load_studies(config, image_size=args.image_size, seed=args.seed, modes=("hype-time",),
+                                   settings_by_mode={"hype-time": BENCH_SETTINGS["hype-time-quest"]})
+        slugs["hype-time-quest"] = quest[0].slug
     server = Server(config, workers=args.workers, threads=args.threads, behind_nginx=args.nginx, code_dir=code_dir)
     server.start()
     stack.callback(server.stop)
@@ -475,7 +480,8 @@ def ab_rounds(args, kinds: list[str], hype_phases: list[tuple[str, str]], wanted
         targets: list[tuple[Target, list[tuple[str, str]]]] = []
         for kind in kinds:
             for label, code in (("new", None), ("old", args.against)):
-                target = _start_hype(kind, root / f"hype-{kind}-{label}", args, stack, f"hype {kind} {label}", code)
+                target = _start_hype(kind, root / f"hype-{kind}-{label}", args, stack, f"hype {kind} {label}", hype_phases,
+                                     code)
                 targets.append((target, hype_phases))
         bare_phases = {"sqlite3": [p for p in ("answer", "image", "judgment") if p in wanted],
                        "wsgi": [p for p in ("image",) if p in wanted]}
@@ -513,37 +519,8 @@ def ab_rounds(args, kinds: list[str], hype_phases: list[tuple[str, str]], wanted
 
 
 def _bench_hype(kind: str, root: Path, args, phases, stack: ExitStack) -> list[PhaseResult]:
-    data_dir = root / f"hype-{kind}"
-    db_pid = None
-    with ExitStack() as inner:
-        if kind == "sqlite":
-            url = f"sqlite:///{data_dir / 'hype.db'}"
-        else:
-            admin = args.postgres_url
-            if not admin:
-                from crowd_setup import throwaway_postgres
-
-                admin = stack.enter_context(throwaway_postgres(port=BENCH_PG_PORT))
-                db_pid = postmaster_pid(BENCH_PG_PORT)
-            url = inner.enter_context(scratch_postgres_database(admin, prefix="hype_bench"))
-        config = load_server_config(data_dir, url)
-        studies = build_load_studies(config, image_size=args.image_size, seed=args.seed, settings_by_mode=BENCH_SETTINGS)
-        slugs = {s.mode: s.slug for s in studies}
-        if any(m == "hype-time-quest" for _, m in phases):  # a HYPE-time study of its own, with QUEST+
-            quest = build_load_studies(config, image_size=args.image_size, seed=args.seed, modes=("hype-time",),
-                                       settings_by_mode={"hype-time": BENCH_SETTINGS["hype-time-quest"]})
-            slugs["hype-time-quest"] = quest[0].slug
-        server = Server(config, workers=args.workers, threads=args.threads, behind_nginx=args.nginx)
-        server.start()
-        inner.callback(server.stop)
-        base_url, front_pid = server.base_url, None
-        if args.nginx:
-            front = Nginx(config, [f"127.0.0.1:{server.port}"])
-            front.start()
-            inner.callback(front.stop)
-            base_url, front_pid = front.base_url, front.process.pid
-        target = Target(f"hype {kind}", base_url, server.process.pid, "hype",
-                        slugs=slugs, db_pid=db_pid, front_pid=front_pid)
+    with ExitStack() as inner:  # this server and its database go before the next kind's start
+        target = _start_hype(kind, root / f"hype-{kind}", args, inner, f"hype {kind}", phases, cluster_stack=stack)
         return bench_target(target, phases, args.requests, args.clients, args.warmup, args.seed)
 
 
