@@ -35,7 +35,7 @@ def main() -> None:
     big = counts(2_000_000, spam, np.random.default_rng(9))
     truth = float((big.fake_errors + big.real_errors).sum() / (big.n_fake + big.n_real).sum())
     data = counts(S * n, spam, rng)
-    for m in ("studentized", "betabinomial-t"):
+    for m in ("studentized", "betabinomial-t", "kg-t"):
         c = interval_coverage(data, truth, n, m, n_resamples=1000, rng=1)
         print(f"random answerers {spam:.0%} n={n} {m:15s} cover {100*c.covered:.1f} above {100*c.truth_above:.2f} below {100*c.truth_below:.2f} hw {100*c.mean_halfwidth:.2f}", flush=True)
 

@@ -18,23 +18,26 @@ __all__ = ["Coverage", "interval_coverage", "MEASURED", "SIZES", "coverage_note"
 
 # (method, mode, evaluators) -> (coverage %, truth above the interval %, truth below %) of nominal 95%
 # intervals, from experiments/ci_coverage.py (default simulated population; 10,000 simulated studies per
-# cell for studentized and betabinomial-t, 4,000 for the others; full table in experiments/ci_coverage.md).
+# cell for studentized, betabinomial-t and kg-t, 4,000 for the others; full table in experiments/ci_coverage.md).
 MEASURED: dict[tuple[str, str, int], tuple[float, float, float]] = {
     ("percentile", "hype-infinity", 10): (88.4, 7.8, 3.7),
     ("BCa", "hype-infinity", 10): (88.8, 7.0, 4.3),
     ("expanded", "hype-infinity", 10): (94.0, 4.5, 1.6),
     ("studentized", "hype-infinity", 10): (94.6, 3.4, 2.0),
     ("betabinomial-t", "hype-infinity", 10): (94.8, 3.2, 2.0),
+    ("kg-t", "hype-infinity", 10): (95.9, 2.1, 2.0),
     ("percentile", "hype-infinity", 30): (93.1, 4.5, 2.4),
     ("BCa", "hype-infinity", 30): (93.1, 3.9, 3.0),
     ("expanded", "hype-infinity", 30): (94.6, 3.5, 1.8),
     ("studentized", "hype-infinity", 30): (94.9, 2.9, 2.2),
     ("betabinomial-t", "hype-infinity", 30): (95.0, 2.8, 2.2),
+    ("kg-t", "hype-infinity", 30): (95.3, 2.5, 2.2),
     ("percentile", "hype-infinity", 60): (94.5, 3.1, 2.4),
     ("BCa", "hype-infinity", 60): (94.3, 2.7, 3.0),
     ("expanded", "hype-infinity", 60): (95.1, 2.8, 2.1),
     ("studentized", "hype-infinity", 60): (95.2, 2.5, 2.3),
     ("betabinomial-t", "hype-infinity", 60): (95.2, 2.7, 2.2),
+    ("kg-t", "hype-infinity", 60): (95.3, 2.4, 2.3),
     ("percentile", "hype-time", 10): (90.5, 5.9, 3.7),
     ("BCa", "hype-time", 10): (90.1, 5.9, 4.0),
     ("expanded", "hype-time", 10): (94.5, 3.6, 1.9),
@@ -51,7 +54,8 @@ MEASURED: dict[tuple[str, str, int], tuple[float, float, float]] = {
 SIZES: tuple[int, ...] = (10, 30, 60)
 _NAMES = {"percentile": "percentile bootstrap", "BCa": "BCa bootstrap", "expanded": "expanded percentile bootstrap",
           "studentized": "studentized bootstrap (bootstrap-t)",
-          "betabinomial-t": "beta-binomial bootstrap-t"}
+          "betabinomial-t": "beta-binomial bootstrap-t",
+          "kg-t": "Korn-Graubard-bounded studentized bootstrap (kg-t)"}
 
 
 @dataclass(frozen=True)

@@ -9,9 +9,9 @@ import click
 from hype.cli.base import Context, fail, pass_ctx
 
 # hype.scoring.METHODS, spelled out so `hype --help` need not import scipy (a test keeps them equal).
-SCORING_METHODS = ("percentile", "BCa", "expanded", "studentized", "betabinomial-t")
+SCORING_METHODS = ("percentile", "BCa", "expanded", "studentized", "betabinomial-t", "kg-t")
 # hype.scoring.DEFAULT_METHODS, spelled out for the same reason (a test keeps them equal).
-DEFAULT_SCORING_METHODS = {"hype-infinity": "studentized", "hype-time": "studentized"}
+DEFAULT_SCORING_METHODS = {"hype-infinity": "kg-t", "hype-time": "studentized"}
 
 
 @click.command("score")
@@ -21,7 +21,7 @@ DEFAULT_SCORING_METHODS = {"hype-infinity": "studentized", "hype-time": "student
 @click.option("--n-fake", type=int, help="(--from-csv) Fake images per participant when the CSV has no n_fake column [default: 100].")
 @click.option("--n-real", type=int, help="(--from-csv) Real images per participant when the CSV has no n_real column [default: 100].")
 @click.option("--resamples", type=int, help="Bootstrap resamples over evaluators [default: the study's setting; 10000 for --from-csv].")
-@click.option("--method", type=click.Choice(SCORING_METHODS, case_sensitive=False), help="Bootstrap interval [default: the one whose measured coverage was 93-97% with balanced misses: studentized; the paper used percentile; betabinomial-t is HYPE-∞ only and trusts a beta shape of evaluators' error rates].")
+@click.option("--method", type=click.Choice(SCORING_METHODS, case_sensitive=False), help="Bootstrap interval [default: the one whose measured coverage was 93-97% with balanced misses: kg-t for HYPE-∞ (studentized, its bound toward 50% no nearer than Korn-Graubard's), studentized for HYPE-time; the paper used percentile; betabinomial-t (HYPE-∞ only) trusts a beta shape of evaluators' error rates].")
 @click.option("--seed", type=int, help="Bootstrap seed [default: the study seed; 0 for --from-csv].")
 @click.option("--measured/--requested", default=None,
               help="(STUDY, HYPE-time) Score the measured on-screen exposures / the requested ones [default: the study's setting].")

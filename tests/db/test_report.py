@@ -202,7 +202,7 @@ def test_infinity_report_matches_score_study(session, config, make_study):
         # d' and c beside the error rate, each with its interval
         assert f">{r.sdt.d_prime:.2f} ({r.sdt.d_prime_ci.low:.2f} – {r.sdt.d_prime_ci.high:.2f})<" in board
     # the interval method is named with its measured coverage
-    assert "studentized bootstrap (bootstrap-t) over evaluators, 95%: simulated coverage" in board
+    assert "Korn-Graubard-bounded studentized bootstrap (kg-t) over evaluators, 95%: simulated coverage" in board
     assert [r.model for r in score.leaderboard.rows][0] == "alpha"  # fooled more often = more realistic
     assert board.count("data:image/png;base64,") == 1  # the forest plot
     # user-given names are escaped everywhere, never markup

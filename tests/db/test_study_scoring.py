@@ -286,7 +286,7 @@ def test_bootstrap_is_seeded_from_the_study_and_reproducible(session, inf):
 
 def test_settings_come_from_the_study_unless_overridden(session, inf):
     score = score_study(session, inf.b.study)
-    assert (score.settings.n_resamples, score.settings.method, score.settings.confidence_level) == (10_000, "studentized", 0.95)
+    assert (score.settings.n_resamples, score.settings.method, score.settings.confidence_level) == (10_000, "kg-t", 0.95)
     assert score.settings.exposure is None
     bca = score_study(session, inf.b.study, method="bca", n_resamples=200)
     assert bca.settings.method == bca.leaderboard.method == "BCa"

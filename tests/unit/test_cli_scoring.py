@@ -46,7 +46,7 @@ def test_score_table_output_and_bad_file_error(tmp_path):
                    for n in SIZES]
         return any(f"CI: {f}" in output for f in figures)
 
-    assert named("studentized", "studentized bootstrap (bootstrap-t)", ok.output)  # HYPE-infinity's default
+    assert named("kg-t", "Korn-Graubard-bounded studentized bootstrap (kg-t)", ok.output)  # HYPE-infinity's default
     assert "d-prime" in ok.output
     pct = CliRunner().invoke(main, ["score", "--from-csv", str(_csv(tmp_path)), "--resamples", "500", "--method", "percentile"])
     assert named("percentile", "percentile bootstrap", pct.output)

@@ -454,8 +454,62 @@ def test_betabinomial_t_is_for_error_counts_only_and_not_the_default():
     counts = InfinityCounts.from_counts([f"w{i}" for i in range(8)], "m", [3, 6, 4, 9, 2, 5, 7, 3], 50,
                                         [4, 5, 3, 7, 4, 6, 5, 2], 50)
     board = sc.leaderboard(counts, n_resamples=500)
-    assert board.method == sc.DEFAULT_METHODS["hype-infinity"] == "studentized"
+    assert board.method == sc.DEFAULT_METHODS["hype-infinity"] == "kg-t"
     assert "betabinomial-t" in sc.MODEL_BASED_METHODS and sc.leaderboard(counts, n_resamples=500,
                                                                         method="betabinomial-t").method == "betabinomial-t"
     assert board.rows[0].sdt.method == "studentized"  # d' and c are means: the studentized interval
     assert sc.leaderboard(t, n_resamples=500).method == sc.DEFAULT_METHODS["hype-time"] == "studentized"
+
+
+def test_korn_graubard_interval_matches_a_hand_computation():
+    """Errors 2, 5, 3, 10 of 20 trials: pooled 0.25; v = 4/3 * (9 + 0 + 4 + 25) / 80^2; effective trials
+    0.1875 / v = 3600 / 152, times (z / t_3)^2; Clopper-Pearson at x = 0.25 of that. With no errors at all
+    (v = 0) the effective trials are the trials themselves, and Clopper-Pearson's bound at x = 0 has a
+    closed form, 1 - 0.025^(1 / n); all errors mirror it."""
+    e, t = np.array([2.0, 5.0, 3.0, 10.0]), np.full(4, 20.0)
+    n_df = 3600 / 152 * (stats.norm.ppf(0.975) / stats.t.ppf(0.975, 3)) ** 2
+    ci = sc.korn_graubard_interval(e, t, 0.95)
+    assert ci.low == pytest.approx(stats.beta.ppf(0.025, 0.25 * n_df, 0.75 * n_df + 1), rel=1e-9)
+    assert ci.high == pytest.approx(stats.beta.ppf(0.975, 0.25 * n_df + 1, 0.75 * n_df), rel=1e-9)
+    n_df = 150 * (stats.norm.ppf(0.975) / stats.t.ppf(0.975, 2)) ** 2
+    assert sc.korn_graubard_interval(np.zeros(3), np.full(3, 50.0), 0.95) == (0.0, pytest.approx(1 - 0.025 ** (1 / n_df)))
+    assert sc.korn_graubard_interval(np.full(3, 50.0), np.full(3, 50.0), 0.95) == (pytest.approx(0.025 ** (1 / n_df)), 1.0)
+    assert all(math.isnan(b) for b in sc.korn_graubard_interval(np.array([3.0]), np.array([20.0]), 0.95))
+
+
+def test_kg_t_moves_only_the_bound_toward_half_out_to_korn_graubards_and_mirrors():
+    """A low error rate spread evenly (the sample shows no lean): the bootstrap-t's upper bound stays near
+    where its lower one is, Korn-Graubard's reaches further, and kg-t takes it; its lower bound is the
+    bootstrap-t's, from the same resamples. Errors and correct answers swapped, every bound mirrors."""
+    ids = [f"w{i}" for i in range(10)]
+    totals = np.array([8, 12, 9, 11, 10, 10, 7, 13, 9, 11])  # of 100: 10%
+    stud = sc.bootstrap_infinity(_split(ids, totals), method="studentized", n_resamples=4000, rng=3)
+    res = sc.bootstrap_infinity(_split(ids, totals), method="kg-t", n_resamples=4000, rng=3)
+    kg = sc.korn_graubard_interval(totals.astype(float), np.full(10, 100.0), 0.95)
+    assert np.array_equal(res.bootstrap_distribution, stud.bootstrap_distribution) and res.method == "kg-t"
+    assert res.confidence_interval.low == stud.confidence_interval.low
+    assert res.confidence_interval.high == kg.high > stud.confidence_interval.high + 0.005
+    mirrored = sc.bootstrap_infinity(_split(ids, 100 - totals), method="kg-t", n_resamples=4000, rng=3)
+    assert mirrored.confidence_interval.low == pytest.approx(1 - res.confidence_interval.high, abs=1e-12)
+    assert mirrored.confidence_interval.high == pytest.approx(1 - res.confidence_interval.low, abs=1e-12)
+    # at exactly one half both bounds are the further of the two
+    half = np.array([40, 60, 45, 55, 30, 70, 48, 52, 42, 58])
+    both = sc.bootstrap_infinity(_split(ids, half), method="kg-t", n_resamples=4000, rng=3).confidence_interval
+    plain = sc.bootstrap_infinity(_split(ids, half), method="studentized", n_resamples=4000, rng=3).confidence_interval
+    kg = sc.korn_graubard_interval(half.astype(float), np.full(10, 100.0), 0.95)
+    assert both == (min(plain.low, kg.low), max(plain.high, kg.high))
+
+
+def test_kg_t_gives_no_errors_a_width_and_one_evaluator_none():
+    """Three evaluators without an error: the bootstrap-t has no spread to work with (0% - 0%, which reads
+    as certainty); kg-t's upper bound is Clopper-Pearson's at the trials. One evaluator: nothing to say
+    about the spread between evaluators, so the bootstrap-t's (zero-width; pages show no CI below
+    MIN_EVALUATORS_FOR_CI) stands."""
+    zero = InfinityCounts.from_counts(["a", "b", "c"], "m", [0, 0, 0], 25, [0, 0, 0], 25)
+    assert sc.bootstrap_infinity(zero, method="studentized", n_resamples=500, rng=1).confidence_interval == (0.0, 0.0)
+    ci = sc.bootstrap_infinity(zero, method="kg-t", n_resamples=500, rng=1).confidence_interval
+    assert ci.low == 0.0 and ci.high == pytest.approx(1 - 0.025 ** (1 / (150 * (1.959964 / stats.t.ppf(0.975, 2)) ** 2)))
+    one = InfinityCounts.from_counts(["a"], "m", [4], 25, [2], 25)
+    assert sc.bootstrap_infinity(one, method="kg-t", n_resamples=500, rng=1).confidence_interval == (0.12, 0.12)
+    with pytest.raises(ScoringError, match="use studentized"):
+        sc.bootstrap_mean([0.1, 0.4, 0.3], method="kg-t")
