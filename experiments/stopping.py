@@ -35,6 +35,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from hype import scoring  # noqa: E402
+from hype.adaptive import QuestConfig  # noqa: E402
 from hype.scoring import bootstrap_mean  # noqa: E402
 from hype import simulate as sm  # noqa: E402
 from hype import stopping as st  # noqa: E402
@@ -81,7 +82,9 @@ def quest_pools(pops: dict[str, sm.Population], sizes: dict[str, int], seed: int
     study default 3 x 150 trials) per population, from the cache file when it was built for exactly
     these populations, settings and sizes, else built in chunks and cached."""
     settings = replace(TimeSettings(), adaptive=True)
-    key = repr((sorted((k, repr(p), sizes[k]) for k, p in pops.items()), repr(settings), seed))
+    # the exposure rule is part of the key: a pool of another rule's scores is another pool
+    rule = QuestConfig.from_time_settings(settings).target
+    key = repr((sorted((k, repr(p), sizes[k]) for k, p in pops.items()), repr(settings), seed, rule))
     if path.exists():
         cached = np.load(path, allow_pickle=False)
         if str(cached["key"]) == key:

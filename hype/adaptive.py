@@ -6,6 +6,16 @@ is shallow. QUEST+ (Watson 2017, J. Vision 17(3):10) keeps a posterior over the 
 psychometric function and shows, at every trial, the exposure whose answer is expected to shrink
 that posterior most (minimum expected entropy). The score is then the posterior's threshold.
 
+Which entropy (`QuestConfig.target`): by default that of the threshold's marginal posterior, slope
+and lapse summed out (the psi-marginal method, Prins 2013, J. Vision 13(7):3), not of the joint
+posterior over all three (QUEST+ as Watson wrote it). The score is the threshold; spending trials to
+learn the slope and the lapse for their own sake cost precision where it counts: on the simulated
+populations of experiments/adaptive_time.py the joint rule's per-evaluator error against each
+evaluator's own 75% threshold (RMSE, 3 x 150 trials) was 19.2 ms (steep functions), 26.4 (shallow)
+and 37.1 (10% lapses), the marginal rule's 12.6, 20.9 and 29.0 (the paper's staircase, its trials
+scored by the posterior: 14.0, 21.9, 30.2). Blocks stored before this choice existed replay with the
+joint rule they were run with.
+
 Model of one evaluator (the same family as hype.simulate's observers):
 
     p(correct | t) = 1/2 + (1/2 - lapse) * (1 - exp(-(t / s) ** slope))
@@ -15,12 +25,15 @@ parameter grid is threshold (geometric, from the shortest to the longest exposur
 lapse; "lapse" here is everything that keeps an evaluator below 100% at unlimited time (real lapses
 and fakes they never spot). Prior: uniform over the grid (log-uniform in threshold).
 
-Speed: the expected entropy of every candidate exposure is two matrix products with tables built
-once per configuration (the expected posterior entropy for exposure k is
-H(post) - post . sum_r L_kr log L_kr + sum_r p_kr log p_kr, with p_kr = post . L_kr), so one choice
-costs well under a millisecond on the server and thousands of simulated evaluators can run in
-lockstep. The `questplus` package implements the same method on xarray; it took ~10 ms per answer
-here (experiments/adaptive_time.py measures both), five times the answer path's 2 ms budget.
+Speed: the joint rule's expected entropy of every candidate exposure is two matrix products with
+tables built once per configuration (the expected posterior entropy for exposure k is
+H(post) - post . sum_r L_kr log L_kr + sum_r p_kr log p_kr, with p_kr = post . L_kr); the threshold
+rule's needs the joint probability of each answer and threshold (one einsum over the grid) and its
+entropy. Either costs well under a millisecond per answer on the server (experiments/adaptive_time.py
+measures it) and thousands of simulated evaluators can run in lockstep; in lockstep the threshold rule
+costs about twice the joint rule per simulated trial. The `questplus` package implements QUEST+ on
+xarray; it took ~10 ms per answer idle (over 100 ms under load) here, five times the answer path's
+2 ms budget.
 
 State is the answer history of a block (exposure index, correct), so a stored block can be replayed
 exactly and an answer recorded twice cannot move it twice. Pure: numpy only.
@@ -59,6 +72,11 @@ DEFAULT_LAPSES: tuple[float, ...] = (0.02, 0.08, 0.16)
 DEFAULT_N_THRESHOLDS = 60
 # 60 exposures over 100-1000 ms are 15 ms apart: finer than a 60 Hz display (16.7 ms) can show anyway.
 DEFAULT_N_LEVELS = 60
+# What each exposure is chosen to learn about (see the module docstring): "threshold" (psi-marginal,
+# the default) or "parameters" (Watson's QUEST+, the joint posterior; also what a stored block without
+# the key was run with).
+TARGETS: tuple[str, ...] = ("threshold", "parameters")
+DEFAULT_TARGET = "threshold"
 
 
 @dataclass(frozen=True)
@@ -70,6 +88,7 @@ class QuestConfig:
     slopes: tuple[float, ...] = DEFAULT_SLOPES
     lapses: tuple[float, ...] = DEFAULT_LAPSES
     n_trials: int = 150
+    target: str = DEFAULT_TARGET
     procedure: str = field(default="quest+", init=False)
 
     def __post_init__(self) -> None:
@@ -83,6 +102,8 @@ class QuestConfig:
             raise ValueError("a lapse of 25% or more never reaches 75% correct")
         if self.n_trials < 1:
             raise ValueError("n_trials must be >= 1")
+        if self.target not in TARGETS:
+            raise ValueError(f"target must be one of {', '.join(TARGETS)}, not {self.target!r}")
 
     @classmethod
     def from_time_settings(cls, t: Any, *, n_levels: int = DEFAULT_N_LEVELS,
@@ -95,13 +116,14 @@ class QuestConfig:
     def to_dict(self) -> dict[str, Any]:
         return {"procedure": self.procedure, "levels_ms": list(self.levels_ms),
                 "thresholds_ms": list(self.thresholds_ms), "slopes": list(self.slopes),
-                "lapses": list(self.lapses), "n_trials": self.n_trials}
+                "lapses": list(self.lapses), "n_trials": self.n_trials, "target": self.target}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "QuestConfig":
         data = dict(data)
         if data.pop("procedure", "quest+") != "quest+":
             raise ValueError("not a QUEST+ configuration")
+        data.setdefault("target", "parameters")  # stored before the choice existed: replay as it ran
         return cls(**data)
 
 
@@ -114,6 +136,7 @@ class QuestTables:
     log_like: np.ndarray  # (2, K, P): [wrong, correct]
     like: np.ndarray  # (2, K, P)
     neg_h: np.ndarray  # (P, K): sum_r L log L, for the expected-entropy product
+    like_by_threshold: np.ndarray  # (2, K, thresholds, slopes x lapses): `like`, threshold first
 
 
 def p_correct(t_ms: Any, threshold: Any, slope: Any, lapse: Any) -> np.ndarray:
@@ -136,7 +159,8 @@ def _tables_cached(levels: tuple, thresholds: tuple, slopes: tuple, lapses: tupl
     neg_h = (like * log_like).sum(axis=0).T.copy()
     for arr in (like, log_like, neg_h):
         arr.setflags(write=False)
-    return QuestTables(np.array(levels), th, log_like, like, neg_h)
+    by_threshold = like.reshape(2, len(levels), len(thresholds), -1)
+    return QuestTables(np.array(levels), th, log_like, like, neg_h, by_threshold)
 
 
 def tables(cfg: QuestConfig) -> QuestTables:
@@ -157,9 +181,12 @@ def _normalise(log_post: np.ndarray) -> np.ndarray:
     return w / w.sum(axis=-1, keepdims=True)
 
 
-def choose(tab: QuestTables, post: np.ndarray) -> np.ndarray:
+def choose(tab: QuestTables, post: np.ndarray, target: str = "parameters") -> np.ndarray:
     """Index of the exposure with the least expected posterior entropy, for one posterior (P,) or a
-    stack (N, P). Ties go to the shortest exposure (argmin's first)."""
+    stack (N, P): of the joint posterior ("parameters") or of the threshold's marginal ("threshold").
+    Ties go to the shortest exposure (argmin's first)."""
+    if target == "threshold":
+        return _choose_for_threshold(tab, post)
     p_kr = np.stack([post @ tab.like[0].T, post @ tab.like[1].T])  # (2, [N,] K)
     with np.errstate(divide="ignore", invalid="ignore"):
         plogp = np.where(p_kr > 0, p_kr * np.log(p_kr), 0.0).sum(axis=0)
@@ -167,10 +194,28 @@ def choose(tab: QuestTables, post: np.ndarray) -> np.ndarray:
     return np.argmin(expected_h, axis=-1)
 
 
+def _choose_for_threshold(tab: QuestTables, post: np.ndarray, chunk: int = 256) -> np.ndarray:
+    """Expected entropy of the threshold's marginal posterior after each exposure: with m_krj the joint
+    probability of answer r and threshold j (slope and lapse summed out), sum_r [-sum_j m log m + p_r log p_r]
+    where p_r = sum_j m_krj. Stacks go in chunks, so the (N, 2, K, thresholds) array stays small."""
+    n_th = tab.like_by_threshold.shape[2]
+    single = post.ndim == 1
+    stack = post.reshape(-1, n_th, tab.like_by_threshold.shape[3])
+    out = np.empty(stack.shape[0], dtype=np.int64)
+    for a in range(0, stack.shape[0], chunk):
+        m = np.einsum("njq,rkjq->nrkj", stack[a:a + chunk], tab.like_by_threshold)
+        p_r = m.sum(axis=-1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            h = (-np.where(m > 0, m * np.log(m), 0.0).sum(axis=(1, 3))
+                 + np.where(p_r > 0, p_r * np.log(p_r), 0.0).sum(axis=1))
+        out[a:a + chunk] = np.argmin(h, axis=-1)
+    return out[0] if single else out
+
+
 def next_exposure(cfg: QuestConfig, history: Sequence[Sequence[int]]) -> tuple[int, float]:
     """(index, ms) of the exposure QUEST+ shows after `history`."""
     tab = tables(cfg)
-    k = int(choose(tab, _normalise(log_posterior(cfg, history))))
+    k = int(choose(tab, _normalise(log_posterior(cfg, history)), cfg.target))
     return k, float(tab.levels[k])
 
 
@@ -206,7 +251,7 @@ def run_many(cfg: QuestConfig, respond: Any, n: int, n_trials: int, rng: np.rand
     for t in range(n_trials):
         if t in record_at:
             snapshots[t] = log_post.copy()
-        k = choose(tab, _normalise(log_post))
+        k = choose(tab, _normalise(log_post), cfg.target)
         x = tab.levels[k]
         c = respond(t, x, rng.random(n))
         exposure[:, t], correct[:, t] = x, c
@@ -279,7 +324,7 @@ def block_advance(config: dict[str, Any], state: dict[str, Any], correct: bool) 
         if len(_posteriors) >= _POSTERIORS_KEPT:
             _posteriors.clear()
         _posteriors[(tab, before[1] + tuple(step))] = log_post
-        k = int(choose(tab, _normalise(log_post)))
+        k = int(choose(tab, _normalise(log_post), cfg.target))
         return {"history": history, "index": k, "intensity": float(tab.levels[k])}
     from hype import staircase
 

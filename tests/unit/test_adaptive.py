@@ -160,3 +160,71 @@ def test_simulated_evaluators_in_lockstep_choose_and_score_as_the_server_does_on
         one = ad.posterior_threshold(cfg, ad.log_posterior(cfg, history))
         assert one == pytest.approx(lockstep[i], rel=1e-12)
         assert ad.threshold_from_trials(cfg, exposure[i], correct[i]) == pytest.approx(one, rel=1e-9)
+
+
+# Two slopes and two lapses: the joint posterior and the threshold's marginal differ, so can the rules.
+SLOPES, LAPSES = (1.2, 5.0), (0.02, 0.2)
+NUISANCE = ad.QuestConfig(LEVELS, THRESHOLDS, slopes=SLOPES, lapses=LAPSES, n_trials=10)
+
+
+def _by_hand_marginal(history: list[tuple[int, int]]) -> tuple[list[float], int, int]:
+    """Posterior over (threshold, slope, lapse) after `history`; then, per level, the expected entropy
+    of the threshold's marginal (psi-marginal) and of the joint posterior (QUEST+); the two argmins."""
+    grid = [(th, s, la) for th in THRESHOLDS for s in SLOPES for la in LAPSES]  # the config's order
+    post = [1.0] * len(grid)
+    for k, c in history:
+        post = [w * (_p(LEVELS[k], *g) if c else 1 - _p(LEVELS[k], *g)) for w, g in zip(post, grid)]
+    post = [w / sum(post) for w in post]
+    marginal, joint = [], []
+    for x in LEVELS:
+        h_marg = h_joint = 0.0
+        for c in (0, 1):
+            cell = [w * (_p(x, *g) if c else 1 - _p(x, *g)) for w, g in zip(post, grid)]
+            p_c = sum(cell)
+            by_th = [sum(v for v, g in zip(cell, grid) if g[0] == t) for t in THRESHOLDS]
+            h_marg += -sum(v * math.log(v / p_c) for v in by_th if v > 0)
+            h_joint += -sum(v * math.log(v / p_c) for v in cell if v > 0)
+        marginal.append(h_marg)
+        joint.append(h_joint)
+    return post, int(np.argmin(marginal)), int(np.argmin(joint))
+
+
+NUISANCE_HISTORIES = [[], [(1, 1)], [(1, 0)], [(0, 0)], [(3, 1)], [(1, 1), (0, 1)], [(2, 1), (1, 0)], [(1, 1), (1, 1), (0, 0)],
+                      [(2, 0), (3, 1)], [(1, 0), (2, 1), (2, 1), (1, 1)], [(3, 0), (3, 1), (2, 0)]]
+
+
+def test_the_two_rules_choose_differently_on_a_grid_with_slopes_and_lapses():
+    """So the comparisons below check the threshold rule's own decisions, not the joint rule's: at the
+    start the joint rule shows 600 ms (long exposures tell lapses apart), the threshold rule 250 ms."""
+    assert _by_hand_marginal([])[1:] == (1, 2)
+    assert sum(_by_hand_marginal(h)[1] != _by_hand_marginal(h)[2] for h in NUISANCE_HISTORIES) >= 4
+
+
+@pytest.mark.parametrize("history", NUISANCE_HISTORIES)
+def test_threshold_rule_chooses_what_the_marginal_entropy_computed_by_hand_says(history):
+    post, marginal_choice, joint_choice = _by_hand_marginal(history)
+    mine = np.exp(ad.log_posterior(NUISANCE, history))
+    assert list(mine / mine.sum()) == pytest.approx(post, rel=1e-9)
+    assert NUISANCE.target == "threshold"  # the default
+    assert ad.next_exposure(NUISANCE, history) == (marginal_choice, LEVELS[marginal_choice])
+    joint = ad.QuestConfig(LEVELS, THRESHOLDS, slopes=SLOPES, lapses=LAPSES, n_trials=10, target="parameters")
+    assert ad.next_exposure(joint, history) == (joint_choice, LEVELS[joint_choice])
+    # a stack of posteriors (the lockstep simulator) chooses row by row as one posterior does
+    stack = ad._normalise(np.stack([ad.log_posterior(NUISANCE, history), ad.log_posterior(NUISANCE, [])]))
+    assert list(ad.choose(ad.tables(NUISANCE), stack, "threshold")) == [marginal_choice, 1]
+
+
+def test_a_block_stored_before_the_threshold_rule_replays_with_the_joint_rule():
+    """A block config saved without `target` was chosen by the joint (QUEST+) rule: it must stay so,
+    while new blocks store the threshold rule."""
+    new = ad.block_config(TimeSettings(adaptive=True))
+    assert new["target"] == "threshold" and ad.QuestConfig.from_dict(new).target == "threshold"
+    old = {k: v for k, v in NUISANCE.to_dict().items() if k != "target"}
+    assert ad.QuestConfig.from_dict(old).target == "parameters"
+    state = ad.block_start(old)
+    assert state["index"] == _by_hand_marginal([])[2] == 2
+    for k, c in [(1, 1), (0, 1)]:
+        state = ad.block_advance(old, {**state, "index": k, "intensity": LEVELS[k]}, bool(c))
+    assert state["index"] == _by_hand_marginal([(1, 1), (0, 1)])[2]
+    with pytest.raises(ValueError, match="target"):
+        ad.QuestConfig(LEVELS, THRESHOLDS, target="slope")
