@@ -223,7 +223,7 @@ def _simulated_scores(settings: StudySettings, pop: sm.Population, n: int, rng: 
 def forecast_in_request(settings: StudySettings) -> bool:
     """Whether a page may simulate the forecast while it answers. A forecast simulates FORECAST_POOL
     evaluators: HYPE-∞ in 0.03-0.04 s, the staircase in 0.25-0.5 s; QUEST+ chooses every exposure of
-    every simulated trial from a posterior, 13-20 s (25-38x the staircase) on a loaded 2-core machine
+    every simulated trial from a posterior, 46-51 s (about 110x the staircase) on a loaded 2-core machine
     (experiments/forecast_cost.py), so its forecast is a background job (FORECAST_JOB) and the card
     says it is being computed meanwhile."""
     return not (settings.mode == "hype-time" and settings.time.adaptive)
