@@ -158,6 +158,7 @@ def main() -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--workers", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--worker-class", choices=["sync", "gthread"], default="gthread")
     args = parser.parse_args()
     create_schema(args.db)
 
@@ -167,8 +168,8 @@ def main() -> None:
         def load_config(self) -> None:
             self.cfg.set("bind", f"127.0.0.1:{args.port}")
             self.cfg.set("workers", args.workers)
-            self.cfg.set("worker_class", "gthread")
-            self.cfg.set("threads", args.threads)
+            self.cfg.set("worker_class", args.worker_class)
+            self.cfg.set("threads", args.threads if args.worker_class == "gthread" else 1)
             self.cfg.set("timeout", 60)
             self.cfg.set("graceful_timeout", 10)
 

@@ -6,8 +6,12 @@ side by side in one run, under the same gunicorn configuration and the same clos
     python experiments/bench_serving.py --nginx          # hype behind nginx, which sends the images
     python experiments/bench_serving.py --db sqlite --nginx --phases image --against /work/main --rounds 5
         # A/B: this checkout and another one served side by side, phases in turn, medians
+    python experiments/bench_serving.py --db sqlite --nginx --phases answer --worker-class sync --workers 3 \
+        --against-worker-class gthread --against-threads 2 --rounds 3
+        # A/B of gunicorn settings: the same code under two worker models, the bare apps under both too
 
-Servers (each `gunicorn gthread`, --workers x --threads, default 3 x 2, as `hype serve --production`):
+Servers (each gunicorn gthread, --workers x --threads, default 3 x 2, as `hype serve --production`;
+--worker-class sync for the A/B of worker models, 5 processes unless --workers):
 - hype on SQLite, and hype on PostgreSQL (a throwaway cluster unless --postgres-url is given);
 - bare Flask + sqlite3 INSERT, and bare Flask + SQLAlchemy ORM INSERT (experiments/bare_apps.py).
 
@@ -101,8 +105,10 @@ class Target:
 
 
 class BareServer:
-    def __init__(self, kind: str, root: Path, image_files: list[Path], *, workers: int, threads: int):
+    def __init__(self, kind: str, root: Path, image_files: list[Path], *, workers: int, threads: int,
+                 worker_class: str = "gthread"):
         self.kind, self.root, self.workers, self.threads = kind, root, workers, threads
+        self.worker_class = worker_class
         self.port = free_port()
         self.images = root / "images"
         self.images.mkdir(parents=True, exist_ok=True)
@@ -114,7 +120,7 @@ class BareServer:
         log = open(self.root / "server.log", "ab")
         command = [sys.executable, str(Path(__file__).with_name("bare_apps.py")), self.kind, "--db", str(self.root / "bare.db"),
                    "--images", str(self.images), "--port", str(self.port), "--workers", str(self.workers),
-                   "--threads", str(self.threads)]
+                   "--threads", str(self.threads), "--worker-class", self.worker_class]
         self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         log.close()
         _wait_for(f"http://127.0.0.1:{self.port}/health", self.process)
@@ -367,8 +373,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--requests", type=int, default=2000, help="measured units per phase")
     parser.add_argument("--warmup", type=int, default=200, help="units per phase before measuring")
     parser.add_argument("--clients", type=int, default=16)
-    parser.add_argument("--workers", type=int, default=3, help="gunicorn processes, every server")
-    parser.add_argument("--threads", type=int, default=2, help="threads per gunicorn process")
+    parser.add_argument("--worker-class", choices=["sync", "gthread"], default=None,
+                        help="gunicorn's worker model, every server (default gthread, as hype serve)")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="gunicorn processes, every server (default: 5 sync, 3 gthread)")
+    parser.add_argument("--threads", type=int, default=2, help="threads per gunicorn process (gthread)")
     parser.add_argument("--image-size", type=int, default=128)
     parser.add_argument("--phases", default="answer,image,judgment", help="which of answer, image, judgment")
     parser.add_argument("--no-bare", action="store_true", help="hype only (the ratios then need an earlier run)")
@@ -382,19 +391,34 @@ def main(argv: list[str] | None = None) -> int:
                         help="A/B: also serve hype from this checkout (e.g. a worktree of main before a change); "
                              "every target runs each phase once a round, in alternating order; medians")
     parser.add_argument("--rounds", type=int, default=3, help="with --against: rounds")
+    parser.add_argument("--against-worker-class", choices=["sync", "gthread"], default=None,
+                        help="A/B: the old side (this checkout unless --against) under this worker model; the bare "
+                             "apps then run under both settings")
+    parser.add_argument("--against-workers", type=int, default=None, help="A/B: the old side's processes")
+    parser.add_argument("--against-threads", type=int, default=None, help="A/B: the old side's threads (gthread)")
     args = parser.parse_args(argv)
+    args.worker_class = args.worker_class or "gthread"
+    old_class = args.against_worker_class or args.worker_class
+    args.old_server = (old_class, args.against_workers or args.workers or (5 if old_class == "sync" else 3),
+                       1 if old_class == "sync" else (args.against_threads or args.threads))
+    args.workers = args.workers or (5 if args.worker_class == "sync" else 3)
+    if args.worker_class == "sync":
+        args.threads = 1
     kinds = [k.strip() for k in args.db.split(",") if k.strip()]
     if set(kinds) - {"sqlite", "postgres"}:
         parser.error("--db takes sqlite and/or postgres")
     print(f"load average at start: {loadavg()}; {os.cpu_count()} CPUs; {args.clients} clients; "
-          f"servers {args.workers} x {args.threads} gthread; {args.requests} units a phase (+{args.warmup} warm-up)"
+          f"servers {args.workers} x {args.threads} {args.worker_class}"
+          + (f" (old side {args.old_server[1]} x {args.old_server[2]} {args.old_server[0]})"
+             if args.old_server != (args.worker_class, args.workers, args.threads) else "")
+          + f"; {args.requests} units a phase (+{args.warmup} warm-up)"
           + ("; hype behind nginx" if args.nginx else ""))
     wanted = {p.strip() for p in args.phases.split(",")}
     if wanted - {"answer", "image", "judgment"}:
         parser.error("--phases takes answer, image and/or judgment")
     hype_phases = [(p, m) for p, m in (("answer", "hype-infinity"), ("answer", "hype-time"), ("answer", "hype-time-quest"),
                                        ("image", "hype-infinity"), ("judgment", "hype-infinity")) if p in wanted]
-    if args.against:
+    if args.against or args.old_server != (args.worker_class, args.workers, args.threads):
         return ab_rounds(args, kinds, hype_phases, wanted)
     results: list[PhaseResult] = []
     with ExitStack() as stack:
@@ -412,7 +436,7 @@ def main(argv: list[str] | None = None) -> int:
                 if not phases:
                     continue
                 server = BareServer(kind, root / f"bare-{kind}", sorted(pngs.iterdir()), workers=args.workers,
-                                    threads=args.threads)
+                                    threads=args.threads, worker_class=args.worker_class)
                 server.start()
                 try:
                     target = Target(f"bare {kind}", f"http://127.0.0.1:{server.port}", server.process.pid, "bare",
@@ -428,10 +452,11 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _start_hype(kind: str, data_dir: Path, args, stack: ExitStack, name: str, phases, code_dir: Path | None = None,
-                cluster_stack: ExitStack | None = None) -> Target:
+                cluster_stack: ExitStack | None = None, server: tuple[str, int, int] | None = None) -> Target:
     """A hype server (behind its own nginx with --nginx) on a fresh database with the bench's studies; the
     QUEST+ study only when a phase needs it. A throwaway PostgreSQL cluster (made on ``cluster_stack``, else
-    ``stack``, and reused by later calls) has its CPU counted apart; a --postgres-url server is shared, so not."""
+    ``stack``, and reused by later calls) has its CPU counted apart; a --postgres-url server is shared, so not.
+    ``server``: (worker class, processes, threads), default the run's own."""
     db_pid = None
     if kind == "sqlite":
         url = f"sqlite:///{data_dir / 'hype.db'}"
@@ -453,7 +478,9 @@ def _start_hype(kind: str, data_dir: Path, args, stack: ExitStack, name: str, ph
         quest = build_load_studies(config, image_size=args.image_size, seed=args.seed, modes=("hype-time",),
                                    settings_by_mode={"hype-time": BENCH_SETTINGS["hype-time-quest"]})
         slugs["hype-time-quest"] = quest[0].slug
-    server = Server(config, workers=args.workers, threads=args.threads, behind_nginx=args.nginx, code_dir=code_dir)
+    worker_class, workers, threads = server or (args.worker_class, args.workers, args.threads)
+    server = Server(config, workers=workers, threads=threads, behind_nginx=args.nginx, code_dir=code_dir,
+                    worker_class=worker_class)
     server.start()
     stack.callback(server.stop)
     base_url, front_pid = server.base_url, None
@@ -478,22 +505,28 @@ def ab_rounds(args, kinds: list[str], hype_phases: list[tuple[str, str]], wanted
         for raw in _noise_pngs(32, args.image_size, rng, smooth=False):
             (pngs / raw.name).write_bytes(raw.data)
         targets: list[tuple[Target, list[tuple[str, str]]]] = []
+        settings = {"new": (args.worker_class, args.workers, args.threads), "old": args.old_server}
         for kind in kinds:
             for label, code in (("new", None), ("old", args.against)):
                 target = _start_hype(kind, root / f"hype-{kind}-{label}", args, stack, f"hype {kind} {label}", hype_phases,
-                                     code)
+                                     code, server=settings[label])
                 targets.append((target, hype_phases))
         bare_phases = {"sqlite3": [p for p in ("answer", "image", "judgment") if p in wanted],
+                       "orm": [p for p in ("answer",) if p in wanted],
                        "wsgi": [p for p in ("image",) if p in wanted]}
+        # the bare apps under the same settings as hype: under both sides' when the A/B is of settings
+        labels = ["new", "old"] if settings["new"] != settings["old"] else ["new"]
         for kind, phases in ([] if args.no_bare else bare_phases.items()):
-            if not phases:
-                continue
-            server = BareServer(kind, root / f"bare-{kind}", sorted(pngs.iterdir()), workers=args.workers, threads=args.threads)
-            server.start()
-            stack.callback(server.stop)
-            target = Target(f"bare {kind}", f"http://127.0.0.1:{server.port}", server.process.pid, "bare",
-                            images=[p.name for p in sorted(pngs.iterdir())])
-            targets.append((target, [(p, "") for p in phases]))
+            for label in (labels if phases else []):
+                worker_class, workers, threads = settings[label]
+                server = BareServer(kind, root / f"bare-{kind}-{label}", sorted(pngs.iterdir()), workers=workers,
+                                    threads=threads, worker_class=worker_class)
+                server.start()
+                stack.callback(server.stop)
+                name = f"bare {kind}" + (f" {label}" if len(labels) > 1 else "")
+                target = Target(name, f"http://127.0.0.1:{server.port}", server.process.pid, "bare",
+                                images=[p.name for p in sorted(pngs.iterdir())])
+                targets.append((target, [(p, "") for p in phases]))
         for round_ in range(args.rounds):
             print(f"round {round_ + 1}/{args.rounds}, load average {loadavg()}", flush=True)
             for target, phases in (targets if round_ % 2 == 0 else targets[::-1]):
@@ -507,12 +540,13 @@ def ab_rounds(args, kinds: list[str], hype_phases: list[tuple[str, str]], wanted
         p99 = np.median([r.percentile("image" if phase.startswith("image") else "answer", 99) for r in results])
         print(f"  {name:<22} {phase:<20} {np.median(cpu):6.3f}{extra}  ({', '.join(f'{c:.2f}' for c in cpu)})  "
               f"p99 {p99:.1f} ms")
-    for kind in kinds:
-        for phase in sorted({p for (n, p) in runs if n == f"hype {kind} new"}):
-            new, old = runs.get((f"hype {kind} new", phase)), runs.get((f"hype {kind} old", phase))
+    pairs = [(f"hype {kind}", kind) for kind in kinds] + [(f"bare {kind}", f"bare {kind}") for kind in ("sqlite3", "orm", "wsgi")]
+    for prefix, label in pairs:
+        for phase in sorted({p for (n, p) in runs if n == f"{prefix} new"}):
+            new, old = runs.get((f"{prefix} new", phase)), runs.get((f"{prefix} old", phase))
             if new and old:
                 ratios = [a.cpu_ms / b.cpu_ms for a, b in zip(new, old)]
-                print(f"  {kind} {phase}: new / old {np.median(ratios):.2f} (per round: "
+                print(f"  {label} {phase}: new / old {np.median(ratios):.2f} (per round: "
                       f"{', '.join(f'{r:.2f}' for r in ratios)})")
     print(f"load average at end: {loadavg()}")
     return 1 if any(r.errors for results in runs.values() for r in results) else 0

@@ -139,13 +139,15 @@ def free_port() -> int:
 
 
 class Server:
-    """`hype serve --production` (gunicorn, gthread) on 127.0.0.1 in a process group of its own."""
+    """`hype serve --production` (gunicorn) on 127.0.0.1 in a process group of its own."""
 
     def __init__(self, config: Config, *, workers: int, threads: int = 2, port: int | None = None,
                  log_path: Path | None = None, behind_nginx: bool = False, code_dir: Path | None = None,
-                 env: dict[str, str] | None = None):
+                 env: dict[str, str] | None = None, worker_class: str | None = None):
         """``code_dir``: run hype from that checkout (e.g. main before a change, for an A/B run);
-        ``env``: variables added to the server's environment."""
+        ``env``: variables added to the server's environment; ``worker_class``: gunicorn's sync or
+        gthread (default: what `hype serve` chooses, sync behind nginx)."""
+        self.worker_class = worker_class
         self.config = config
         self.code_dir = code_dir
         self.env = env or {}
@@ -164,7 +166,8 @@ class Server:
         command = [sys.executable, "-c", "from hype.cli import main; main()",
                    "--data-dir", str(self.config.data_dir), "--database-url", self.config.database_url,
                    "serve", "--production", "--workers", str(self.workers), "--threads", str(self.threads),
-                   "--port", str(self.port), *(["--behind-nginx"] if self.behind_nginx else [])]
+                   "--port", str(self.port), *(["--behind-nginx"] if self.behind_nginx else []),
+                   *(["--worker-class", self.worker_class] if self.worker_class else [])]
         log = open(self.log_path, "ab")
         env = {**os.environ, **self.env, "HYPE_SECRET_KEY": self.config.secret_key}
         if self.code_dir is not None:

@@ -5,9 +5,31 @@ from __future__ import annotations
 from hype.config import Config
 
 
+WORKER_CLASSES = ("sync", "gthread")
+
+
+def worker_class_for(requested: str | None = None) -> str:
+    """gunicorn's worker model: gthread, unless an experiment asks for sync.
+
+    gunicorn's docs suggest the sync worker behind a buffering proxy, and gthread's poller and 2 threads
+    passing the GIL around each database call cost context switches on every request. Measured behind
+    nginx (experiments/bench_serving.py --against-worker-class, experiments/serving.md) sync cost more,
+    not less: 1.2-1.6x gthread's server CPU per answer, on hype and on the bare Flask apps alike. A sync
+    worker has no keep-alive, so every request is a new connection from nginx, accepted by whichever of
+    the processes woke first (all of them wake), and one request at a time a process halves throughput
+    at the same process count. Without nginx, gthread's threads also keep one slow client from holding
+    a whole process.
+    """
+    chosen = requested or "gthread"
+    if chosen not in WORKER_CLASSES:
+        raise ValueError(f"worker class is one of {', '.join(WORKER_CLASSES)}, not {chosen!r}")
+    return chosen
+
+
 def serve(config: Config, *, host: str, port: int, production: bool, workers: int, threads: int = 2,
-          job_worker: bool = True) -> None:
-    """Production: gunicorn gthread, ``workers`` processes x ``threads`` threads.
+          job_worker: bool = True, worker_class: str | None = None) -> None:
+    """Production: gunicorn gthread, ``workers`` processes x ``threads`` threads (sync, one thread a
+    process, only when ``worker_class`` asks: see worker_class_for).
 
     Few threads per process: a request is mostly Python (the GIL), so more threads only queue behind
     it (experiments/load_crowd.py, 2 cores, one saturated run each: 3 x 2 and 2 x 4 served the same,
@@ -40,12 +62,14 @@ def serve(config: Config, *, host: str, port: int, production: bool, workers: in
                    f"sign-ins on its own (up to {workers} times the limit); set it to share the counts.", err=True)
     from gunicorn.app.base import BaseApplication
 
+    chosen = worker_class_for(worker_class)
+
     class _Gunicorn(BaseApplication):
         def load_config(self) -> None:
             self.cfg.set("bind", f"{host}:{port}")
             self.cfg.set("workers", workers)
-            self.cfg.set("worker_class", "gthread")
-            self.cfg.set("threads", threads)
+            self.cfg.set("worker_class", chosen)
+            self.cfg.set("threads", threads if chosen == "gthread" else 1)  # gunicorn turns sync with threads into gthread
             self.cfg.set("timeout", 60)
             self.cfg.set("graceful_timeout", 10)
 

@@ -12,13 +12,15 @@ from hype.cli.base import Context, fail, pass_ctx
 @click.option("--port", default=5000, show_default=True, type=int)
 @click.option("--production", is_flag=True, help="Serve with gunicorn (several worker processes).")
 @click.option("--workers", default=4, show_default=True, type=int, help="gunicorn worker processes.")
-@click.option("--threads", default=2, show_default=True, type=int, help="Threads per gunicorn worker.")
+@click.option("--threads", default=2, show_default=True, type=int, help="Threads per gunicorn worker (gthread only).")
+@click.option("--worker-class", type=click.Choice(["sync", "gthread"]), default="gthread", hidden=True,
+              help="gunicorn's worker model, for experiments/bench_serving.py's A/B (sync measured worse: hype.serving).")
 @click.option("--behind-nginx", is_flag=True, envvar="HYPE_BEHIND_NGINX",
               help="Behind the nginx of `hype nginx-config`: nginx sends the images, client addresses from X-Forwarded-For.")
 @click.option("--no-job-worker", is_flag=True, help="Without --production: do not run a job worker beside the server.")
 @pass_ctx
-def serve_cmd(ctx: Context, host: str, port: int, production: bool, workers: int, threads: int, behind_nginx: bool,
-              no_job_worker: bool) -> None:
+def serve_cmd(ctx: Context, host: str, port: int, production: bool, workers: int, threads: int,
+              worker_class: str | None, behind_nginx: bool, no_job_worker: bool) -> None:
     """Serve the platform (Flask's server for one machine, gunicorn with --production).
 
     Flask's server runs a job worker beside it; with --production, run `hype worker` yourself."""
@@ -28,7 +30,7 @@ def serve_cmd(ctx: Context, host: str, port: int, production: bool, workers: int
     if production:
         click.echo("background jobs (metrics, reports, QUEST+ forecasts) run in `hype worker`: start it beside the server")
     serve(config, host=host, port=port, production=production, workers=workers, threads=threads,
-          job_worker=not no_job_worker)
+          job_worker=not no_job_worker, worker_class=worker_class)
 
 
 @click.command("demo")

@@ -84,3 +84,26 @@ def test_a_settings_change_by_another_process_reaches_the_next_answer(make_study
     session.commit()
     reply = w.answer(state["trial"]["id"], oracle(state["trial"]["id"]))
     assert reply.status_code == 410 and reply.get_json()["error"] == "session-abandoned"
+
+
+def test_the_sign_in_limiter_runs_for_sign_in_only(make_study, app, oracle, monkeypatch):
+    """Flask-Limiter's hooks ran app-wide: every worker request resolved the view, the limits and a
+    context only for the filter to skip them (a fifth of an answer's CPU). They run for sign-in alone,
+    and sign-in is still limited (tests/web/test_researcher_integrity.py)."""
+    limiter = app.extensions["hype.limiter"]
+    consulted = []
+    original = limiter.identify_request
+    monkeypatch.setattr(limiter, "identify_request", lambda: consulted.append(1) or original())
+    study = make_study("hype-infinity")
+    w = Worker(app, study.slug, {"PROLIFIC_PID": "limiter", "STUDY_ID": "s", "SESSION_ID": "x"})
+    w.start()
+    state = w.trial()
+    for _ in range(3):
+        reply = w.answer(state["trial"]["id"], oracle(state["trial"]["id"]), timing=faithful_timing(state["trial"]))
+        assert reply.status_code == 201, reply.get_data(as_text=True)
+        state = reply.get_json()["next"]
+    assert consulted == []
+    client = app.test_client()
+    client.get("/login")
+    client.post("/login", data={"email": "nobody@example.org", "password": "wrong"})
+    assert consulted, "the sign-in view no longer consults the limiter"
