@@ -259,6 +259,11 @@ class StaircaseConfig:
         return steps[min(n_reversals, len(steps) - 1)]
 
 
+_PLAIN_NUMBERS = frozenset((int, float))
+_BOOL = frozenset((bool,))
+_INT = frozenset((int,))
+
+
 @dataclass(frozen=True)
 class StaircaseState:
     """Everything needed to continue a staircase. ``intensity`` is what the next trial presents;
@@ -303,19 +308,22 @@ class StaircaseState:
             extra, lacking = sorted(set(data) - set(names)), sorted(set(names) - set(data))
             raise ValueError(f"staircase state keys differ: unknown {extra}, missing {lacking}")
 
+        # Read on every HYPE-time answer, over the block's whole history: the usual stored lists (JSON's
+        # own int, float and bool) pass on one set of their types; anything else gets the full check.
         def numbers(key: str) -> tuple[float, ...]:
             values = data[key]
-            if not isinstance(values, list) or any(
+            if not isinstance(values, list) or not (set(map(type, values)) <= _PLAIN_NUMBERS or not any(
                 isinstance(v, bool) or not isinstance(v, (int, float)) for v in values
-            ):
+            )):
                 raise ValueError(f"staircase state {key} must be a list of numbers")
-            return tuple(float(v) for v in values)
+            return tuple(map(float, values))
 
         responses = data["responses"]
-        if not isinstance(responses, list) or any(not isinstance(r, bool) for r in responses):
+        if not isinstance(responses, list) or not set(map(type, responses)) <= _BOOL:  # bool has no subclasses
             raise ValueError("staircase state responses must be a list of true/false")
         trials = data["reversal_trials"]
-        if not isinstance(trials, list) or any(isinstance(t, bool) or not isinstance(t, int) for t in trials):
+        if not isinstance(trials, list) or not (set(map(type, trials)) <= _INT or not any(
+                isinstance(t, bool) or not isinstance(t, int) for t in trials)):
             raise ValueError("staircase state reversal_trials must be a list of integers")
         intensity = data["intensity"]
         if isinstance(intensity, bool) or not isinstance(intensity, (int, float)):

@@ -459,6 +459,27 @@ def test_bad_constructor_and_storage_input():
         update(cfg, start(cfg), "yes")  # type: ignore[arg-type]
 
 
+def test_stored_state_checks_every_element_type_whatever_the_fast_path():
+    """from_dict runs on every HYPE-time answer, so its common case is one set of the lists' types; a
+    value of any other type still gets the element-by-element check, and a wrong one is refused."""
+    import numpy as np
+
+    cfg = StaircaseConfig.hype_default()
+    good = run(cfg, [1, 0, 0, 1, 1, 0]).to_dict()
+    assert good["reversal_trials"] and good["responses"]
+    for key, bad in (("intensities", [True] * len(good["intensities"])),
+                     ("intensities", ["500"] + good["intensities"][1:]),
+                     ("reversal_intensities", [None] * len(good["reversal_intensities"])),
+                     ("responses", [1] * len(good["responses"])),
+                     ("reversal_trials", [True] * len(good["reversal_trials"])),
+                     ("reversal_trials", [float(t) for t in good["reversal_trials"]])):
+        with pytest.raises(ValueError, match=f"staircase state {key} must be a list"):
+            StaircaseState.from_dict({**good, key: bad})
+    # numbers of other numeric types (a float subclass, an int subclass) are read as before
+    mixed = {**good, "intensities": [np.float64(v) for v in good["intensities"]]}
+    assert StaircaseState.from_dict(mixed) == StaircaseState.from_dict(good)
+
+
 def test_accepts_psychopy_style_1_and_0_and_case_of_db():
     cfg = StaircaseConfig.psychopy(1, step_sizes=2, n_down=1, step_type="dB", n_trials=5)
     assert cfg.step_type == "db"
