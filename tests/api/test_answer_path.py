@@ -88,7 +88,7 @@ def test_a_settings_change_by_another_process_reaches_the_next_answer(make_study
 
 def test_the_sign_in_limiter_runs_for_sign_in_only(make_study, app, oracle, monkeypatch):
     """Flask-Limiter's hooks ran app-wide: every worker request resolved the view, the limits and a
-    context only for the filter to skip them (a fifth of an answer's CPU). They run for sign-in alone,
+    context only for the filter to skip them (55-65 us a request). They run for sign-in alone,
     and sign-in is still limited (tests/web/test_researcher_integrity.py)."""
     limiter = app.extensions["hype.limiter"]
     consulted = []
