@@ -4,12 +4,15 @@ for the same database work, served by gunicorn exactly as `hype serve --producti
 - ``sqlite3``: POST /answer parses the JSON body, INSERTs one judgment row with the DB-API (one
   connection per thread, the same pragmas as hype.db) and commits; GET /img/<name> reads a PNG from
   disk and returns it with the same headers as hype's images.
-- ``orm``: the same answer through a SQLAlchemy 2 mapped class, session.add() and commit.
+- ``orm``: the same answer through a SQLAlchemy 2 mapped class, session.add() and commit; on a SQLite
+  file, or on a database URL (PostgreSQL: the baseline hype on PostgreSQL is measured against; give it a
+  database of its own, as the table is created there).
 - ``wsgi``: no Flask and no database: GET /img/<name> answers at once with the headers hype's image
   gate sends behind nginx (an X-Accel-Redirect). What gunicorn itself costs a request: the floor
   under any image gate.
 
     python experiments/bare_apps.py sqlite3 --db /tmp/bare.db --images DIR --port 8001 --workers 3 --threads 2
+    python experiments/bare_apps.py orm --db postgresql+psycopg://hype@127.0.0.1:5432/bare --images DIR --port 8002
 
 Nothing here checks a token, an order or a staircase: it is the floor, not a rival implementation.
 """
@@ -24,7 +27,7 @@ from pathlib import Path
 from typing import Optional
 
 from flask import Flask, Response, abort, jsonify, request
-from sqlalchemy import Boolean, Float, String, create_engine, event
+from sqlalchemy import Boolean, Engine, Float, String, create_engine, event
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 PRAGMAS = ("PRAGMA journal_mode=WAL", "PRAGMA foreign_keys=ON", "PRAGMA busy_timeout=10000", "PRAGMA synchronous=NORMAL")
@@ -42,8 +45,20 @@ CREATE TABLE IF NOT EXISTS judgments (
 """
 
 
-def create_schema(db_path: Path) -> None:
-    with sqlite3.connect(db_path) as conn:
+def is_url(db: str) -> bool:
+    """--db names a database URL (for the ORM app) rather than a SQLite file."""
+    return "://" in db
+
+
+def create_schema(db: str) -> None:
+    if is_url(db):  # the mapped class's own table: the same columns as SCHEMA
+        engine = create_engine(db)
+        try:
+            _Base.metadata.create_all(engine)
+        finally:
+            engine.dispose()
+        return
+    with sqlite3.connect(db) as conn:
         for pragma in PRAGMAS:
             conn.execute(pragma)
         conn.execute(SCHEMA)
@@ -64,7 +79,7 @@ def _image_route(app: Flask, images: Path) -> None:
         return "ok"
 
 
-def sqlite3_app(db_path: Path, images: Path) -> Flask:
+def sqlite3_app(db_path: str, images: Path) -> Flask:
     app = Flask("bare_sqlite3")
     local = threading.local()
 
@@ -109,8 +124,11 @@ class BareJudgment(_Base):
     refresh_interval_ms: Mapped[Optional[float]] = mapped_column(Float)
 
 
-def orm_app(db_path: Path, images: Path) -> Flask:
-    engine = create_engine(f"sqlite:///{db_path}", connect_args={"timeout": 10})
+def _orm_engine(db: str) -> Engine:
+    """A SQLite file with hype.db's pragmas, or a URL with hype.db's server settings (no pre-ping)."""
+    if is_url(db):
+        return create_engine(db, pool_pre_ping=False)
+    engine = create_engine(f"sqlite:///{db}", connect_args={"timeout": 10})
 
     @event.listens_for(engine, "connect")
     def _pragmas(dbapi_conn, _record) -> None:
@@ -118,6 +136,12 @@ def orm_app(db_path: Path, images: Path) -> Flask:
         for pragma in PRAGMAS:
             cursor.execute(pragma)
         cursor.close()
+
+    return engine
+
+
+def orm_app(db: str, images: Path) -> Flask:
+    engine = _orm_engine(db)
 
     app = Flask("bare_orm")
 
@@ -136,7 +160,7 @@ def orm_app(db_path: Path, images: Path) -> Flask:
     return app
 
 
-def wsgi_app(_db_path: Path, _images: Path):
+def wsgi_app(_db_path: str, _images: Path):
     headers = [("Content-Type", "image/png"), ("Content-Length", "0"), ("Cache-Control", "private, no-store"),
                ("X-Accel-Redirect", "/_hype_served/00/00.png")]
 
@@ -153,13 +177,15 @@ APPS = {"sqlite3": sqlite3_app, "orm": orm_app, "wsgi": wsgi_app}
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("kind", choices=sorted(APPS))
-    parser.add_argument("--db", type=Path, required=True)
+    parser.add_argument("--db", required=True, help="a SQLite file, or (orm only) a database URL")
     parser.add_argument("--images", type=Path, required=True)
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--workers", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--worker-class", choices=["sync", "gthread"], default="gthread")
     args = parser.parse_args()
+    if is_url(args.db) and args.kind != "orm":
+        parser.error("a database URL is for the orm app only")
     create_schema(args.db)
 
     from gunicorn.app.base import BaseApplication

@@ -13,7 +13,9 @@ side by side in one run, under the same gunicorn configuration and the same clos
 Servers (each gunicorn gthread, --workers x --threads, default 3 x 2, as `hype serve --production`;
 --worker-class sync for the A/B of worker models, 5 processes unless --workers):
 - hype on SQLite, and hype on PostgreSQL (a throwaway cluster unless --postgres-url is given);
-- bare Flask + sqlite3 INSERT, and bare Flask + SQLAlchemy ORM INSERT (experiments/bare_apps.py).
+- bare Flask + sqlite3 INSERT, and bare Flask + SQLAlchemy ORM INSERT (experiments/bare_apps.py); with
+  --db postgres also the bare ORM app on a database of its own on hype's PostgreSQL server ("bare orm
+  postgres"), its server CPU and PostgreSQL's counted as hype's are.
 
 Phases, each run by --clients closed-loop clients with no think time (a client sends its next request
 the moment the previous one is answered):
@@ -106,9 +108,10 @@ class Target:
 
 class BareServer:
     def __init__(self, kind: str, root: Path, image_files: list[Path], *, workers: int, threads: int,
-                 worker_class: str = "gthread"):
+                 worker_class: str = "gthread", db_url: str | None = None):
         self.kind, self.root, self.workers, self.threads = kind, root, workers, threads
         self.worker_class = worker_class
+        self.db = db_url or str(root / "bare.db")  # a database URL: the ORM app on that server
         self.port = free_port()
         self.images = root / "images"
         self.images.mkdir(parents=True, exist_ok=True)
@@ -118,7 +121,7 @@ class BareServer:
 
     def start(self) -> None:
         log = open(self.root / "server.log", "ab")
-        command = [sys.executable, str(Path(__file__).with_name("bare_apps.py")), self.kind, "--db", str(self.root / "bare.db"),
+        command = [sys.executable, str(Path(__file__).with_name("bare_apps.py")), self.kind, "--db", self.db,
                    "--images", str(self.images), "--port", str(self.port), "--workers", str(self.workers),
                    "--threads", str(self.threads), "--worker-class", self.worker_class]
         self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
@@ -312,12 +315,15 @@ ROWS = (  # label, hype's phase, the bare apps' phase, the request whose latency
     ("GET image", "image (HYPE-inf)", "image", "image"),
     ("judgment (image+answer)", "judgment (HYPE-inf)", "judgment", None),
 )
-TARGETS = ("hype sqlite", "hype postgres", "bare sqlite3", "bare orm")
-SHORT = {"hype sqlite": "hype-sqlite", "hype postgres": "hype-pg", "bare sqlite3": "sqlite3", "bare orm": "orm"}
+TARGETS = ("hype sqlite", "hype postgres", "bare sqlite3", "bare orm", "bare orm postgres")
+SHORT = {"hype sqlite": "hype-sqlite", "hype postgres": "hype-pg", "bare sqlite3": "sqlite3", "bare orm": "orm",
+         "bare orm postgres": "orm-pg"}
 
 
 def print_table(results: list[PhaseResult]) -> None:
-    """The CPU table (ratios against the bare sqlite3 app, and the bare ORM app), then latencies."""
+    """The CPU table (ratios against the bare sqlite3 app and the bare ORM app; hype on PostgreSQL also against
+    the bare ORM app on PostgreSQL: gunicorn's CPU, and in brackets gunicorn's + PostgreSQL's when both were
+    counted), then latencies."""
     by = {(r.target, r.phase): r for r in results}
     targets = [t for t in TARGETS if any(r.target == t for r in results)]
     hypes = [t for t in targets if t.startswith("hype")]
@@ -326,7 +332,19 @@ def print_table(results: list[PhaseResult]) -> None:
         return by.get((target, hype_phase if target.startswith("hype") else bare_phase))
 
     ratios = [(h, b) for h in hypes for b in ("bare sqlite3", "bare orm") if b in targets]
-    print("\nserver CPU per request, ms: gunicorn processes [PostgreSQL's own processes] {nginx's, with --nginx}")
+    if "hype postgres" in targets and "bare orm postgres" in targets:
+        ratios.append(("hype postgres", "bare orm postgres"))
+
+    def ratio(hype: PhaseResult | None, bare: PhaseResult | None) -> str:
+        if not (hype and bare):
+            return "-"
+        both = hype.db_cpu_s and bare.db_cpu_s  # like with like: PostgreSQL's CPU only when counted for both
+        return f"{hype.cpu_ms / bare.cpu_ms:.2f}x" + (
+            f" [{(hype.cpu_ms + hype.db_cpu_ms) / (bare.cpu_ms + bare.db_cpu_ms):.2f}x]" if both else "")
+
+    print("\nserver CPU per request, ms: gunicorn processes [PostgreSQL's own processes] {nginx's, with --nginx}"
+          + ("; hype-pg/orm-pg: gunicorn's [gunicorn's + PostgreSQL's]" if ("hype postgres", "bare orm postgres") in ratios
+             else ""))
     print(f"{'request':<26}" + "".join(f"{t:>24}" for t in targets)
           + "".join(f"{SHORT[h] + '/' + SHORT[b]:>20}" for h, b in ratios))
     for label, hype_phase, bare_phase, _ in ROWS:
@@ -338,11 +356,12 @@ def print_table(results: list[PhaseResult]) -> None:
             line += f"{text:>24}"
         for h, b in ratios:
             hype, bare = cell(h, hype_phase, bare_phase), cell(b, hype_phase, bare_phase)
-            line += f"{(f'{hype.cpu_ms / bare.cpu_ms:.2f}x' if hype and bare else '-'):>20}"
+            line += f"{ratio(hype, bare):>20}"
         print(line)
 
     print("\nclient latency p50 / p99, ms (closed-loop clients on the same cores)")
-    print(f"{'request':<34}" + "".join(f"{t:>16}" for t in targets)
+    width = {t: max(16, len(t) + 2) for t in targets}
+    print(f"{'request':<34}" + "".join(f"{t:>{width[t]}}" for t in targets)
           + "".join(f"{SHORT[h] + '/sqlite3':>20}" for h in hypes if "bare sqlite3" in targets))
     for label, hype_phase, bare_phase, request in ROWS:
         for req in ((request,) if request else ("image", "answer")):
@@ -350,7 +369,7 @@ def print_table(results: list[PhaseResult]) -> None:
             for t in targets:
                 r = cell(t, hype_phase, bare_phase)
                 ok = r is not None and req in r.latencies_ms
-                line += f"{(f'{r.percentile(req, 50):.1f} / {r.percentile(req, 99):.1f}' if ok else '-'):>16}"
+                line += f"{(f'{r.percentile(req, 50):.1f} / {r.percentile(req, 99):.1f}' if ok else '-'):>{width[t]}}"
             base = cell("bare sqlite3", hype_phase, bare_phase)
             for h in hypes:
                 if "bare sqlite3" not in targets:
@@ -430,21 +449,12 @@ def main(argv: list[str] | None = None) -> int:
             (pngs / raw.name).write_bytes(raw.data)
         for kind in kinds:
             results += _bench_hype(kind, root, args, hype_phases, stack)
-        if not args.no_bare:
-            for kind, phases in (("sqlite3", [p for p in ("answer", "image", "judgment") if p in wanted]),
-                                 ("orm", [p for p in ("answer",) if p in wanted])):
-                if not phases:
-                    continue
-                server = BareServer(kind, root / f"bare-{kind}", sorted(pngs.iterdir()), workers=args.workers,
-                                    threads=args.threads, worker_class=args.worker_class)
-                server.start()
-                try:
-                    target = Target(f"bare {kind}", f"http://127.0.0.1:{server.port}", server.process.pid, "bare",
-                                    images=[p.name for p in sorted(pngs.iterdir())])
-                    results += bench_target(target, [(p, "") for p in phases], args.requests, args.clients, args.warmup,
-                                            args.seed)
-                finally:
-                    server.stop()
+        for kind, db, phases in ([] if args.no_bare else _bare_apps(kinds, wanted)):
+            with ExitStack() as inner:  # this server (and its database) go before the next one starts
+                target = _start_bare(kind, db, root / _bare_dir(kind, db), pngs, args, inner,
+                                     (args.worker_class, args.workers, args.threads), _bare_name(kind, db), stack)
+                results += bench_target(target, [(p, "") for p in phases], args.requests, args.clients, args.warmup,
+                                        args.seed)
     print_table(results)
     print(f"\nload average at end: {loadavg()}")
     errors = sum(sum(r.errors.values()) for r in results)
@@ -461,16 +471,7 @@ def _start_hype(kind: str, data_dir: Path, args, stack: ExitStack, name: str, ph
     if kind == "sqlite":
         url = f"sqlite:///{data_dir / 'hype.db'}"
     else:
-        admin = args.postgres_url
-        if not admin:
-            from crowd_setup import throwaway_postgres
-
-            admin = (cluster_stack or stack).enter_context(throwaway_postgres(port=BENCH_PG_PORT))
-            args.postgres_url = admin
-            args.throwaway_postgres = True
-        if getattr(args, "throwaway_postgres", False):
-            db_pid = postmaster_pid(BENCH_PG_PORT)
-        url = stack.enter_context(scratch_postgres_database(admin, prefix="hype_bench"))
+        url, db_pid = _postgres_database(args, stack, cluster_stack, "hype_bench")
     config = load_server_config(data_dir, url)
     studies = build_load_studies(config, image_size=args.image_size, seed=args.seed, settings_by_mode=BENCH_SETTINGS)
     slugs = {s.mode: s.slug for s in studies}
@@ -492,6 +493,55 @@ def _start_hype(kind: str, data_dir: Path, args, stack: ExitStack, name: str, ph
     return Target(name, base_url, server.process.pid, "hype", slugs=slugs, db_pid=db_pid, front_pid=front_pid)
 
 
+def _postgres_database(args, stack: ExitStack, cluster_stack: ExitStack | None, prefix: str) -> tuple[str, int | None]:
+    """A scratch database (dropped when ``stack`` closes) on the run's PostgreSQL server, and that server's
+    postmaster when its CPU can be counted: a throwaway cluster (made on ``cluster_stack``, else ``stack``, and
+    reused by later calls) is the bench's own; a --postgres-url server is shared, so its CPU is not counted."""
+    admin = args.postgres_url
+    if not admin:
+        from crowd_setup import throwaway_postgres
+
+        admin = (cluster_stack or stack).enter_context(throwaway_postgres(port=BENCH_PG_PORT))
+        args.postgres_url = admin
+        args.throwaway_postgres = True
+    db_pid = postmaster_pid(BENCH_PG_PORT) if getattr(args, "throwaway_postgres", False) else None
+    return stack.enter_context(scratch_postgres_database(admin, prefix=prefix)), db_pid
+
+
+def _bare_apps(kinds: list[str], wanted: set[str], floor: bool = False) -> list[tuple[str, str, list[str]]]:
+    """(bare app, database, phases): the sqlite3 and ORM apps on SQLite, the ORM app on PostgreSQL beside
+    hype on PostgreSQL (the spec's "no worse than the bare ORM app" there), the plain-WSGI floor with ``floor``."""
+    apps = [("sqlite3", "sqlite", ("answer", "image", "judgment")), ("orm", "sqlite", ("answer",))]
+    if "postgres" in kinds:
+        apps.append(("orm", "postgres", ("answer",)))
+    if floor:
+        apps.append(("wsgi", "sqlite", ("image",)))
+    return [(kind, db, [p for p in phases if p in wanted]) for kind, db, phases in apps
+            if any(p in wanted for p in phases)]
+
+
+def _bare_name(kind: str, db: str) -> str:
+    return f"bare {kind}" + (" postgres" if db == "postgres" else "")
+
+
+def _bare_dir(kind: str, db: str) -> str:
+    return f"bare-{kind}" + ("-postgres" if db == "postgres" else "")
+
+
+def _start_bare(kind: str, db: str, data_dir: Path, pngs: Path, args, stack: ExitStack, server: tuple[str, int, int],
+                name: str, cluster_stack: ExitStack | None = None) -> Target:
+    """A bare app (experiments/bare_apps.py) under gunicorn with ``server`` = (worker class, processes,
+    threads); on PostgreSQL in a scratch database of its own on hype's server, never in hype's tables."""
+    url, db_pid = _postgres_database(args, stack, cluster_stack, "bare_bench") if db == "postgres" else (None, None)
+    worker_class, workers, threads = server
+    images = sorted(pngs.iterdir())
+    bare = BareServer(kind, data_dir, images, workers=workers, threads=threads, worker_class=worker_class, db_url=url)
+    bare.start()
+    stack.callback(bare.stop)
+    return Target(name, f"http://127.0.0.1:{bare.port}", bare.process.pid, "bare", images=[p.name for p in images],
+                  db_pid=db_pid)
+
+
 def ab_rounds(args, kinds: list[str], hype_phases: list[tuple[str, str]], wanted: set[str]) -> int:
     """--against: this checkout ("new") and another ("old") served side by side under the same load,
     with the bare baselines of the same phases (the plain-WSGI floor for images); each round every
@@ -511,21 +561,13 @@ def ab_rounds(args, kinds: list[str], hype_phases: list[tuple[str, str]], wanted
                 target = _start_hype(kind, root / f"hype-{kind}-{label}", args, stack, f"hype {kind} {label}", hype_phases,
                                      code, server=settings[label])
                 targets.append((target, hype_phases))
-        bare_phases = {"sqlite3": [p for p in ("answer", "image", "judgment") if p in wanted],
-                       "orm": [p for p in ("answer",) if p in wanted],
-                       "wsgi": [p for p in ("image",) if p in wanted]}
         # the bare apps under the same settings as hype: under both sides' when the A/B is of settings
         labels = ["new", "old"] if settings["new"] != settings["old"] else ["new"]
-        for kind, phases in ([] if args.no_bare else bare_phases.items()):
-            for label in (labels if phases else []):
-                worker_class, workers, threads = settings[label]
-                server = BareServer(kind, root / f"bare-{kind}-{label}", sorted(pngs.iterdir()), workers=workers,
-                                    threads=threads, worker_class=worker_class)
-                server.start()
-                stack.callback(server.stop)
-                name = f"bare {kind}" + (f" {label}" if len(labels) > 1 else "")
-                target = Target(name, f"http://127.0.0.1:{server.port}", server.process.pid, "bare",
-                                images=[p.name for p in sorted(pngs.iterdir())])
+        for kind, db, phases in ([] if args.no_bare else _bare_apps(kinds, wanted, floor=True)):
+            for label in labels:
+                name = _bare_name(kind, db) + (f" {label}" if len(labels) > 1 else "")
+                target = _start_bare(kind, db, root / f"{_bare_dir(kind, db)}-{label}", pngs, args, stack,
+                                     settings[label], name)
                 targets.append((target, [(p, "") for p in phases]))
         for round_ in range(args.rounds):
             print(f"round {round_ + 1}/{args.rounds}, load average {loadavg()}", flush=True)
@@ -540,7 +582,8 @@ def ab_rounds(args, kinds: list[str], hype_phases: list[tuple[str, str]], wanted
         p99 = np.median([r.percentile("image" if phase.startswith("image") else "answer", 99) for r in results])
         print(f"  {name:<22} {phase:<20} {np.median(cpu):6.3f}{extra}  ({', '.join(f'{c:.2f}' for c in cpu)})  "
               f"p99 {p99:.1f} ms")
-    pairs = [(f"hype {kind}", kind) for kind in kinds] + [(f"bare {kind}", f"bare {kind}") for kind in ("sqlite3", "orm", "wsgi")]
+    pairs = [(f"hype {kind}", kind) for kind in kinds] + [(f"bare {kind}", f"bare {kind}")
+                                                         for kind in ("sqlite3", "orm", "orm postgres", "wsgi")]
     for prefix, label in pairs:
         for phase in sorted({p for (n, p) in runs if n == f"{prefix} new"}):
             new, old = runs.get((f"{prefix} new", phase)), runs.get((f"{prefix} old", phase))
