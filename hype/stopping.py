@@ -42,7 +42,7 @@ import numpy as np
 from scipy import stats
 
 __all__ = ["Rule", "Interval", "Decision", "corrected_level", "t_interval", "log_interval", "decide", "decide_models",
-           "stopped_interval", "STOPPED_COVERAGE", "QUEST_KIND", "score_kind",
+           "stopped_interval", "STOPPED_COVERAGE", "coverage_range", "QUEST_KIND", "score_kind",
            "stopping_point", "REASONS", "MIN_EVALUATORS", "ALPHA_SHRINK"]
 
 # Smallest `min_evaluators` a study may set: coverage is measured from 10 evaluators on (experiments/stopping.md).
@@ -82,6 +82,13 @@ STOPPED_COVERAGE: dict[tuple[str, str], tuple[float, float]] = {
 def score_kind(mode: str, rule: "Rule") -> str:
     """Which measured figures apply: the mode, or QUEST+'s posterior thresholds (a log-scale rule)."""
     return QUEST_KIND if mode == "hype-time" and rule.scale == "log" else mode
+
+
+def coverage_range(kind: str) -> str:
+    """The simulated coverage of a stopped model's interval for this kind of score (score_kind), over
+    stopping at a target and until separate, as the Certainty card quotes it: e.g. "94.3–97%"."""
+    cells = [v for (k, _), pair in STOPPED_COVERAGE.items() if k == kind for v in pair]
+    return f"{min(cells):g}–{max(cells):g}%"
 
 
 def stopped_interval(scores: Sequence[float] | np.ndarray, reason: str, rule: "Rule", mode: str) -> tuple[Interval | None, str]:

@@ -377,6 +377,15 @@ def _platform_panel(study: Study) -> dict[str, Any]:
     return study_panel(study)
 
 
+@bp.app_template_global("stopping_coverage")
+def stopping_coverage(mode: str, adaptive: bool) -> str:
+    """The simulated coverage of a stopped model's interval the Certainty card quotes (hype.stopping's
+    figures, so the card cannot go stale when they are re-measured)."""
+    from hype.stopping import QUEST_KIND, coverage_range
+
+    return coverage_range(QUEST_KIND if mode == "hype-time" and adaptive else mode)
+
+
 @bp.get("/studies/<int:study_id>/live.json")
 @login_required
 def live(study_id: int):

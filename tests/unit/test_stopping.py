@@ -135,12 +135,22 @@ def test_quest_stopped_estimates_keep_their_coverage_with_the_log_normal_rule_wh
     evaluators (posterior thresholds, 3 x 150 trials, hype's default population; truth = the pool's
     mean): 1,500 studies resampled from the pool, target 60 ms. The staircase's t-interval rule stops
     on samples that lack the slow evaluators and misses the truth from below; the log-normal rule
-    a QUEST+ study runs keeps 93-97%."""
+    a QUEST+ study runs keeps 93-97%. The pool must have been simulated with today's QUEST+ (its default
+    exposure rule and HYPE-time settings): a pool of another rule's scores measures another procedure."""
     from pathlib import Path
 
+    from hype.adaptive import QuestConfig
+    from hype.protocol import TimeSettings
     from hype.stopping_state import rule_for
 
-    pool = np.load(Path(__file__).resolve().parents[2] / "experiments" / "stopping_quest_pool.npz")["default"]
+    cached = np.load(Path(__file__).resolve().parents[2] / "experiments" / "stopping_quest_pool.npz", allow_pickle=False)
+    settings = replace(TimeSettings(), adaptive=True)
+    rebuild = "rebuild it: python experiments/stopping.py --only-quest"
+    assert "rule" in cached.files, f"the QUEST+ pool does not say which exposure rule simulated it; {rebuild}"
+    assert str(cached["rule"]) == QuestConfig.from_time_settings(settings).target, \
+        f"the QUEST+ pool was simulated with the {cached['rule']} rule, not today's default; {rebuild}"
+    assert repr(settings) in str(cached["key"]), f"the QUEST+ pool was simulated with other HYPE-time settings; {rebuild}"
+    pool = cached["default"]
     truth = float(pool.mean())
     rng = np.random.default_rng(15)
     x = np.stack([pool[rng.permutation(pool.size)[:60]] for _ in range(1500)])

@@ -85,6 +85,9 @@ def test_dashboard_shows_each_models_half_width_and_a_cached_forecast(client, al
     card = page[page.index('id="certainty-card"'):]
     card = card[:card.index("</section>")]
     assert "Target: a confidence interval of ±4 points per model" in card
+    from hype.stopping import coverage_range  # the card quotes the measured coverage from its one place
+
+    assert f"measures {coverage_range('hype-infinity')} coverage of stopped models" in card
     rows = re.findall(r"<tr><td>(alpha|beta)</td><td>6</td>\s*<td>±([\d.]+) points.*?</td>\s*<td>collecting</td>\s*"
                       r"<td>(\d+) <span.*?</td>\s*<td>\$([\d.]+)</td></tr>", card, re.S)
     assert [r[0] for r in rows] == ["alpha", "beta"], card
@@ -248,6 +251,9 @@ def test_a_quest_studys_forecast_runs_as_a_background_job_not_in_the_request(cli
     first = client.get(url)
     assert first.status_code == 200
     assert card(first.get_data(as_text=True)).count("forecast being computed") == 2
+    from hype.stopping import QUEST_KIND, coverage_range
+
+    assert f"measures {coverage_range(QUEST_KIND)} coverage of stopped models" in card(first.get_data(as_text=True))
     jobs = forecast_jobs()
     assert [j.state for j in jobs] == ["queued"]
     assert client.get(f"/studies/{study.id}/jobs.json").get_json()["jobs"] == []  # not in the Background jobs list
