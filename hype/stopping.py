@@ -22,7 +22,7 @@ not assumed (experiments/stopping.py, experiments/stopping.md):
 
 QUEST+ studies (`time.adaptive`) score each evaluator by a posterior threshold, skewed to the right, and
 there a narrow t interval mostly means a sample without its slow evaluators: the t rule's stopped
-intervals covered 90.4-93.6%. Their rule (`Rule.scale == "log"`) decides on, and reports, Cox's
+intervals covered 89.8-93.0%. Their rule (`Rule.scale == "log"`) decides on, and reports, Cox's
 interval for a log-normal mean (`log_interval`) at 97% (alpha x 0.6), at a target and until separate.
 
 The cap `evaluators_per_model` still holds: a model that never reaches the target stops there, and
@@ -54,7 +54,10 @@ ALPHA_SHRINK = 0.8
 SEPARATION_SHRINK = 0.6
 # QUEST+'s posterior thresholds (Rule.scale "log") decide on, and report, the log-normal interval at 97%
 # (alpha x 0.6) both at a target and until separate: at 96% the truth still lay above the stopped
-# interval 4.4-5.4% of the time (coverage 93.4-94.3%, 3,000 resampled studies), too near the 93% floor.
+# interval 4.4-5.4% of the time (coverage 93.4-94.3%, 3,000 resampled studies), too near the 93% floor
+# (measured with the joint exposure rule). With the threshold rule (QuestConfig.target "threshold") 97% covers
+# 93.2-95.5% at a target and 93.0-96.2% until separate (experiments/stopping.md); a second draw (another seed,
+# 4,000 / 3,000 studies per cell) gave 93.9-95.7% and 93.8-96.5%, so the low cells are mostly noise: kept.
 LOG_ALPHA_SHRINK = 0.6
 
 TARGET = "target"  # the interval's half-width reached the study's target
@@ -75,7 +78,7 @@ QUEST_KIND = "hype-time QUEST+"
 STOPPED_COVERAGE: dict[tuple[str, str], tuple[float, float]] = {
     ("hype-infinity", TARGET): (94.3, 95.5), ("hype-time", TARGET): (94.0, 95.1),
     ("hype-infinity", SEPARATED): (95.3, 97.0), ("hype-time", SEPARATED): (93.4, 94.8),
-    (QUEST_KIND, TARGET): (94.1, 95.7), (QUEST_KIND, SEPARATED): (93.7, 96.9),
+    (QUEST_KIND, TARGET): (93.2, 95.5), (QUEST_KIND, SEPARATED): (93.0, 96.2),
 }
 
 
