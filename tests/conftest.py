@@ -36,6 +36,15 @@ def _backends(config: pytest.Config) -> list[str]:
     return ["sqlite", "postgresql"] if choice == "both" else [choice]
 
 
+@pytest.hookimpl(trylast=True)  # after tests/browser/conftest.py has marked its tests
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under pytest-xdist (tests/run_all.sh), the long tests (slow, browser) are handed out first, so the
+    run does not end with one process alone on a minute-long test while the other has nothing left.
+    The sort is stable and the same in every process (xdist requires that); a plain run keeps file order."""
+    if hasattr(config, "workerinput"):
+        items.sort(key=lambda item: not (item.get_closest_marker("slow") or item.get_closest_marker("browser")))
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "db_backend" in metafunc.fixturenames:
         metafunc.parametrize("db_backend", _backends(metafunc.config), scope="function")

@@ -51,5 +51,18 @@ if command -v redis-server >/dev/null && [ -z "${HYPE_TEST_REDIS_URL:-}" ]; then
 fi
 if [ "${CI:-}" = "true" ]; then export HYPE_TEST_REQUIRE_POSTGRES=1 HYPE_TEST_REQUIRE_REDIS=1; fi
 
-# The 25 slowest tests are listed at the end, so a CI log shows where its 30-minute budget goes.
-$PY -m pytest -q --durations=25 "$@"
+# Two pytest runs. First every test that does not time itself, on two processes (pytest-xdist): while
+# one waits for a database, a browser or a server it started, the other computes. Then the tests marked
+# `serial` alone (they measure frame timing, latency or wall time, which a neighbour's load would spoil;
+# `grep -rn mark.serial tests` lists them). Each run lists its 25 slowest tests, so a CI log shows where
+# the 30-minute budget goes. A run that selects nothing (arguments naming only one kind) is no failure.
+status=0 ran=0
+run_pytest() {
+  local rc=0
+  $PY -m pytest -q --durations=25 "$@" || rc=$?
+  if [ "$rc" != 5 ]; then ran=1; if [ "$rc" != 0 ]; then status=$rc; fi; fi
+}
+run_pytest -n 2 -m "not serial" "$@"
+run_pytest -m serial "$@"
+if [ "$ran" = 0 ]; then echo "no test selected" >&2; exit 5; fi
+exit "$status"

@@ -20,7 +20,7 @@ from browser_harness import TIMING_FLAGS, always_correct, check_judgments, check
 
 from hype.timing import frames_for
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.serial]  # frame-accurate timing: no other test beside it
 
 N_TRIALS = 50
 N_CORRECT_FIRST = 40  # 500 -> 100 ms in 40 correct answers (-10 ms each), then +30 ms per wrong answer

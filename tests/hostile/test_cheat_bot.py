@@ -463,6 +463,7 @@ def bot_at_chance(session, config, *, prerender: bool) -> None:
     )
 
 
+@pytest.mark.serial  # latencies are features: another test's load beside it would hide a timing leak
 @pytest.mark.filterwarnings("ignore:.*within_class_std_dev_.*:UserWarning")
 def test_on_the_demo_study_as_published_a_bot_guesses_at_chance(session, config, engine):
     """The demo study exactly as `hype demo` publishes it. (Served copies used to be rendered on first

@@ -66,6 +66,7 @@ def test_failed_metrics_job_says_why_without_server_paths_and_stores_nothing(con
     assert again.id != job.id
 
 
+@pytest.mark.serial  # bounds a writer's wait (max < 1 s)
 def test_metrics_never_hold_the_write_lock_while_computing(tmp_path, tiny_weights):
     """Issue 12 defect 1: on SQLite, `hype metrics` held the write lock from the first model's result to
     the end, and every worker's answer waited, then failed ("database is locked"). Here a writer with

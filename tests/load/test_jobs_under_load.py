@@ -25,7 +25,7 @@ import pytest
 from crowd_client import CrowdPlan, run_crowd_blocking
 from crowd_setup import Server, build_load_studies, load_server_config, truth_by_token
 
-pytestmark = [pytest.mark.slow, pytest.mark.db]
+pytestmark = [pytest.mark.slow, pytest.mark.db, pytest.mark.serial]  # asserts answer latency (MAX_WAIT_MS)
 pytest.importorskip("torch")
 
 REPO = Path(__file__).resolve().parents[2]

@@ -161,6 +161,7 @@ def test_weights_resolution_order(tmp_path, monkeypatch):
     assert locate_weights()[0] == hub_file
 
 
+@pytest.mark.serial  # a wall-time bound
 def test_explicit_path_load_and_time(tmp_path, monkeypatch):
     path, _ = locate_weights()
     t0 = time.perf_counter()

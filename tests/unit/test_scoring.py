@@ -221,6 +221,7 @@ def test_bootstrap_chunks_bound_memory_without_changing_the_distribution_law():
     assert small.standard_error == pytest.approx(big.standard_error, rel=0.05)
 
 
+@pytest.mark.serial  # a wall-time bound
 def test_bootstrap_is_vectorised():
     counts = _random_counts(120, 450, seed=2)
     start = time.perf_counter()
