@@ -14,7 +14,16 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def _pytest_runs() -> list[list[str]]:
     script = (ROOT / "tests" / "run_all.sh").read_text()
-    return [shlex.split(line)[1:] for line in script.splitlines() if line.startswith("run_pytest ")]
+    runs = []
+    for line in script.splitlines():
+        if "run_pytest" not in line or line.lstrip().startswith("#"):
+            continue
+        words = shlex.split(line, comments=True)
+        while words and re.fullmatch(r"[A-Z_]+=\S*", words[0]):  # environment for that run
+            words.pop(0)
+        if words[:1] == ["run_pytest"]:
+            runs.append(words[1:])
+    return runs
 
 
 def _marker_expression(args: list[str]) -> str:
