@@ -146,7 +146,7 @@ class Server:
                  env: dict[str, str] | None = None, worker_class: str | None = None):
         """``code_dir``: run hype from that checkout (e.g. main before a change, for an A/B run);
         ``env``: variables added to the server's environment; ``worker_class``: gunicorn's sync or
-        gthread (default: what `hype serve` chooses, sync behind nginx)."""
+        gthread (default: what `hype serve` chooses, gthread)."""
         self.worker_class = worker_class
         self.config = config
         self.code_dir = code_dir

@@ -251,7 +251,9 @@ def _boot(r: dict) -> str:
 def boot_summary(rows: list[dict], sep: list[dict]) -> list[str]:
     """The range of the bootstrap's coverage after stopping, per mode: the figure hype.stopping quotes."""
     out = ["", "## The interval a reader sees for a stopped model", "",
-           "Every model not stopped early shows hype's studentized bootstrap 95% interval. Its coverage on the "
+           "Every model not stopped early shows hype's default interval: the studentized bootstrap 95% interval "
+           "(for HYPE-∞ now kg-t, which contains the studentized interval, so it covers at least as often). "
+           "The studentized interval's coverage on the "
            f"same stopped estimates ({BOOT_RESAMPLES} resamples; last column above) is below:", ""]
     for label in LABELS:
         vals = [r["boot_coverage"] for r in rows if r["label"] == label and r.get("boot_coverage") is not None]

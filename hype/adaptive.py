@@ -31,9 +31,9 @@ H(post) - post . sum_r L_kr log L_kr + sum_r p_kr log p_kr, with p_kr = post . L
 rule's needs the joint probability of each answer and threshold (one einsum over the grid) and its
 entropy. Either costs well under a millisecond per answer on the server (experiments/adaptive_time.py
 measures it) and thousands of simulated evaluators can run in lockstep; in lockstep the threshold rule
-costs about twice the joint rule per simulated trial. The `questplus` package implements QUEST+ on
-xarray; it took ~10 ms per answer idle (over 100 ms under load) here, five times the answer path's
-2 ms budget.
+costs 2-4x the joint rule per simulated trial (the forecast's cost, hype.stopping_state). The
+`questplus` package implements QUEST+ on xarray; far slower per answer than the answer path's 2 ms
+budget allows (experiments/adaptive_time.md measures it beside hype's).
 
 State is the answer history of a block (exposure index, correct), so a stored block can be replayed
 exactly and an answer recorded twice cannot move it twice. Pure: numpy only.
@@ -47,6 +47,8 @@ from functools import lru_cache
 from typing import Any, Sequence
 
 import numpy as np
+
+from hype.protocol import ADAPTIVE_RULES, TimeSettings
 
 __all__ = [
     "PROCEDURES",
@@ -74,9 +76,9 @@ DEFAULT_N_THRESHOLDS = 60
 DEFAULT_N_LEVELS = 60
 # What each exposure is chosen to learn about (see the module docstring): "threshold" (psi-marginal,
 # the default) or "parameters" (Watson's QUEST+, the joint posterior; also what a stored block without
-# the key was run with).
-TARGETS: tuple[str, ...] = ("threshold", "parameters")
-DEFAULT_TARGET = "threshold"
+# the key was run with). A study setting (`time.adaptive_rule`), so the names and the default live there.
+TARGETS: tuple[str, ...] = ADAPTIVE_RULES
+DEFAULT_TARGET: str = TimeSettings().adaptive_rule
 
 
 @dataclass(frozen=True)
@@ -111,7 +113,8 @@ class QuestConfig:
         """`n_levels` exposures evenly spaced over min_ms..max_ms."""
         levels = np.round(np.linspace(t.min_ms, t.max_ms, max(n_levels, 2)), 6)
         thresholds = np.geomspace(t.min_ms, t.max_ms, n_thresholds)
-        return cls(tuple(levels), tuple(np.round(thresholds, 6)), n_trials=t.trials_per_block)
+        return cls(tuple(levels), tuple(np.round(thresholds, 6)), n_trials=t.trials_per_block,
+                   target=t.adaptive_rule)
 
     def to_dict(self) -> dict[str, Any]:
         return {"procedure": self.procedure, "levels_ms": list(self.levels_ms),

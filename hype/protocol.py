@@ -33,6 +33,9 @@ class InfinitySettings:
     n_fake: int = 50
 
 
+ADAPTIVE_RULES: tuple[str, ...] = ("threshold", "parameters")
+
+
 @dataclass(frozen=True)
 class TimeSettings:
     n_blocks: int = 3
@@ -50,6 +53,12 @@ class TimeSettings:
     # QUEST+ (hype/adaptive.py) chooses each exposure instead of the weighted staircase, and the score is
     # the posterior 75% threshold instead of the block mode [decision: not in the paper].
     adaptive: bool = False
+    # What QUEST+ chooses each exposure to learn about (one of ADAPTIVE_RULES): "threshold" (the
+    # threshold's marginal posterior, the psi-marginal method; the default since it measured better) or
+    # "parameters" (Watson's joint posterior over threshold, slope and lapse, the default before). A
+    # setting, not a constant, because it decides which exposures workers see: a study keeps the rule
+    # it was published with whatever the default becomes (migration `qrule`).
+    adaptive_rule: str = "threshold"
 
 
 @dataclass(frozen=True)
@@ -163,6 +172,8 @@ class StudySettings:
             raise SettingsError("time needs 0 < min_ms <= start_ms <= max_ms")
         if t.step_down_ms <= 0 or t.step_up_ms <= 0:
             raise SettingsError("time step sizes must be > 0")
+        if t.adaptive_rule not in ADAPTIVE_RULES:
+            raise SettingsError(f"time.adaptive_rule must be one of {', '.join(ADAPTIVE_RULES)}, not {t.adaptive_rule!r}")
         if self.evaluators_per_model < 1:
             raise SettingsError("evaluators_per_model must be >= 1")
         if not 1.0 <= self.recruitment.idle_timeout_minutes <= 7 * 24 * 60:

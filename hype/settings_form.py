@@ -17,6 +17,10 @@ from hype.protocol import SettingsError, StudySettings
 
 # Chosen when a study is created and fixed afterwards (mode decides the pools' use, seed the draws).
 CREATE_ONLY = ("mode", "seed")
+# Settings that take one of a few names rather than a number: path -> (value, what the form shows).
+CHOICES: dict[str, tuple[tuple[str, str], ...]] = {
+    "time.adaptive_rule": (("threshold", "the threshold only"), ("parameters", "threshold, slope, lapse")),
+}
 # What may still change once a worker has started: the target and the pay. Anything else would mean
 # that evaluators of one study ran different protocols.
 # How workers are recruited may change too: it decides who is taken next, not what anyone sees.
@@ -72,6 +76,9 @@ LABELS: dict[str, tuple[str, str, str]] = {
     "time.mask_ms": ("Mask duration", "ms", ""),
     "time.interleave_blocks": ("Interleave the blocks", "", "Off: one block after the other, as in the paper."),
     "time.adaptive": ("Adaptive exposures (QUEST+)", "", "Off: the paper's staircase. On: fewer trials for the same certainty."),
+    "time.adaptive_rule": ("QUEST+ chooses each exposure to learn", "",
+                           "Threshold only (psi-marginal, the default) measured closer to each evaluator's true threshold "
+                           "than Watson's rule, which also learns slope and lapse (experiments/adaptive_time.md)."),
     "pay.base_usd": ("Base pay", "USD", "For the qualification."),
     "pay.bonus_per_correct_usd": ("Bonus per right answer", "USD", ""),
     "statistics.n_resamples": ("Bootstrap resamples", "", ""),
@@ -104,6 +111,7 @@ class FormField:
     label: str
     unit: str
     help: str
+    choices: tuple[tuple[str, str], ...] = ()  # (value, label) where the setting is one of a few names
 
     @property
     def is_bool(self) -> bool:
@@ -142,7 +150,8 @@ def form_fields() -> list[FormField]:
         if path in CREATE_ONLY:
             continue
         label, unit, help_text = LABELS.get(path, (path.rsplit(".", 1)[-1].replace("_", " ").capitalize(), "", ""))
-        out.append(FormField(path, type(default), display_number(default), label, unit, help_text))
+        out.append(FormField(path, type(default), display_number(default), label, unit, help_text,
+                             CHOICES.get(path, ())))
     return out
 
 
@@ -191,6 +200,13 @@ def settings_from_form(form: Mapping[str, str], only: tuple[str, ...] | None = N
             continue
         if f.kind is bool:
             value: Any = form.get(f.name) in ("on", "true", "1")
+        elif f.choices:
+            value = (form.get(f.name) or "").strip()
+            if not value:
+                continue
+            names = [v for v, _ in f.choices]
+            if value not in names:
+                raise SettingsError(f"{f.label} ({f.path}) must be one of {', '.join(names)}, not {value!r}")
         else:
             raw = (form.get(f.name) or "").strip()
             if not raw:

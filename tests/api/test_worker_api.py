@@ -890,14 +890,16 @@ def test_image_access_rules(make_study, worker, oracle, db_read):
         assert_json_error(w.client.get(f"{w.api}/img/{token}"), 404)
 
 
-def test_adaptive_hype_time_exposures_follow_the_servers_posterior(make_study, worker, oracle, db_read):
+@pytest.mark.parametrize("rule", ["threshold", "parameters"])
+def test_adaptive_hype_time_exposures_follow_the_servers_posterior(make_study, worker, oracle, db_read, rule):
     """QUEST+ study: every exposure served is the one hype.adaptive chooses from that block's answers
-    so far; a retried answer is recorded once and moves nothing; the score is the posterior threshold."""
+    so far, under the study's own exposure rule (a study published under the joint rule keeps it); a
+    retried answer is recorded once and moves nothing; the score is the posterior threshold."""
     from hype import adaptive as ad
     from hype.protocol import TimeSettings
     from hype.study_scoring import score_study
 
-    time_settings = {"n_blocks": 2, "trials_per_block": 6, "adaptive": True}
+    time_settings = {"n_blocks": 2, "trials_per_block": 6, "adaptive": True, "adaptive_rule": rule}
     study = make_study("hype-time", settings={"qualification": {"enabled": False}, "time": time_settings})
     cfg = ad.QuestConfig.from_time_settings(TimeSettings(**time_settings))
     w = worker(study)
@@ -925,10 +927,12 @@ def test_adaptive_hype_time_exposures_follow_the_servers_posterior(make_study, w
 
     def read(s):
         a = assignment_of(s, w.token)
-        return {r.block: r.state["history"] for r in s.scalars(select(StaircaseRecord).where(StaircaseRecord.assignment_id == a.id))}
+        rows = s.scalars(select(StaircaseRecord).where(StaircaseRecord.assignment_id == a.id)).all()
+        return {r.block: r.state["history"] for r in rows}, {r.config["target"] for r in rows}
 
-    stored = db_read(read)
+    stored, rules = db_read(read)
     assert {b: [tuple(h) for h in v] for b, v in stored.items()} == history  # each answer counted once
+    assert rules == {rule}  # every block stored with the rule it ran, so it replays with it
 
     def score(s):
         return score_study(s, study, n_resamples=100, include_incomplete=True)

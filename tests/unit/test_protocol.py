@@ -32,6 +32,7 @@ def test_partial_override_keeps_other_defaults_and_round_trips():
         ({"seed": "abc"}, "seed must be an integer"),
         ({"qualification": {"enabled": "yes"}}, "must be true or false"),
         ({"time": "fast"}, "time must be a mapping"),
+        ({"time": {"adaptive_rule": "entropy"}}, "time.adaptive_rule must be one of threshold, parameters"),
     ],
 )
 def test_bad_settings_name_the_problem(data, message):

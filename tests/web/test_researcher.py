@@ -296,6 +296,22 @@ def test_form_sets_pay_countdown_masks_exposure_and_steps(client, researchers, s
     assert (s.time.min_ms, s.time.max_ms, s.time.start_ms, s.time.step_down_ms, s.time.step_up_ms) == (50, 800, 400, 5, 15)
     assert s.time.interleave_blocks and s.qualification.enabled and s.statistics.confidence_level == 0.9
     assert not s.statistics.exclude_flagged_trials  # an unticked box is off, as a browser sends it
+    assert s.time.adaptive_rule == "threshold"  # no choice sent: the default rule
+
+
+def test_form_chooses_the_quest_exposure_rule_and_shows_the_studys_own(client, researchers, session):
+    """The exposure rule is a setting like the others: chosen on the form, stored with the study, and the
+    form shows the study's own rule, not today's default."""
+    login(client, "alice@example.org")
+    assert 'name="time_adaptive_rule"' in client.get("/studies/new").get_data(as_text=True)
+    token = csrf_token(client, "/studies/new")
+    form = {"csrf_token": token, "name": "joint", "mode": "hype-time", "time_adaptive": "on",
+            "time_adaptive_rule": "parameters"}
+    assert client.post("/studies/new", data=form).status_code == 302
+    study = session.scalar(select(Study).where(Study.name == "joint"))
+    assert study_settings(study).time.adaptive and study_settings(study).time.adaptive_rule == "parameters"
+    page = client.get(f"/studies/{study.id}/settings").get_data(as_text=True)
+    assert '<option value="parameters" selected>' in page and '<option value="threshold">' in page
 
 
 @pytest.mark.parametrize("field, value, message", [
@@ -304,6 +320,7 @@ def test_form_sets_pay_countdown_masks_exposure_and_steps(client, researchers, s
     ("time_n_blocks", "2.5", "must be a whole number"),
     ("pay_base_usd", "inf", "must be a finite number"),
     ("statistics_n_resamples", "10", "n_resamples must be >= 100"),
+    ("time_adaptive_rule", "entropy", "must be one of threshold, parameters, not 'entropy'"),
 ])
 def test_form_validation_is_the_study_files(client, researchers, session, field, value, message):
     from hype.protocol import SettingsError, StudySettings
