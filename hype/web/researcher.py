@@ -378,12 +378,14 @@ def _platform_panel(study: Study) -> dict[str, Any]:
 
 
 @bp.app_template_global("stopping_coverage")
-def stopping_coverage(mode: str, adaptive: bool) -> str:
+def stopping_coverage(settings: StudySettings) -> str:
     """The simulated coverage of a stopped model's interval the Certainty card quotes (hype.stopping's
-    figures, so the card cannot go stale when they are re-measured)."""
-    from hype.stopping import QUEST_KIND, coverage_range
+    figures, so the card cannot go stale when they are re-measured), for the kind of score the study's
+    own stopping rule decides on."""
+    from hype.stopping import coverage_range, score_kind
+    from hype.stopping_state import rule_for
 
-    return coverage_range(QUEST_KIND if mode == "hype-time" and adaptive else mode)
+    return coverage_range(score_kind(settings.mode, rule_for(settings)))
 
 
 @bp.get("/studies/<int:study_id>/live.json")
