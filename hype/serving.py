@@ -14,8 +14,8 @@ def worker_class_for(requested: str | None = None) -> str:
     gunicorn's docs suggest the sync worker behind a buffering proxy, and gthread's poller and 2 threads
     passing the GIL around each database call cost context switches on every request. Measured behind
     nginx (experiments/bench_serving.py --against-worker-class, experiments/serving.md) sync cost more,
-    not less (figures in serving.md's fourth pass), on the bare Flask apps too, so it is gunicorn's own cost: a sync worker has no keep-alive, so every request is
-    a new connection from nginx, which wakes every idle process for one to accept it; the same requests
+    not less (figures in serving.md's fourth pass), on the bare Flask apps too, so it is gunicorn's own
+    cost: a sync worker has no keep-alive, so every request is a new connection from nginx, which wakes every idle process for one to accept it; the same requests
     also took 1.5-2.5x the wall time at 3 processes. One thread per gthread process instead of two
     measured the same within the noise. Without nginx, gthread's threads also keep one slow client
     from holding a whole process.

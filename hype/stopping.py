@@ -71,9 +71,10 @@ REASONS = {TARGET: "its interval reached the target half-width",
 # Simulated coverage (%) of the rule's interval reported for a model stopped early, lowest and highest over
 # the cells of experiments/stopping.md (targets 2-5 points / 35-80 ms; three models for separation), per
 # kind of score: HYPE-time's staircase + block mode and QUEST+'s posterior threshold (`time.adaptive`,
-# the rule's log-normal interval) each name their own. The studentized bootstrap (which HYPE-∞'s kg-t default
-# contains, so covers at least as often) shown for other models covered 92.9-95.4% on the same stopped staircase estimates (below 93% for one separation cell),
-# so a stopped model shows this interval instead (stopped_interval).
+# the rule's log-normal interval) each name their own. The studentized bootstrap (which HYPE-∞'s kg-t
+# default contains, so covers at least as often) shown for other models covered 92.9-95.4% on the same
+# stopped staircase estimates (below 93% for one separation cell), so a stopped model shows this interval
+# instead (stopped_interval).
 QUEST_KIND = "hype-time QUEST+"
 STOPPED_COVERAGE: dict[tuple[str, str], tuple[float, float]] = {
     ("hype-infinity", TARGET): (94.3, 95.5), ("hype-time", TARGET): (94.0, 95.1),
