@@ -281,8 +281,25 @@ def run_crowd_blocking(plan: CrowdPlan, oracle: Callable[[str], dict[str, bool]]
     """run_crowd from synchronous code, on an event loop in a thread of its own: the caller's thread may
     already run one (in the test suite, Playwright's sync API keeps a loop running in the main thread,
     and asyncio.run refuses to start a second there)."""
+    def on_its_loop() -> CrowdLog:
+        with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
+            return runner.run(run_crowd(plan, oracle, during))
+
     with ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(lambda: asyncio.run(run_crowd(plan, oracle, during))).result()
+        return pool.submit(on_its_loop).result()
+
+
+def event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop's event loop where it is installed (the dev extra has it), else asyncio's own.
+
+    The crowd shares the server's 2 cores, so its CPU is taken from the server's: asyncio's own loop
+    and socket transports are Python, and uvloop's are C (libuv). The HTTP the client speaks is
+    aiohttp's either way."""
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop.new_event_loop
 
 
 def percentile_table(log: CrowdLog) -> list[tuple[str, int, float, float, float, float]]:

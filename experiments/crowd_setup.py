@@ -50,9 +50,11 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
 @contextmanager
-def throwaway_postgres(port: int = 54339) -> Iterator[str]:
+def throwaway_postgres(port: int | None = None) -> Iterator[str]:
     """A private PostgreSQL cluster on 127.0.0.1 (Debian's binaries; as root it runs as `postgres`),
-    for running the benchmark outside the test suite, which starts its own."""
+    for running the benchmark outside the test suite, which starts its own. On a free port unless
+    one is given, so two benchmarks at once (or a cluster left behind) do not collide."""
+    port = port or free_port()
     bins = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
     if not bins:
         raise RuntimeError("no PostgreSQL binaries under /usr/lib/postgresql: pass --postgres-url")
@@ -295,6 +297,91 @@ def cpu_seconds(pids: list[int]) -> float:
             # backend whose connection closed), fields 14-17 of stat
             total += int(fields[11]) + int(fields[12]) + int(fields[13]) + int(fields[14])
     return total / CLK_TCK
+
+
+def _thread_cpu(pid: int) -> dict[int, tuple[float, float]]:
+    """User and system CPU seconds of each live thread of ``pid`` (tid -> (user, system))."""
+    out = {}
+    try:
+        tids = [int(t.name) for t in Path(f"/proc/{pid}/task").iterdir()]
+    except OSError:
+        return out
+    for tid in tids:
+        try:
+            text = Path(f"/proc/{pid}/task/{tid}/stat").read_text()
+        except OSError:
+            continue
+        fields = text[text.rindex(")") + 2:].split()
+        out[tid] = (int(fields[11]) / CLK_TCK, int(fields[12]) / CLK_TCK)
+    return out
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+    except OSError:
+        return ""
+
+
+KERNEL = "(of it in the kernel)"
+
+
+def cpu_parts(kind: str, root: int, *, database: str | None = None) -> dict[str, float]:
+    """CPU seconds so far of the parts of one process tree, to say where a crowd's CPU went:
+
+    - ``app``: gunicorn's arbiter (``root``); the workers' main threads (gunicorn's poller: accept,
+      keep-alive bookkeeping, the heartbeat); the workers' other threads (the requests: Flask and
+      gunicorn's HTTP parsing and writing around it).
+    - ``postgres``: the backends connected to ``database``; other backends (other users of a shared
+      cluster); the background processes (checkpointer, WAL writer, autovacuum, ...); backends that
+      have exited (the postmaster's children's CPU).
+    - ``nginx``: the master; the workers.
+    - ``process`` (one process, e.g. the crowd client): its main thread; its other threads, those
+      that have ended included (the crowd's event loop runs in a thread of its own).
+    And KERNEL: the part of the tree's whole that was system time (socket I/O, wake-ups, fsync).
+    Parts are cumulative, so a caller takes differences; in ``app`` a thread that ends between two
+    readings takes its CPU with it (gunicorn's threads live as long as their process).
+    """
+    parts: dict[str, float] = {KERNEL: 0.0}
+
+    def add(name: str, cpu: tuple[float, float]) -> None:
+        parts[name] = parts.get(name, 0.0) + cpu[0] + cpu[1]
+        parts[KERNEL] += cpu[1]
+
+    def whole(pid: int) -> tuple[float, float]:
+        threads = _thread_cpu(pid).values()
+        return sum(u for u, _ in threads), sum(k for _, k in threads)
+
+    if kind == "app":
+        add("arbiter", whole(root))
+        for pid in descendants(root)[1:]:
+            for tid, cpu in _thread_cpu(pid).items():
+                add("workers' main threads (poller)" if tid == pid else "workers' request threads", cpu)
+    elif kind == "postgres":
+        fields = _stat(root)
+        if fields:
+            add("exited backends", (int(fields[13]) / CLK_TCK, int(fields[14]) / CLK_TCK))
+            add("background", (int(fields[11]) / CLK_TCK, int(fields[12]) / CLK_TCK))  # the postmaster itself
+        for pid in descendants(root)[1:]:
+            words = _cmdline(pid).split()
+            is_backend = len(words) >= 4 and ("(" in words[3] or words[3] == "[local]")
+            if is_backend and database and words[2] == database:
+                add("backends of this run", whole(pid))
+            elif is_backend:
+                add("other backends", whole(pid))
+            else:
+                add("background", whole(pid))
+    elif kind == "nginx":
+        add("master", whole(root))
+        for pid in descendants(root)[1:]:
+            add("workers", whole(pid))
+    else:
+        fields = _stat(root)
+        main = _thread_cpu(root).get(root, (0.0, 0.0))
+        add("main thread", main)
+        if fields:  # the process's own figures keep the CPU of threads that have ended
+            add("other threads", (int(fields[11]) / CLK_TCK - main[0], int(fields[12]) / CLK_TCK - main[1]))
+    return parts
 
 
 def postmaster_pid(port: int) -> int | None:

@@ -23,6 +23,7 @@ import argparse
 import os
 import sys
 import tempfile
+import time
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,6 +39,8 @@ from hype.web import request_cpu  # noqa: E402
 from crowd_setup import (  # noqa: E402
     DatabaseCheck,
     Nginx,
+    KERNEL,
+    cpu_parts,
     cpu_seconds,
     descendants,
     postmaster_pid,
@@ -60,6 +63,11 @@ class LoadResult:
     cpu_s: dict[str, float] = field(default_factory=dict)  # CPU seconds of each process tree during the crowd
     # --split-cpu: the app servers' CPU by endpoint (hype.web.request_cpu): name -> (requests, CPU seconds)
     by_endpoint: dict[str, tuple[int, float]] = field(default_factory=dict)
+    # each process tree's parts (crowd_setup.cpu_parts): (tree, part) -> CPU seconds during the crowd
+    by_part: dict[tuple[str, str], float] = field(default_factory=dict)
+    # the same parts' CPU per second with the servers up and no crowd (--idle): the fixed cost
+    idle_per_s: dict[tuple[str, str], float] = field(default_factory=dict)
+    load_average: str = ""  # /proc/loadavg's 1, 5 and 15 minute figures as the crowd started
 
     @property
     def ok(self) -> bool:
@@ -82,13 +90,16 @@ def fresh_database(kind: str, data_dir: Path, postgres_admin: str | None) -> Ite
 
 def run_load(database_url: str, data_dir: Path, n_workers: int, *, server_workers: int = 3, server_threads: int = 2,
              think_scale: float = 1.0, ramp_s: float = 10.0, deadline_s: float = 900.0, image_size: int = 128,
-             seed: int = 0, nginx: bool = False, app_servers: int = 1, split_cpu: bool = False) -> LoadResult:
+             seed: int = 0, nginx: bool = False, app_servers: int = 1, split_cpu: bool = False,
+             idle_s: float = 0.0) -> LoadResult:
     """One benchmark run on an empty database: studies, server(s), crowd, check.
 
     ``nginx``: the production topology, nginx in front of ``app_servers`` app servers (each
     server_workers x server_threads), images sent by nginx. The result has the CPU each server's
     processes (and PostgreSQL's, when it runs here) spent during the crowd; ``split_cpu``: also the
-    app servers' CPU by endpoint, counted in the server processes (hype.web.request_cpu)."""
+    app servers' CPU by endpoint, counted in the server processes (hype.web.request_cpu); ``idle_s``:
+    first that long with the servers up and no crowd, to measure what every process costs per second
+    doing nothing (gunicorn's wake-ups, PostgreSQL's background)."""
     config = load_server_config(data_dir, database_url)
     studies = build_load_studies(config, image_size=image_size, seed=seed)
     cpu_dir = data_dir / "request-cpu"
@@ -114,15 +125,32 @@ def run_load(database_url: str, data_dir: Path, n_workers: int, *, server_worker
         if postgres:
             processes["PostgreSQL"] = postgres
         processes["crowd client"] = os.getpid()
+        database = make_url(database_url).database if postgres else None
+
+        def parts() -> dict[tuple[str, str], float]:
+            return {(name, part): seconds for name, pid in processes.items()
+                    for part, seconds in cpu_parts(_part_kind(name), pid, database=database).items()}
+
+        idle = {}
+        if idle_s > 0:  # the fixed cost: every process with nobody working, for idle_s seconds
+            parts_before, begun = parts(), time.monotonic()
+            time.sleep(idle_s)
+            idle_after = parts()
+            idle_wall = time.monotonic() - begun
+            idle = {key: (seconds - parts_before.get(key, 0.0)) / idle_wall for key, seconds in idle_after.items()}
         trees = {name: descendants(pid) if name != "crowd client" else [pid] for name, pid in processes.items()}
         before = {name: cpu_seconds(pids) for name, pids in trees.items()}
+        parts_before = parts()
         counted_before = request_cpu.read_totals(cpu_dir) if split_cpu else {}
         plan = CrowdPlan(base_url=base_url, slugs=tuple(s.slug for s in studies), n_workers=n_workers,
                          ramp_s=ramp_s, think_scale=think_scale, deadline_s=deadline_s, seed=seed)
+        load_average = _load_average()
         log = run_crowd_blocking(plan, oracle)
         # the trees again: PostgreSQL starts a backend per new connection during the crowd
         after = {name: trees[name] if name == "crowd client" else descendants(processes[name]) for name in trees}
         cpu = {name: cpu_seconds(after[name]) - before[name] for name in trees}
+        parts_after = parts()
+        by_part = {key: seconds - parts_before.get(key, 0.0) for key, seconds in parts_after.items()}
     by_endpoint = {}
     if split_cpu:  # the servers have stopped: each process wrote its last totals on the way out
         counted = request_cpu.read_totals(cpu_dir)
@@ -133,12 +161,21 @@ def run_load(database_url: str, data_dir: Path, n_workers: int, *, server_worker
                            [*log.unsettled, *log.abandoned])
     kind = "sqlite" if database_url.startswith("sqlite") else "postgres"
     topology = f" via nginx, {len(servers)} app servers x {server_workers} x {server_threads}" if nginx else ""
-    return LoadResult(kind, n_workers, log, check, topology, cpu, by_endpoint)
+    return LoadResult(kind, n_workers, log, check, topology, cpu, by_endpoint, by_part, idle, load_average)
+
+
+def _load_average() -> str:
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
+def _part_kind(name: str) -> str:
+    return ("app" if name.startswith("app server") else "postgres" if name == "PostgreSQL" else "nginx" if name == "nginx"
+            else "process")
 
 
 def print_result(result: LoadResult) -> None:
     log = result.log
-    print(f"\n== {result.database}{result.topology}, {result.n_workers} workers: {len(log.acknowledged)} judgments in {log.wall_s:.1f} s "
+    print(f"\n== {result.database}{result.topology}, {result.n_workers} workers (load average {result.load_average}): {len(log.acknowledged)} judgments in {log.wall_s:.1f} s "
           f"= {result.judgments_per_s:.1f} judgments/s; sessions finished {len(log.final_stage)}/{result.n_workers}")
     print(f"{'endpoint':<13}{'requests':>9}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'max ms':>9}")
     for endpoint, n, p50, p95, p99, top in percentile_table(log):
@@ -147,6 +184,8 @@ def print_result(result: LoadResult) -> None:
         n = max(1, len(log.acknowledged))
         print("CPU during the crowd (s; ms per judgment): " + ", ".join(
             f"{name} {seconds:.1f} ({seconds * 1000 / n:.2f})" for name, seconds in result.cpu_s.items()))
+    if result.by_part:
+        print_cpu_parts(result)
     if result.by_endpoint:
         print_cpu_split(result)
     errors = ", ".join(f"{endpoint} {what} x{n}" for (endpoint, what), n in sorted(log.errors.items())) or "none"
@@ -159,9 +198,57 @@ def print_result(result: LoadResult) -> None:
             print(f"  {name}: {line}")
 
 
+def _cpu_ms(result: LoadResult, *trees: str) -> float:
+    """ms of CPU per judgment of these process trees. PostgreSQL: this run's backends and the cluster's
+    background work, not other databases' backends nor backends that exited, which on a shared
+    cluster are other jobs' (this run's connections are pooled and live through the crowd)."""
+    n = max(1, len(result.log.acknowledged))
+    total = 0.0
+    for tree in trees:
+        if tree == "PostgreSQL" and result.by_part:
+            total += sum(s for (t, part), s in result.by_part.items()
+                         if t == tree and part in ("backends of this run", "background"))
+        else:
+            total += result.cpu_s.get(tree, 0.0)
+    return total * 1000 / n
+
+
+def print_summary(results: list[LoadResult]) -> None:
+    """One Markdown row per run: what experiments/serving.md's sweep tables hold."""
+    print("| workers | judgments/s | answer p50 / p95 / p99 (ms) | image p99 (ms) | CPU per judgment (ms): app servers "
+          "| PostgreSQL | crowd client | nginx | load average at the start | database check |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---|---|")
+    for r in results:
+        rows = {row[0]: row for row in percentile_table(r.log)}
+        answer, image = rows.get("answer"), rows.get("image")
+        p50, p95, p99 = (answer[2], answer[3], answer[4]) if answer else (float("nan"),) * 3
+        apps = [name for name in r.cpu_s if name.startswith("app server")]
+        app_ms = " + ".join(f"{_cpu_ms(r, name):.2f}" for name in apps)
+        check = f"{'pass' if r.ok else 'FAIL'} ({r.check.stored:,} stored{', errors ' + str(sum(r.log.errors.values())) if r.log.errors else ''})"
+        print(f"| {r.n_workers} | {r.judgments_per_s:.1f} | {p50:.0f} / {p95:.0f} / **{p99:.0f}** | "
+              f"{image[4] if image else float('nan'):.0f} | {app_ms} | {_cpu_ms(r, 'PostgreSQL'):.2f} | "
+              f"{_cpu_ms(r, 'crowd client'):.2f} | {_cpu_ms(r, 'nginx'):.2f} | {r.load_average} | {check} |")
+
+
 def answer_p99(result: LoadResult) -> float:
     answer = next((row for row in percentile_table(result.log) if row[0] == "answer"), None)
     return answer[4] if answer else float("nan")
+
+
+def print_cpu_parts(result: LoadResult) -> None:
+    """Each process tree's CPU by part (crowd_setup.cpu_parts) per judgment; with --idle, also what the
+    part costs per second with nobody working, and that fixed cost spread over this run's judgments."""
+    n = max(1, len(result.log.acknowledged))
+    idle = result.idle_per_s
+    print("CPU by process part:" + (" (idle: ms of CPU per second with no crowd; fixed: that rate over this run, "
+                                    "per judgment)" if idle else ""))
+    print(f"  {'part':<52}{'CPU s':>8}{'ms per judgment':>16}" + (f"{'idle ms/s':>11}{'fixed ms/judgment':>19}" if idle else ""))
+    for (tree, part), seconds in result.by_part.items():
+        line = f"  {tree + ': ' + part:<52}{seconds:>8.2f}{seconds * 1000 / n:>16.2f}"
+        if idle:
+            rate = idle.get((tree, part), 0.0)
+            line += f"{rate * 1000:>11.2f}{rate * result.log.wall_s * 1000 / n:>19.2f}"
+        print(line)
 
 
 def print_cpu_split(result: LoadResult) -> None:
@@ -198,11 +285,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--deadline", type=float, default=900.0, help="seconds before clients stop retrying")
     parser.add_argument("--image-size", type=int, default=128)
     parser.add_argument("--postgres-url", default=os.environ.get("HYPE_TEST_POSTGRES_URL"))
+    parser.add_argument("--own-postgres", action="store_true",
+                        help="a throwaway PostgreSQL cluster of the run's own even when HYPE_TEST_POSTGRES_URL is set, "
+                             "so nothing else uses it while it is measured")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--stop-above-p99", type=float, default=None, metavar="MS",
                         help="a sweep: no larger N once an N's answer p99 is above this (ms)")
     parser.add_argument("--split-cpu", action="store_true",
                         help="count the app servers' CPU by endpoint inside the server processes (hype.web.request_cpu)")
+    parser.add_argument("--idle", type=float, default=0.0, metavar="S",
+                        help="before each crowd, S seconds with the servers up and nobody working: each process's fixed cost")
     args = parser.parse_args(argv)
     kinds = [k.strip() for k in args.db.split(",") if k.strip()]
     unknown = set(kinds) - {"sqlite", "postgres"}
@@ -212,7 +304,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"load average at the start: {' '.join(Path('/proc/loadavg').read_text().split()[:3])}", flush=True)
     results = []
     with ExitStack() as stack:
-        admin = args.postgres_url
+        admin = None if args.own_postgres else args.postgres_url
         if "postgres" in kinds and not admin:
             admin = stack.enter_context(throwaway_postgres())
         root = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="hype-load.")))
@@ -224,20 +316,15 @@ def main(argv: list[str] | None = None) -> int:
                                       server_threads=args.server_threads, think_scale=args.think_scale,
                                       ramp_s=args.ramp, deadline_s=args.deadline, image_size=args.image_size,
                                       seed=args.seed, nginx=args.nginx, app_servers=args.app_servers,
-                                      split_cpu=args.split_cpu)
+                                      split_cpu=args.split_cpu, idle_s=args.idle)
                 print_result(result)
                 results.append(result)
                 if args.stop_above_p99 is not None and answer_p99(result) > args.stop_above_p99:
                     print(f"answer p99 {answer_p99(result):.0f} ms > {args.stop_above_p99:.0f} ms: no larger N")
                     break
     print("\nsummary")
-    print(f"load average at the end: {' '.join(Path('/proc/loadavg').read_text().split()[:3])}")
-    print(f"{'database':<10}{'workers':>8}{'judg/s':>8}{'answer p50':>11}{'p95':>8}{'p99':>8}{'errors':>8}  check")
-    for r in results:
-        answer = next((row for row in percentile_table(r.log) if row[0] == "answer"), None)
-        p50, p95, p99 = (answer[2], answer[3], answer[4]) if answer else (float("nan"),) * 3
-        print(f"{r.database:<10}{r.n_workers:>8}{r.judgments_per_s:>8.1f}{p50:>11.1f}{p95:>8.1f}{p99:>8.1f}"
-              f"{sum(r.log.errors.values()):>8}  {'PASS' if r.ok else 'FAIL'}")
+    print(f"load average at the end: {_load_average()}")
+    print_summary(results)
     return 0 if all(r.ok for r in results) else 1
 
 

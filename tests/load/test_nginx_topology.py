@@ -53,3 +53,11 @@ def test_crowd_through_nginx_to_two_app_servers_on_postgres(db_backend, db_url, 
     # nginx spread the crowd over both app servers (each did at least a fifth of their joint work)
     apps = [result.cpu_s["app server 1"], result.cpu_s["app server 2"]]
     assert min(apps) > 0.2 * sum(apps), result.cpu_s
+    # where the CPU went, by part: the requests ran in the workers' request threads, this run's
+    # PostgreSQL backends did its database work, and the crowd's event loop (a thread that has ended
+    # by now) is in the client's figure
+    parts = result.by_part
+    for app in ("app server 1", "app server 2"):
+        assert parts[(app, "workers' request threads")] > parts[(app, "arbiter")], parts
+    assert parts[("PostgreSQL", "backends of this run")] > 0, parts
+    assert parts[("crowd client", "other threads")] > parts[("crowd client", "main thread")], parts
