@@ -65,11 +65,15 @@ def throwaway_postgres(port: int | None = None) -> Iterator[str]:
         shutil.chown(root, "postgres")
         run_as = ["runuser", "-u", "postgres", "--"]
     data = root / "data"
-    subprocess.run([*run_as, str(pgbin / "initdb"), "-D", str(data), "-U", "hype", "-A", "trust"], check=True,
-                   stdout=subprocess.DEVNULL)
-    options = f"-h 127.0.0.1 -p {port} -k {root} -c max_connections=300 -c shared_buffers=256MB"
-    subprocess.run([*run_as, str(pgbin / "pg_ctl"), "-D", str(data), "-l", str(root / "log"), "-w", "-o", options, "start"],
-                   check=True, stdout=subprocess.DEVNULL)
+    try:
+        subprocess.run([*run_as, str(pgbin / "initdb"), "-D", str(data), "-U", "hype", "-A", "trust"], check=True,
+                       stdout=subprocess.DEVNULL)
+        options = f"-h 127.0.0.1 -p {port} -k {root} -c max_connections=300 -c shared_buffers=256MB"
+        subprocess.run([*run_as, str(pgbin / "pg_ctl"), "-D", str(data), "-l", str(root / "log"), "-w", "-o", options,
+                        "start"], check=True, stdout=subprocess.DEVNULL)
+    except BaseException:  # nothing left behind by a cluster that did not start
+        shutil.rmtree(root, ignore_errors=True)
+        raise
     try:
         yield f"postgresql+psycopg://hype@127.0.0.1:{port}/postgres"
     finally:
