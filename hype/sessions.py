@@ -15,8 +15,7 @@ import weakref
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from sqlalchemy import Text, bindparam, cast, func, insert, select, update
-from sqlalchemy.engine import Row
+from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased, joinedload
 from sqlalchemy.orm.attributes import set_committed_value
@@ -38,7 +37,7 @@ from hype.models import (
 )
 from hype.platforms.codes import new_session_code
 from hype.protocol import StudySettings
-from hype.studies import catch_pool_ids, pool_ids, settings_from_text, study_settings
+from hype.studies import catch_pool_ids, pool_ids, study_settings
 from hype.timing import MAX_REFRESH_MS, MIN_REFRESH_MS, Presentation, presentation_flags
 
 PLATFORMS = ("plain", "mturk", "prolific")
@@ -51,8 +50,8 @@ WINDOW_MARGIN_H = 160
 _SLUG_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,64}")
 MTURK_PREVIEW = "ASSIGNMENT_ID_NOT_AVAILABLE"
 _ID_PATTERN = re.compile(r"[A-Za-z0-9_.:@-]{1,200}")
-_KEY_PATTERN = re.compile(r"[A-Za-z0-9_-]{8,64}")
-_TOKEN_PATTERN = re.compile(r"[A-Za-z0-9_-]{20,128}")
+IDEMPOTENCY_KEY_RE = re.compile(r"[A-Za-z0-9_-]{8,64}")
+SESSION_TOKEN_RE = re.compile(r"[A-Za-z0-9_-]{20,128}")
 
 
 # -- statements every worker request runs, built once (building one costs about as much as running it) --
@@ -132,44 +131,6 @@ _SET_REQUESTED_MS = (
     .values(requested_ms=bindparam("requested_ms"))
 )
 _MASK_COUNT = select(func.count()).where(Image.study_id == bindparam("study_id"), Image.pool == "mask")
-
-# The answer path on Core rows (record_answer_rows): plain tuples, no ORM objects to build, track or
-# refresh. The study's settings come as their stored text, which is also the key of the parsed-settings
-# cache: a change made by any process is a new text, so no process can use stale settings, and the
-# usual answer neither decodes the JSON nor parses the settings.
-_A = Assignment.__table__.c
-_T = Trial.__table__.c
-_J = Judgment.__table__.c
-_S = StaircaseRecord.__table__.c
-_ASSIGNMENT_ROW_FOR_UPDATE = (
-    select(_A.id, _A.stage, _A.study_id, _A.model_id, _A.token, _A.refresh_interval_ms, _A.last_active_at,
-           cast(Study.__table__.c.settings, Text).label("settings_text"))
-    .join(Study.__table__, Study.__table__.c.id == _A.study_id)
-    .where(_A.token == bindparam("token"))
-    .with_for_update(of=Assignment.__table__)
-)
-_TRIAL_COLUMNS = (_T.id, _T.assignment_id, _T.phase, _T.block, _T.position, _T.is_fake, _T.is_catch, _T.image_token,
-                  _T.requested_ms, _T.presentations)
-_ANSWER_TARGET_ROW = (
-    select(*_TRIAL_COLUMNS, _J.id.label("judgment_id"),
-           select(_J.trial_id).where(_J.idempotency_key == bindparam("key")).scalar_subquery().label("key_trial_id"),
-           _first_open_position(bindparam("assignment_id"), bindparam("stage")).label("open_position"))
-    .outerjoin(Judgment.__table__, _J.trial_id == _T.id)
-    .where(_T.image_token == bindparam("trial_token"))
-)
-_UPCOMING_ROWS = (
-    select(*_TRIAL_COLUMNS)
-    .where(_T.assignment_id == bindparam("assignment_id"), _T.phase == bindparam("phase"),
-           _T.position > bindparam("position"))
-    .order_by(_T.position)
-    .limit(2)
-)
-_STAIRCASE_ROW = select(_S.id, _S.config, _S.state).where(_S.assignment_id == bindparam("assignment_id"),
-                                                           _S.block == bindparam("block"))
-_SET_LAST_ACTIVE = (
-    update(Assignment.__table__).where(_A.id == bindparam("assignment_id")).values(last_active_at=bindparam("now"))
-)
-
 
 class SessionError(Exception):
     """A request the session cannot honour. ``status`` is the HTTP status the web layer answers with.
@@ -400,7 +361,7 @@ def _plan(session: Session, study: Study, settings: StudySettings, assignment: A
 def assignment_by_token(session: Session, token: str, *, for_update: bool = False) -> Assignment:
     """The session a token names. Locked for update when answering, so one worker's answers are
     recorded strictly one after another even if the browser sends two at once."""
-    if not isinstance(token, str) or not _TOKEN_PATTERN.fullmatch(token):
+    if not isinstance(token, str) or not SESSION_TOKEN_RE.fullmatch(token):
         raise SessionError("This session link is not valid.", status=404, code="unknown-session")
     # The study comes in the same query: every request needs its settings.
     query = _ASSIGNMENT_BY_TOKEN_FOR_UPDATE if for_update else _ASSIGNMENT_BY_TOKEN
@@ -413,7 +374,7 @@ def assignment_by_token(session: Session, token: str, *, for_update: bool = Fals
 
 # The shortest idle timeout a study may set: a session active more recently is never idle, which
 # spares most requests parsing the study's settings for this check.
-_MIN_IDLE = dt.timedelta(minutes=1)
+MIN_IDLE = dt.timedelta(minutes=1)
 
 
 def check_resumable(assignment: Assignment, settings: StudySettings | None = None) -> None:
@@ -424,7 +385,7 @@ def check_resumable(assignment: Assignment, settings: StudySettings | None = Non
     if assignment.stage not in ACTIVE_STAGES:
         return
     now = utcnow()
-    if now - recruitment.as_utc(assignment.last_active_at) <= _MIN_IDLE:
+    if now - recruitment.as_utc(assignment.last_active_at) <= MIN_IDLE:
         return
     settings = settings or study_settings(assignment.study)
     if recruitment.is_idle(assignment, settings, now):
@@ -548,7 +509,7 @@ def progress(session: Session, assignment: Assignment, current: Trial | None = N
     so each process keeps every phase's span after reading it once."""
     phase = assignment.stage if assignment.stage in TRIAL_STAGES else "task"
     if current is not None and current.phase == phase:
-        first, last, total = _phase_span(session, assignment.id, phase)
+        first, last, total = phase_span(session, assignment.id, phase)
         if last - first + 1 == total:  # contiguous positions (plan_session lays phases out so)
             return {"done": current.position - first, "total": total}
     total, done = session.execute(_PROGRESS, {"assignment_id": assignment.id, "phase": phase}).one()
@@ -563,7 +524,7 @@ _phase_spans: "weakref.WeakKeyDictionary[Any, dict[tuple[int, str], tuple[int, i
 _PHASE_SPANS_KEPT = 100_000  # about 10 MB at most; forgotten all at once beyond that (reread on demand)
 
 
-def _phase_span(session: Session, assignment_id: int, phase: str) -> tuple[int, int, int]:
+def phase_span(session: Session, assignment_id: int, phase: str) -> tuple[int, int, int]:
     """(first position, last position, number of trials) of a phase of an assignment's plan."""
     spans = _phase_spans.setdefault(session.get_bind(), {})
     key = (assignment_id, phase)
@@ -611,7 +572,7 @@ def record_answer(session: Session, assignment: Assignment, answer: Answer) -> A
     restarted server) returns the first outcome instead of recording twice, and no worker can block
     another's key.
     """
-    if not _KEY_PATTERN.fullmatch(answer.idempotency_key or ""):
+    if not IDEMPOTENCY_KEY_RE.fullmatch(answer.idempotency_key or ""):
         raise SessionError("idempotency_key must be 8-64 letters, digits, _ or -", code="bad-request")
     key = f"{assignment.id}:{answer.idempotency_key}"
     settings = study_settings(assignment.study)
@@ -646,7 +607,7 @@ def record_answer(session: Session, assignment: Assignment, answer: Answer) -> A
     # a catch trial never moves the staircase (docs/protocol.md, Catch trials)
     record = _staircase_record(session, assignment, trial.block) if timed and not trial.is_catch else None
     # A prebuilt INSERT, not an ORM object through the unit of work (half the cost of the insert).
-    session.connection().execute(_INSERT_JUDGMENT, _judgment_values(assignment, key, trial, answer, settings, timed))
+    session.connection().execute(_INSERT_JUDGMENT, judgment_values(assignment, key, trial, answer, settings, timed))
     recruitment.touch(assignment, settings)
     if record is not None:
         _advance_staircase(session, record, correct)
@@ -656,7 +617,7 @@ def record_answer(session: Session, assignment: Assignment, answer: Answer) -> A
     return replace(outcome, next_trial=ahead[0] if ahead else None, after_next=ahead[1] if len(ahead) > 1 else None)
 
 
-def _judgment_values(assignment: Any, key: str, trial: Any, answer: Answer, settings: StudySettings,
+def judgment_values(assignment: Any, key: str, trial: Any, answer: Answer, settings: StudySettings,
                      timed: bool) -> dict[str, Any]:
     """The judgment row an answer stores, with its presentation flags; ``assignment`` and ``trial`` are
     ORM objects or Core rows (the same attribute names)."""
@@ -691,96 +652,6 @@ def _judgment_values(assignment: Any, key: str, trial: Any, answer: Answer, sett
         flag_reasons=",".join(flags) or None,
     )
 
-
-
-@dataclass(frozen=True)
-class RowAnswer:
-    """An answer recorded by record_answer_rows: the session and the next trials as Core rows (with the
-    attribute names of Assignment and Trial), the next trial's exposure as served."""
-
-    assignment: Row
-    settings: StudySettings
-    feedback_correct: bool | None
-    next_trial: Row
-    exposure: float | None
-    after_next: Row | None
-
-
-def record_answer_rows(session: Session, token: str, answer: Answer) -> RowAnswer | None:
-    """record_answer for the usual answer, on Core rows: a fresh answer to the current trial of a
-    session that goes on after it. Everything else (a replay, any refusal, a session to mark abandoned,
-    the last answer of a stage, which finishes it) returns None before anything is written, and the
-    caller runs the ORM path (assignment_by_token + record_answer) in the same transaction, which
-    answers exactly as it always has. Same statements order, same guarantees: the session row locked
-    first (FOR UPDATE on PostgreSQL; on SQLite the INSERT takes the write lock), every read before the
-    first write, the judgment INSERT, the staircase update and the next trial's exposure in one
-    transaction."""
-    if not isinstance(token, str) or not _TOKEN_PATTERN.fullmatch(token):
-        return None
-    if not _KEY_PATTERN.fullmatch(answer.idempotency_key or ""):
-        return None
-    # Core statements on the session's connection: the ORM session's execute adds its own layer even for them.
-    connection = session.connection()
-    a = connection.execute(_ASSIGNMENT_ROW_FOR_UPDATE, {"token": token}).first()
-    if a is None or a.stage not in TRIAL_STAGES:
-        return None
-    settings = settings_from_text(a.settings_text)
-    now = utcnow()
-    if now - recruitment.as_utc(a.last_active_at) > _MIN_IDLE and recruitment.is_idle(a, settings, now):
-        return None  # check_resumable marks it abandoned
-    key = f"{a.id}:{answer.idempotency_key}"
-    params = {"key": key, "assignment_id": a.id, "stage": a.stage, "trial_token": answer.trial_token}
-    trial = connection.execute(_ANSWER_TARGET_ROW, params).first()
-    if (trial is None or trial.key_trial_id is not None or trial.assignment_id != a.id or trial.judgment_id is not None
-            or trial.open_position is None or trial.phase != a.stage or trial.position != trial.open_position):
-        return None
-    timed = is_timed(settings, trial)
-    if timed and trial.requested_ms is None:
-        return None
-    ahead = connection.execute(_UPCOMING_ROWS, {"assignment_id": a.id, "phase": trial.phase, "position": trial.position}).all()
-    if not ahead:
-        return None  # the stage ends here: qualification's verdict, completion, the stopping look
-    next_trial = ahead[0]
-    records: dict[int, Row] = {}
-
-    def record_of(block: int) -> Row:
-        if block not in records:
-            row = connection.execute(_STAIRCASE_ROW, {"assignment_id": a.id, "block": block}).first()
-            if row is None:  # pragma: no cover - created with the plan; missing means a corrupted session
-                raise SessionError("This session's staircase is missing.", status=500, code="internal")
-            records[block] = row
-        return records[block]
-
-    moves = timed and not trial.is_catch  # a catch trial never moves the staircase
-    serves = is_timed(settings, next_trial) and next_trial.requested_ms is None
-    if moves:
-        record_of(trial.block)
-    if serves and not next_trial.is_catch:
-        record_of(next_trial.block)
-    values = _judgment_values(a, key, trial, answer, settings, timed)
-    connection.execute(_INSERT_JUDGMENT, values)
-    every = min(recruitment.TOUCH_EVERY, recruitment.idle_timeout(settings) / 10)
-    if a.last_active_at is None or now - recruitment.as_utc(a.last_active_at) >= every:
-        connection.execute(_SET_LAST_ACTIVE, {"assignment_id": a.id, "now": now})
-    states: dict[int, dict[str, Any]] = {}
-    if moves:
-        record = records[trial.block]
-        state = adaptive.block_advance(record.config, record.state, values["correct"])
-        connection.execute(_SET_STAIRCASE_STATE, {"record_id": record.id, "state": state})
-        states[trial.block] = state
-    exposure = next_trial.requested_ms
-    if serves:
-        if next_trial.is_catch:
-            exposure = settings.time.max_ms
-        elif next_trial.block in states:
-            # the state block_advance just made: its intensity is the next exposure, no need to check it again
-            exposure = float(states[next_trial.block]["intensity"])
-        else:
-            record = records[next_trial.block]
-            exposure = adaptive.block_exposure(record.config, record.state)
-        connection.execute(_SET_REQUESTED_MS, {"trial_id": next_trial.id, "requested_ms": exposure})
-    return RowAnswer(a, settings, values["correct"] if timed else None, next_trial, exposure,
-                     ahead[1] if len(ahead) > 1 else None)
 
 
 def _outcome(trial: Trial, correct: bool, settings: StudySettings, assignment: Assignment, *, replayed: bool) -> AnswerOutcome:

@@ -126,7 +126,7 @@ def study_settings(study: Study) -> StudySettings:
 @lru_cache(maxsize=256)
 def settings_from_text(text: str) -> StudySettings:
     """Parsed settings from their JSON text, once per process per text: the answer path reads the stored
-    text itself (hype.sessions.record_answer_rows), so an edit from any process is a new key."""
+    text itself (hype.answer_rows.record_answer_rows), so an edit from any process is a new key."""
     return StudySettings.from_dict(json.loads(text))
 
 

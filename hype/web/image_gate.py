@@ -18,31 +18,15 @@ import re
 from typing import Any, Callable, Iterable
 
 from sqlalchemy import Engine
-from sqlalchemy.sql import Executable
 
 from hype.config import Config
+from hype.direct_sql import DirectStatement
 from hype.images import served_file
 from hype.proxy.nginx import accel_path
 from hype.sessions import COUNT_PRESENTATION, IMAGE_DELIVERY, MASK_DELIVERY, TRIAL_STAGES, may_deliver
 
 _IMAGE_PATH = re.compile(r"/api/w/([A-Za-z0-9_-]{20,128})/(img|masks)/([A-Za-z0-9_-]{1,64})")
 _MASK_INDEX = re.compile(r"[0-9]{1,4}")
-
-
-class PreparedSql:
-    """A Core statement compiled once for the engine's dialect, run on a raw DB-API cursor. The values
-    given are plain ones named by bindparam (no type processing needed); the statement's own
-    literals (the 1 of ``presentations + 1``) are bound once here."""
-
-    def __init__(self, engine: Engine, statement: Executable):
-        compiled = statement.compile(dialect=engine.dialect)
-        self.sql = compiled.string
-        self.names = tuple(compiled.positiontup or ()) if compiled.positional else None
-        self.defaults = compiled.construct_params(_check=False)
-
-    def params(self, **values: Any) -> Any:
-        bound = {**self.defaults, **values}
-        return tuple([bound[name] for name in self.names]) if self.names is not None else bound
 
 
 _HEADERS = (("Content-Type", "image/png"), ("Content-Length", "0"), ("Cache-Control", "private, no-store"))
@@ -56,9 +40,9 @@ class ImageGate:
         self.app = app
         self.engine = engine
         self.config = config
-        self.lookup = PreparedSql(engine, IMAGE_DELIVERY)
-        self.count = PreparedSql(engine, COUNT_PRESENTATION)
-        self.mask = PreparedSql(engine, MASK_DELIVERY)
+        self.lookup = DirectStatement(engine.dialect, IMAGE_DELIVERY)
+        self.count = DirectStatement(engine.dialect, COUNT_PRESENTATION)
+        self.mask = DirectStatement(engine.dialect, MASK_DELIVERY)
         # DB-API connections checked out of the engine's pool once and kept: a checkout and its
         # return (with the pool's reset) cost about as much as the two statements. list.pop and
         # list.append are atomic, so threads share the list without a lock; it holds at most as many

@@ -39,13 +39,13 @@ from hype.sessions import (
     progress,
     published_study,
     record_answer,
-    record_answer_rows,
     record_browser_check,
     serve_trial,
     upcoming_trial,
 )
 from hype.studies import study_settings
 from hype.web import config, db
+from hype.answer_rows import record_answer_rows
 from hype.web.payloads import json_body, parse_answer, parse_check, parse_entry_params
 
 bp = Blueprint("worker_api", __name__, url_prefix="/api")
@@ -236,7 +236,7 @@ def trial_state(assignment: Assignment, trial: Trial | None, following: Any = _L
 
 def _served_state(assignment: Any, settings, trial: Any, exposure: float | None, following: Any) -> dict[str, Any]:
     """trial_state's body once the trial is served; ``assignment`` and the trials are ORM objects or
-    Core rows (hype.sessions.record_answer_rows)."""
+    rows (hype.answer_rows.record_answer_rows)."""
     return {
         **session_state(assignment, trial),
         "trial": _trial_payload(assignment, settings, trial, exposure),

@@ -107,3 +107,51 @@ def test_the_sign_in_limiter_runs_for_sign_in_only(make_study, app, oracle, monk
     client.get("/login")
     client.post("/login", data={"email": "nobody@example.org", "password": "wrong"})
     assert consulted, "the sign-in view no longer consults the limiter"
+
+
+def _statements_per_answer(app, make_study, oracle, monkeypatch, mode: str) -> list[list[str]]:
+    """The statements each of a session's usual answers sends the database (first word of each, as the
+    driver receives it), with BEGIN and COMMIT: SQLite's own trace; on PostgreSQL every
+    psycopg cursor execute (SQLAlchemy's and direct ones alike) and the connection's commits."""
+    from sqlalchemy import event
+
+    engine = app.extensions["hype.engine"]
+    sent: list[str] = []
+    if engine.dialect.name == "sqlite":
+        engine.pool.dispose()  # fresh connections, so the trace is set on every one
+        event.listen(engine, "connect", lambda dbapi, _rec: dbapi.set_trace_callback(lambda sql: sent.append(sql)))
+    else:
+        import psycopg
+
+        original_execute, original_commit = psycopg.Cursor.execute, psycopg.Connection.commit
+        monkeypatch.setattr(psycopg.Cursor, "execute",
+                            lambda self, query, *a, **k: sent.append(str(query)) or original_execute(self, query, *a, **k))
+        monkeypatch.setattr(psycopg.Connection, "commit", lambda self: sent.append("COMMIT") or original_commit(self))
+    study = make_study(mode)
+    w = Worker(app, study.slug, {"PROLIFIC_PID": f"trips-{mode}", "STUDY_ID": "s", "SESSION_ID": "x"})
+    w.start()
+    state, answers = w.trial(), []
+    for _ in range(6):
+        truth = oracle(state["trial"]["id"])  # the test's own query, before counting
+        sent.clear()
+        reply = w.answer(state["trial"]["id"], truth, timing=faithful_timing(state["trial"]))
+        assert reply.status_code == 201, reply.get_data(as_text=True)
+        answers.append([sql.split()[0].upper() for sql in sent if sql.strip()])
+        state = reply.get_json()["next"]
+    return answers[1:]  # the first may read the phase's span, cached by the process after
+
+
+@pytest.mark.parametrize("mode", ["hype-infinity", "hype-time"])
+def test_the_usual_answer_reads_once_and_on_postgresql_writes_once(make_study, app, oracle, monkeypatch, mode):
+    """The answer's reads are one statement (the session locked, its trial, the next two, the staircase);
+    on PostgreSQL its writes are one more (the staircase and the next exposure as WITH clauses of the
+    INSERT), so an answer costs PostgreSQL four round trips with BEGIN and COMMIT, the bare ORM insert's
+    three plus the read. It was six (HYPE-infinity) and nine (HYPE-time): each round trip costs the
+    app 0.1-0.2 ms of CPU (experiments/serving.md)."""
+    for statements in _statements_per_answer(app, make_study, oracle, monkeypatch, mode):
+        assert statements.count("SELECT") == 1, statements
+        if app.extensions["hype.engine"].dialect.name == "postgresql":
+            # psycopg sends BEGIN itself on the first execute: the read, the write, the commit
+            assert statements in (["SELECT", "INSERT", "COMMIT"], ["SELECT", "WITH", "COMMIT"]), statements
+        else:
+            assert statements[0] == "SELECT" and statements[-1] == "COMMIT", statements
