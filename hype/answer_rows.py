@@ -1,12 +1,13 @@
 """The usual answer on Core rows: one read and (on PostgreSQL) one write, instead of the ORM's many.
 
 Nearly every answer a worker sends is a fresh answer to the current trial of a session that goes on
-after it. That one case is recorded here with prebuilt Core statements on the session's connection:
-plain tuples, no ORM objects to build, track or refresh, and as few round trips as the database
-allows, since on PostgreSQL each costs the app more CPU than the work it carries. Everything else (a
+after it. That one case is recorded here with Core statements compiled once and run on a DB-API
+connection this path keeps (hype.direct_sql): plain tuples, no ORM session or objects, no pool checkout,
+and as few round trips as the database allows (a read and a write on PostgreSQL, with BEGIN and
+COMMIT), since on PostgreSQL each costs the app more CPU than the work it carries. Everything else (a
 replay, any refusal, a session to mark abandoned, the last answer of a stage, which finishes it)
-returns None before anything is written, and the caller runs hype.sessions.record_answer in the same
-transaction, which answers exactly as it always has.
+returns None with nothing written, and the caller runs hype.sessions.record_answer, which answers
+exactly as it always has.
 
 The study's settings come as their stored text, which is also the key of the parsed-settings cache:
 a change made by any process is a new text, so no process can use stale settings, and the usual answer
@@ -19,24 +20,24 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from sqlalchemy import Connection, Text, and_, bindparam, cast, insert, or_, select, update
+from sqlalchemy import Engine, Text, and_, bindparam, cast, insert, or_, select, update
 from sqlalchemy.engine import Dialect
-from sqlalchemy.orm import Session
 
 from hype import adaptive, recruitment
 from hype.models import Assignment, Judgment, StaircaseRecord, Study, Trial, utcnow
 from hype.protocol import StudySettings
-from hype.direct_sql import direct
+from hype.direct_sql import KeptConnections, direct
 from hype.sessions import (
     IDEMPOTENCY_KEY_RE,
     MIN_IDLE,
+    PHASE_SPAN,
     SESSION_TOKEN_RE,
     TRIAL_STAGES,
     Answer,
     SessionError,
     is_timed,
+    cached_phase_span,
     judgment_values,
-    phase_span,
 )
 from hype.studies import settings_from_text
 
@@ -154,26 +155,52 @@ class RowAnswer:
     after_next: TrialRow | None
 
 
-def record_answer_rows(session: Session, token: str, answer: Answer) -> RowAnswer | None:
-    """hype.sessions.record_answer for the usual answer, or None (nothing written) for anything else.
-    The same guarantees: the session row locked by the one read, every read before the first write,
-    the judgment, the staircase update and the next trial's exposure in one transaction."""
+def record_answer_rows(connections: KeptConnections, token: str, answer: Answer) -> RowAnswer | None:
+    """hype.sessions.record_answer for the usual answer, committed; or None, with nothing written,
+    for anything else (the caller then runs the ORM path, which answers as it always has). The same
+    guarantees: the session row locked by the one read, every read before the first write, the
+    judgment, the staircase update and the next trial's exposure in one transaction.
+
+    On a connection of ``connections`` (no ORM session, no pool checkout): a database error (a
+    concurrent answer of the same session taking the trial or the key first, a lost connection)
+    rolls back and returns None, and the ORM path, with its retries, finds what happened."""
     if not isinstance(token, str) or not SESSION_TOKEN_RE.fullmatch(token):
         return None
     if not IDEMPOTENCY_KEY_RE.fullmatch(answer.idempotency_key or ""):
         return None
-    # On the DB-API cursor of the session's connection (hype.direct_sql): the same transaction as the
-    # ORM path, without SQLAlchemy's per-execute layer.
-    connection = session.connection()
-    cursor = connection.connection.cursor()
+    engine = connections.engine
     try:
-        return _record(session, connection, cursor, token, answer)
-    finally:
-        cursor.close()
+        connection = connections.take()
+    except engine.dialect.loaded_dbapi.Error:
+        return None
+    try:
+        cursor = connection.cursor()
+        try:
+            recorded = _record(engine, cursor, token, answer)
+        finally:
+            cursor.close()
+        if recorded is None:
+            connection.rollback()  # nothing written; the lock (PostgreSQL) is let go
+        else:
+            connection.commit()
+    except engine.dialect.loaded_dbapi.Error:
+        try:  # a refused INSERT leaves a usable connection; a lost one fails here too
+            connection.rollback()
+        except Exception:  # noqa: BLE001
+            connections.discard(connection)
+        else:
+            connections.give(connection)
+        return None
+    except BaseException:
+        connections.discard(connection)
+        raise
+    connections.give(connection)
+    return recorded
 
 
-def _record(session: Session, connection: Connection, cursor: Any, token: str, answer: Answer) -> RowAnswer | None:
-    rows = direct(connection.dialect, ANSWER_READS).rows(
+def _record(engine: Engine, cursor: Any, token: str, answer: Answer) -> RowAnswer | None:
+    dialect = engine.dialect
+    rows = direct(dialect, ANSWER_READS).rows(
         cursor, token=token, key=answer.idempotency_key, trial_token=answer.trial_token)
     if len(rows) < 2:
         return None  # not this session's trial in its stage, or the stage ends with it: the ORM path says which
@@ -187,7 +214,8 @@ def _record(session: Session, connection: Connection, cursor: Any, token: str, a
         if first[_PREVIOUS_JUDGMENT] is None:
             return None  # out of order
     else:  # the first of its phase, if the phase is one run of positions (plan_session lays them out so)
-        start, last, total = phase_span(session, a.id, trial.phase)
+        start, last, total = cached_phase_span(engine, a.id, trial.phase, lambda: direct(dialect, PHASE_SPAN).rows(
+            cursor, assignment_id=a.id, phase=trial.phase)[0])
         if trial.position != start or last - start + 1 != total:
             return None
     settings = settings_from_text(first[_SETTINGS])
@@ -226,7 +254,7 @@ def _record(session: Session, connection: Connection, cursor: Any, token: str, a
             record = record_of(next_trial.block)
             exposure = adaptive.block_exposure(record.config, record.state)
         served = (next_trial.id, exposure)
-    write_answer(connection.dialect, cursor, values, touched=touched, advanced=advanced, served=served)
+    write_answer(dialect, cursor, values, touched=touched, advanced=advanced, served=served)
     return RowAnswer(a, settings, values["correct"] if timed else None, next_trial, exposure,
                      trials[2] if len(trials) > 2 else None)
 

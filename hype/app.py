@@ -10,6 +10,7 @@ from werkzeug.exceptions import HTTPException
 
 from hype.config import Config, load_config
 from hype.db import make_engine, make_session_factory
+from hype.direct_sql import KeptConnections
 from hype.sessions import SessionError
 
 PROJECT_ROOT_TEMPLATES = "templates"
@@ -51,6 +52,8 @@ def create_app(config: Config | None = None, **overrides: Any) -> Flask:
     engine = make_engine(config.database_url, pool_size=config.extra.get("pool_size"))
     app.extensions["hype.engine"] = engine
     app.extensions["hype.sessions"] = make_session_factory(engine)
+    # The usual answer's own connections (hype.answer_rows): no ORM session, no pool checkout per answer.
+    app.extensions["hype.answer_connections"] = KeptConnections(engine, autocommit=False)
 
     @app.teardown_appcontext
     def _close_session(exc: BaseException | None) -> None:
@@ -60,22 +63,25 @@ def create_app(config: Config | None = None, **overrides: Any) -> Flask:
                 session.rollback()
             session.close()
 
+    # Worker pages may be framed by MTurk (ExternalQuestion shows them in an iframe); nothing else may
+    # frame anything here. Built once: every response carries them.
+    def csp(ancestors: str) -> str:
+        return ("default-src 'self'; img-src 'self' data: blob:; style-src 'self'; script-src 'self'; "
+                f"connect-src 'self'; frame-ancestors {ancestors}; base-uri 'none'; "
+                "form-action 'self' https://www.mturk.com https://workersandbox.mturk.com")
+
+    worker_csp = csp("'self' https://www.mturk.com https://workersandbox.mturk.com")
+    other_csp = csp("'self'")
+
     @app.after_request
     def _security_headers(response):
-        # Worker pages may be framed by MTurk (ExternalQuestion shows them in an iframe); nothing
-        # else may frame anything here.
-        worker_page = (request.blueprint or "") == "worker"
-        ancestors = "'self' https://www.mturk.com https://workersandbox.mturk.com" if worker_page else "'self'"
-        response.headers.setdefault(
-            "Content-Security-Policy",
-            "default-src 'self'; img-src 'self' data: blob:; style-src 'self'; script-src 'self'; "
-            f"connect-src 'self'; frame-ancestors {ancestors}; base-uri 'none'; "
-            "form-action 'self' https://www.mturk.com https://workersandbox.mturk.com",
-        )
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        worker_page = request.blueprint == "worker"
+        headers = response.headers
+        headers.setdefault("Content-Security-Policy", worker_csp if worker_page else other_csp)
+        headers.setdefault("X-Content-Type-Options", "nosniff")
         if not worker_page:
-            response.headers.setdefault("X-Frame-Options", "SAMEORIGIN")
-        response.headers.setdefault("Referrer-Policy", "no-referrer")
+            headers.setdefault("X-Frame-Options", "SAMEORIGIN")
+        headers.setdefault("Referrer-Policy", "no-referrer")
         return response
 
     @app.errorhandler(HTTPException)

@@ -86,3 +86,39 @@ def direct(dialect: Dialect, statement: Executable) -> DirectStatement:
     if found is None:
         found = _compiled[key] = DirectStatement(dialect, statement)
     return found
+
+
+class KeptConnections:
+    """DB-API connections checked out of the engine's pool once and kept by one hot path: a checkout
+    and its return (with the pool's reset) cost about as much as the path's statements. list.pop and
+    list.append are atomic, so threads share the list without a lock; it holds at most as many
+    connections as the path ever ran at once in this process. ``autocommit``: each statement its own
+    transaction (the image gate's single UPDATE); otherwise the caller commits or rolls back."""
+
+    def __init__(self, engine: Any, *, autocommit: bool):
+        self.engine = engine
+        self.autocommit = autocommit
+        self.idle: list[Any] = []
+
+    def take(self) -> Any:
+        """The most recently used connection; a new one from the engine's pool (its connect events
+        run) only when every one kept is busy."""
+        try:
+            return self.idle.pop()
+        except IndexError:
+            connection = self.engine.raw_connection()
+            if self.autocommit:
+                self.engine.dialect.set_isolation_level(connection.driver_connection, "AUTOCOMMIT")
+            return connection
+
+    def give(self, connection: Any) -> None:
+        self.idle.append(connection)
+
+    @staticmethod
+    def discard(connection: Any) -> None:
+        """A connection that failed is closed for good (the pool makes a fresh one in its place)."""
+        try:
+            connection.invalidate()
+            connection.close()
+        except Exception:  # noqa: BLE001
+            pass

@@ -13,7 +13,7 @@ import re
 import secrets
 import weakref
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Callable, Sequence
 
 from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
@@ -516,7 +516,7 @@ def progress(session: Session, assignment: Assignment, current: Trial | None = N
     return {"done": int(done or 0), "total": int(total or 0)}
 
 
-_PHASE_SPAN = select(func.min(Trial.position), func.max(Trial.position), func.count(Trial.id)).where(
+PHASE_SPAN = select(func.min(Trial.position), func.max(Trial.position), func.count(Trial.id)).where(
     Trial.assignment_id == bindparam("assignment_id"), Trial.phase == bindparam("phase")
 )
 # Per engine (one database), since ids are only unique within one: {(assignment id, phase): span}.
@@ -526,11 +526,18 @@ _PHASE_SPANS_KEPT = 100_000  # about 10 MB at most; forgotten all at once beyond
 
 def phase_span(session: Session, assignment_id: int, phase: str) -> tuple[int, int, int]:
     """(first position, last position, number of trials) of a phase of an assignment's plan."""
-    spans = _phase_spans.setdefault(session.get_bind(), {})
+    return cached_phase_span(session.get_bind(), assignment_id, phase, lambda: session.execute(
+        PHASE_SPAN, {"assignment_id": assignment_id, "phase": phase}).one())
+
+
+def cached_phase_span(engine: Any, assignment_id: int, phase: str,
+                      read: Callable[[], Sequence[Any]]) -> tuple[int, int, int]:
+    """phase_span, read with ``read`` (PHASE_SPAN's row) when this process has not seen it yet."""
+    spans = _phase_spans.setdefault(engine, {})
     key = (assignment_id, phase)
     span = spans.get(key)
     if span is None:
-        first, last, total = session.execute(_PHASE_SPAN, {"assignment_id": assignment_id, "phase": phase}).one()
+        first, last, total = read()
         span = (int(first), int(last), int(total))
         if len(spans) >= _PHASE_SPANS_KEPT:
             spans.clear()

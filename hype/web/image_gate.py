@@ -20,7 +20,7 @@ from typing import Any, Callable, Iterable
 from sqlalchemy import Engine
 
 from hype.config import Config
-from hype.direct_sql import DirectStatement
+from hype.direct_sql import DirectStatement, KeptConnections
 from hype.images import served_file
 from hype.proxy.nginx import accel_path
 from hype.sessions import COUNT_PRESENTATION, IMAGE_DELIVERY, MASK_DELIVERY, TRIAL_STAGES, may_deliver
@@ -43,11 +43,12 @@ class ImageGate:
         self.lookup = DirectStatement(engine.dialect, IMAGE_DELIVERY)
         self.count = DirectStatement(engine.dialect, COUNT_PRESENTATION)
         self.mask = DirectStatement(engine.dialect, MASK_DELIVERY)
-        # DB-API connections checked out of the engine's pool once and kept: a checkout and its
-        # return (with the pool's reset) cost about as much as the two statements. list.pop and
-        # list.append are atomic, so threads share the list without a lock; it holds at most as many
-        # connections as image requests ever ran at once in this process.
-        self.idle: list[Any] = []
+        # The gate's connections autocommit: the count is one statement, and a BEGIN and a COMMIT
+        # would double the calls into the driver (each a round trip on PostgreSQL). The check and the
+        # count were never one transaction (the SELECT locks nothing): an answer recorded between them
+        # is the race a reload beside the answer always had, and the count, kept either way, flags
+        # that trial.
+        self.connections = KeptConnections(engine, autocommit=True)
         # Files known to have their served copy (made at publish and never removed): checked once.
         self.served: set[str] = set()
 
@@ -68,7 +69,7 @@ class ImageGate:
     def _deliver(self, token: str, image_token: str) -> str | None:
         """The file to hand over, the delivery counted and committed; None to leave it to Flask."""
         try:
-            connection = self._take()
+            connection = self.connections.take()
         except Exception:  # noqa: BLE001 - the Flask route retries and reports
             return None
         try:
@@ -76,61 +77,38 @@ class ImageGate:
             cursor.execute(self.lookup.sql, self.lookup.params(token=token, image_token=image_token))
             row = cursor.fetchone()
             if row is None or not may_deliver(*row[1:-1]):
-                self.idle.append(connection)
+                self.connections.give(connection)
                 return None
             file_sha256 = row[-1]
             self._ensure_served(file_sha256)
             cursor.execute(self.count.sql, self.count.params(trial_id=row[0]))  # autocommitted
-            self.idle.append(connection)
+            self.connections.give(connection)
             return file_sha256
         except Exception:  # noqa: BLE001 - nothing was counted: Flask does it properly
-            _discard(connection)
+            self.connections.discard(connection)
             return None
 
     def _mask(self, token: str, index: int) -> str | None:
         """The session's study's index-th mask, while the session is in a trial stage; None to leave
         it to Flask (which says why not: no such session or mask, a session that has ended)."""
         try:
-            connection = self._take()
+            connection = self.connections.take()
         except Exception:  # noqa: BLE001
             return None
         try:
             cursor = connection.cursor()
             cursor.execute(self.mask.sql, self.mask.params(token=token, index=index))
             row = cursor.fetchone()
-            self.idle.append(connection)
+            self.connections.give(connection)
             if row is None or row[0] not in TRIAL_STAGES:
                 return None
             self._ensure_served(row[1])
             return row[1]
         except Exception:  # noqa: BLE001
-            _discard(connection)
+            self.connections.discard(connection)
             return None
 
     def _ensure_served(self, file_sha256: str) -> None:
         if file_sha256 not in self.served:
             served_file(self.config.image_store, self.config.served_dir, file_sha256)
             self.served.add(file_sha256)
-
-    def _take(self) -> Any:
-        """A connection of the gate's own, the most recently used first; a new one from the engine's
-        pool (its connect events run) only when every one it holds is busy. The gate's connections
-        autocommit: the count is one statement, and a BEGIN and a COMMIT would double the calls into
-        the driver (each a round trip on PostgreSQL). The check and the count were never one
-        transaction (the SELECT locks nothing): an answer recorded between them is the race a
-        reload beside the answer always had, and the count, kept either way, flags that trial."""
-        try:
-            return self.idle.pop()
-        except IndexError:
-            connection = self.engine.raw_connection()
-            self.engine.dialect.set_isolation_level(connection.driver_connection, "AUTOCOMMIT")
-            return connection
-
-
-def _discard(connection: Any) -> None:
-    """A connection that failed is closed for good (the pool makes a fresh one in its place)."""
-    try:
-        connection.invalidate()
-        connection.close()
-    except Exception:  # noqa: BLE001
-        pass

@@ -12,7 +12,7 @@ import re
 import time
 from typing import Any, Callable, TypeVar
 
-from flask import Blueprint, Response, abort, jsonify, request, session as cookie
+from flask import Blueprint, Response, abort, current_app, jsonify, request, session as cookie
 from sqlalchemy.exc import IntegrityError, OperationalError
 from werkzeug.exceptions import RequestEntityTooLarge
 
@@ -147,12 +147,31 @@ TRIAL_IMAGE_URL = "{root}/api/w/{token}/img/{image_token}"
 MASK_URL = "{root}/api/w/{token}/masks/{index}"
 
 
+class _CachedReads:
+    """What progress() and mask_count() need of the request's session: its engine, the key of their
+    per-process caches, and the session itself only when they miss. The usual answer commits on a
+    connection of its own (hype.answer_rows), and opening an ORM session to read two cached figures
+    cost it more than either read."""
+
+    def get_bind(self) -> Any:
+        return current_app.extensions["hype.engine"]
+
+    def execute(self, *args: Any, **kwargs: Any) -> Any:
+        return db().execute(*args, **kwargs)
+
+    def scalar(self, *args: Any, **kwargs: Any) -> Any:
+        return db().scalar(*args, **kwargs)
+
+
+_cached_reads: Any = _CachedReads()
+
+
 def session_state(assignment: Any, current: Any = None) -> dict[str, Any]:
     """Stage, progress and page; ``current``, the stage's current trial when the caller has it, spares
     the progress count."""
     return {
         "stage": assignment.stage,
-        "progress": progress(db(), assignment, current),
+        "progress": progress(_cached_reads, assignment, current),
         "url": SESSION_PAGE_URL.format(root=request.script_root, token=assignment.token),
     }
 
@@ -250,7 +269,7 @@ def _trial_payload(assignment: Any, settings, trial: Any, exposure: float | None
     t = settings.time
     masks: list[str] = []
     if timed:
-        n_available = mask_count(db(), assignment.study_id)
+        n_available = mask_count(_cached_reads, assignment.study_id)
         masks = [
             MASK_URL.format(root=request.script_root, token=assignment.token, index=k)
             for k in _mask_indices(trial.image_token, t.n_masks, n_available)
@@ -280,23 +299,24 @@ def _mask_indices(seed_text: str, n: int, available: int) -> list[int]:
 @bp.post("/w/<token>/answers")
 def answer(token: str):
     parsed = parse_answer(json_body())
+    # The usual answer on a connection of its own, committed there (hype.answer_rows); anything else (a
+    # replay, a refusal, a stage's last answer) on the ORM path below, which answers exactly as before
+    # (record_answer_rows wrote nothing then).
+    fast = record_answer_rows(current_app.extensions["hype.answer_connections"], token, parsed)
+    if fast is not None:
+        outcome = AnswerOutcome(replayed=False, feedback_correct=fast.feedback_correct, stage=fast.assignment.stage)
+        next_state = _served_state(fast.assignment, fast.settings, fast.next_trial, fast.exposure, fast.after_next)
+    else:
+        def work():
+            assignment = assignment_by_token(db(), token, for_update=True)
+            outcome = record_answer(db(), assignment, parsed)
+            # The next trial rides along (served, so its exposure is fixed in this same transaction): the
+            # runner needs no GET /trial between answers, a third fewer requests per judgment.
+            if outcome.next_trial is not None:
+                return outcome, trial_state(assignment, outcome.next_trial, following=outcome.after_next)
+            return outcome, trial_state(assignment, current_trial(db(), assignment))
 
-    def work():
-        # The usual answer on Core rows; anything else (a replay, a refusal, a stage's last answer) on the
-        # ORM path below, which answers exactly as before (record_answer_rows wrote nothing then).
-        fast = record_answer_rows(db(), token, parsed)
-        if fast is not None:
-            outcome = AnswerOutcome(replayed=False, feedback_correct=fast.feedback_correct, stage=fast.assignment.stage)
-            return outcome, _served_state(fast.assignment, fast.settings, fast.next_trial, fast.exposure, fast.after_next)
-        assignment = assignment_by_token(db(), token, for_update=True)
-        outcome = record_answer(db(), assignment, parsed)
-        # The next trial rides along (served, so its exposure is fixed in this same transaction): the
-        # runner needs no GET /trial between answers, a third fewer requests per judgment.
-        if outcome.next_trial is not None:
-            return outcome, trial_state(assignment, outcome.next_trial, following=outcome.after_next)
-        return outcome, trial_state(assignment, current_trial(db(), assignment))
-
-    outcome, next_state = with_retries(work)
+        outcome, next_state = with_retries(work)
     body = {
         "recorded": True,
         "replayed": outcome.replayed,
