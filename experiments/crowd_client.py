@@ -17,6 +17,7 @@ from collections import Counter, defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable
+from urllib.parse import urlencode
 
 import aiohttp
 import numpy as np
@@ -49,6 +50,11 @@ class CrowdPlan:
     deadline_s: float = 900.0  # nobody retries past this (from the crowd's start)
     seed: int = 0
     reload_share: float = 0.0  # workers who, when the server stops answering, reload the page
+    # the pages too, as a browser loads them: the study link's start page, each stage's page
+    # (/w/<token>, which static/worker.js goes to whenever the stage changes) with its stylesheet and
+    # script (asked again on every page: they are served with no-cache), a trial page's progress
+    # (GET /api/w/<token>); off, only the JSON API and the images
+    pages: bool = False
 
 
 @dataclass
@@ -88,6 +94,7 @@ class SimulatedWorker:
         self.slug = plan.slugs[index % len(plan.slugs)]
         self.deadline = 0.0
         self.fetched: set[str] = set()
+        self.assets: dict[str, str] = {}  # static file -> its Last-Modified, as a browser's cache keeps it
         self.next_state: dict[str, Any] | None = None  # the trial an answer's reply carried
         self.reloads = bool(rng.random() < plan.reload_share)
         self.params = {"PROLIFIC_PID": f"load{index:05d}{secrets.token_hex(4)}", "STUDY_ID": "load", "SESSION_ID": f"s{index}"}
@@ -100,23 +107,28 @@ class SimulatedWorker:
         await asyncio.sleep(max(0.0, ms) * self.plan.think_scale / 1000)
 
     async def call(self, http: aiohttp.ClientSession, method: str, path: str, endpoint: str, *,
-                   json: Any = None, want_bytes: bool = False) -> tuple[int, Any]:
-        """One request, retried on connection errors and 5xx (jittered backoff) until the deadline."""
+                   json: Any = None, want_bytes: bool = False, headers: dict[str, str] | None = None,
+                   header: str | None = None) -> Any:
+        """One request, retried on connection errors and 5xx (jittered backoff) until the deadline:
+        (status, body), and the response's ``header`` as a third item when one is named."""
         backoff = 0.2
         while True:
             begun = time.perf_counter()
             try:
-                async with http.request(method, self.plan.base_url + path, json=json) as response:
+                async with http.request(method, self.plan.base_url + path, json=json, headers=headers) as response:
                     body = await (response.read() if want_bytes else response.json(content_type=None))
                     self.log.latencies_ms[endpoint].append((time.perf_counter() - begun) * 1000)
                     if response.status < 500:
                         if response.status >= 400:
                             self.log.errors[(endpoint, str(response.status))] += 1
+                        if header is not None:
+                            return response.status, body, response.headers.get(header)
                         return response.status, body
                     self.log.errors[(endpoint, str(response.status))] += 1
             except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as exc:
                 self.log.errors[(endpoint, type(exc).__name__)] += 1
-                if self.reloads and endpoint != "entry" and isinstance(exc, aiohttp.ClientConnectionError):
+                if self.reloads and endpoint in ("instructions", "check", "trial", "answer", "image") \
+                        and isinstance(exc, aiohttp.ClientConnectionError):
                     raise Reload() from exc
             if time.monotonic() + backoff > self.deadline:
                 raise GaveUp(f"{method} {path}")
@@ -130,13 +142,19 @@ class SimulatedWorker:
         async with aiohttp.ClientSession(connector=connector, timeout=timeout, cookie_jar=aiohttp.DummyCookieJar()) as http:
             token = None
             try:
+                if self.plan.pages:
+                    await self.page(http, f"/s/{self.slug}?" + urlencode(self.params), None)
                 token, stage = await self.enter(http)
                 truth = await self.oracle(token)
+                if self.plan.pages:
+                    await self.page(http, f"/w/{token}", stage, token)
                 while stage not in FINISHED_STAGES:
                     try:
-                        stage = await self.step(http, token, stage, truth)
+                        was, stage = stage, await self.step(http, token, stage, truth)
                     except Reload:
-                        stage = await self.reload(http, token)
+                        was, stage = None, await self.reload(http, token)
+                    if self.plan.pages and stage != was:  # static/worker.js goes to the stage's page
+                        await self.page(http, f"/w/{token}", stage, token)
                 self.log.final_stage[token] = stage
             except GaveUp as exc:
                 self.log.unfinished.append(f"worker {self.index} ({token and token[:8]}): gave up on {exc}")
@@ -155,6 +173,21 @@ class SimulatedWorker:
         again, stage = await self.enter(http)
         self.log.resumed.append((token, again))
         return stage
+
+    async def page(self, http: aiohttp.ClientSession, path: str, stage: str | None, token: str | None = None) -> None:
+        """A page as the browser loads it: the HTML, its stylesheet and script (revalidated each time,
+        as their no-cache asks; the favicon once), and on a trial page the progress."""
+        status, _ = await self.call(http, "GET", path, "page", want_bytes=True)
+        if status != 200:
+            raise GaveUp(f"page {path} answered {status}")
+        for asset in ("/static/hype.css", "/static/worker.js", *(() if self.assets else ("/static/favicon.ico",))):
+            headers = {"If-Modified-Since": self.assets[asset]} if asset in self.assets else None
+            status, _, last_modified = await self.call(http, "GET", asset, "static", want_bytes=True, headers=headers,
+                                                       header="Last-Modified")
+            if status == 200 and last_modified:
+                self.assets[asset] = last_modified
+        if stage in ("qualification", "task") and token is not None:
+            await self.call(http, "GET", f"/api/w/{token}", "state")
 
     async def enter(self, http: aiohttp.ClientSession) -> tuple[str, str]:
         status, body = await self.call(http, "POST", f"/api/s/{self.slug}/sessions", "entry",
@@ -281,31 +314,14 @@ def run_crowd_blocking(plan: CrowdPlan, oracle: Callable[[str], dict[str, bool]]
     """run_crowd from synchronous code, on an event loop in a thread of its own: the caller's thread may
     already run one (in the test suite, Playwright's sync API keeps a loop running in the main thread,
     and asyncio.run refuses to start a second there)."""
-    def on_its_loop() -> CrowdLog:
-        with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
-            return runner.run(run_crowd(plan, oracle, during))
-
     with ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(on_its_loop).result()
-
-
-def event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
-    """uvloop's event loop where it is installed (the dev extra has it), else asyncio's own.
-
-    The crowd shares the server's 2 cores, so its CPU is taken from the server's: asyncio's own loop
-    and socket transports are Python, and uvloop's are C (libuv). The HTTP the client speaks is
-    aiohttp's either way."""
-    try:
-        import uvloop
-    except ImportError:
-        return None
-    return uvloop.new_event_loop
+        return pool.submit(lambda: asyncio.run(run_crowd(plan, oracle, during))).result()
 
 
 def percentile_table(log: CrowdLog) -> list[tuple[str, int, float, float, float, float]]:
     """(endpoint, requests, p50, p95, p99, max) in ms."""
     rows = []
-    for endpoint in ("entry", "instructions", "check", "trial", "image", "answer", "state"):
+    for endpoint in ("entry", "instructions", "check", "trial", "image", "answer", "state", "page", "static"):
         values = log.latencies_ms.get(endpoint)
         if values:
             p50, p95, p99 = np.percentile(values, [50, 95, 99])

@@ -3,6 +3,8 @@
     python experiments/load_crowd.py                          # N = 50, 200, 500, 1000 on both databases
     python experiments/load_crowd.py --workers 200 --db sqlite --think-scale 0.3
     python experiments/load_crowd.py --nginx --app-servers 2 --db postgres   # the production topology
+    python experiments/load_crowd.py --nginx --app-servers 2 --server-workers 2 --db postgres --own-postgres \
+        --workers 100,200,300,400,1000 --stop-above-p99 100 --idle 10      # issue 18's sweep (serving.md)
 
 For each (database, N): a fresh database and data dir, two load studies (HYPE-infinity and HYPE-time,
 workers spread over both), `hype serve --production` on 127.0.0.1, N simulated workers doing whole
@@ -10,6 +12,10 @@ sessions (experiments/crowd_client.py), then the database check (experiments/cro
 answer that got a 2xx stored exactly once with what was sent, none that got a 4xx stored, nothing
 stored that was never sent, every session's answers a prefix of its plan. Exit status 1 if any check
 fails or any worker did not finish.
+
+Every run prints where the CPU went by process part (crowd_setup.cpu_parts) and ends with a Markdown row
+per N (serving.md's tables); --split-cpu adds the app servers' CPU by endpoint, --idle the fixed cost per
+second, --pages has the crowd load the pages as a browser does.
 
 Latencies are measured by the clients, which share this machine's cores with the server: they include
 the time a request waited for the client's own event loop, so they are upper bounds on the server's.
@@ -91,7 +97,7 @@ def fresh_database(kind: str, data_dir: Path, postgres_admin: str | None) -> Ite
 def run_load(database_url: str, data_dir: Path, n_workers: int, *, server_workers: int = 3, server_threads: int = 2,
              think_scale: float = 1.0, ramp_s: float = 10.0, deadline_s: float = 900.0, image_size: int = 128,
              seed: int = 0, nginx: bool = False, app_servers: int = 1, split_cpu: bool = False,
-             idle_s: float = 0.0) -> LoadResult:
+             idle_s: float = 0.0, pages: bool = False) -> LoadResult:
     """One benchmark run on an empty database: studies, server(s), crowd, check.
 
     ``nginx``: the production topology, nginx in front of ``app_servers`` app servers (each
@@ -143,7 +149,7 @@ def run_load(database_url: str, data_dir: Path, n_workers: int, *, server_worker
         parts_before = parts()
         counted_before = request_cpu.read_totals(cpu_dir) if split_cpu else {}
         plan = CrowdPlan(base_url=base_url, slugs=tuple(s.slug for s in studies), n_workers=n_workers,
-                         ramp_s=ramp_s, think_scale=think_scale, deadline_s=deadline_s, seed=seed)
+                         ramp_s=ramp_s, think_scale=think_scale, deadline_s=deadline_s, seed=seed, pages=pages)
         load_average = _load_average()
         log = run_crowd_blocking(plan, oracle)
         # the trees again: PostgreSQL starts a backend per new connection during the crowd
@@ -293,6 +299,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="a sweep: no larger N once an N's answer p99 is above this (ms)")
     parser.add_argument("--split-cpu", action="store_true",
                         help="count the app servers' CPU by endpoint inside the server processes (hype.web.request_cpu)")
+    parser.add_argument("--pages", action="store_true",
+                        help="the crowd loads the pages too (start page, each stage's page, its stylesheet and script, "
+                             "a trial page's progress), as a browser does; off: the JSON API and the images only")
     parser.add_argument("--idle", type=float, default=0.0, metavar="S",
                         help="before each crowd, S seconds with the servers up and nobody working: each process's fixed cost")
     args = parser.parse_args(argv)
@@ -316,7 +325,7 @@ def main(argv: list[str] | None = None) -> int:
                                       server_threads=args.server_threads, think_scale=args.think_scale,
                                       ramp_s=args.ramp, deadline_s=args.deadline, image_size=args.image_size,
                                       seed=args.seed, nginx=args.nginx, app_servers=args.app_servers,
-                                      split_cpu=args.split_cpu, idle_s=args.idle)
+                                      split_cpu=args.split_cpu, idle_s=args.idle, pages=args.pages)
                 print_result(result)
                 results.append(result)
                 if args.stop_above_p99 is not None and answer_p99(result) > args.stop_above_p99:
