@@ -52,9 +52,8 @@ _previous = Trial.__table__.alias("previous")  # the one before it in the plan
 _previous_judgment = Judgment.__table__.alias("previous_judgment")
 _key_judgment = Judgment.__table__.alias("key_judgment")  # the one the answer's idempotency key recorded
 
-# The reads in one statement, every table reached through a unique index: the session row, locked (FOR
-# UPDATE on PostgreSQL; on SQLite the INSERT takes the write lock), with its study's settings as stored
-# text; whether the answer's idempotency key was used already; the plan's trial before the named one
+# The reads in one statement, every table reached through a unique index: the session row with its
+# study's settings as stored text; whether the answer's idempotency key was used already; the plan's trial before the named one
 # and whether it was answered; and one row for each of the named trial and the (up to) two after it in
 # the session's stage (a plan numbers its trials 0, 1, 2, ...), each with its judgment, and the named
 # trial's and the next trial's block's staircase rows (each once: a staircase's state is a JSON document
@@ -62,10 +61,13 @@ _key_judgment = Judgment.__table__.alias("key_judgment")  # the one the answer's
 # Whether the named trial is the current one follows without scanning the phase: answers fill a phase
 # in plan order (each must name the first unanswered trial), so a trial is the current one exactly when
 # it is unanswered and the trial before it was answered, or it starts its phase.
-# On PostgreSQL the rows other than the session's may be older than the lock (read in the snapshot taken
-# before it was granted); whatever a concurrent answer of the same session wrote collides with this
-# one's INSERT on judgments' unique trial_id or idempotency_key, and the worker API's with_retries runs
-# the request again on fresh rows.
+# Nothing is locked: the rows are one snapshot, and what keeps two answers of one session from both
+# taking effect is the judgment's unique trial_id and idempotency_key. A concurrent answer to the same
+# trial makes this one's INSERT fail (on PostgreSQL it waits for the other's commit first; SQLite has
+# one writer at a time), and the statement that fails carries the staircase and exposure updates too,
+# so nothing of it stays; the ORM path then answers as a replay or a refusal. An answer to any other
+# trial is refused by the order check. The session row FOR UPDATE, as the ORM path takes it, cost
+# PostgreSQL a WAL-logged row lock and the app 0.1-0.2 ms an answer (experiments/serving.md).
 ANSWER_READS = (
     select(_A.id, _A.stage, _A.study_id, _A.model_id, _A.token, _A.refresh_interval_ms, _A.last_active_at,
            cast(Study.__table__.c.settings, Text).label("settings_text"),
@@ -88,7 +90,6 @@ ANSWER_READS = (
             and_(_T.position == _named.c.position + 1, _T.block != _named.c.block)))))
     .where(_A.token == bindparam("token"))
     .order_by(_T.position)
-    .with_for_update(of=Assignment.__table__)
 )
 # Where each part of an ANSWER_READS row is.
 _SETTINGS, _KEY_TRIAL, _PREVIOUS_PHASE, _PREVIOUS_JUDGMENT = 7, 8, 9, 10
@@ -103,7 +104,15 @@ _BLOCK = _TRIAL_AT + 3
 _JUDGMENT_COLUMNS = tuple(c.name for c in Judgment.__table__.c if c.name != "id")
 INSERT_JUDGMENT = insert(Judgment.__table__).values({name: bindparam(f"j_{name}", type_=Judgment.__table__.c[name].type)
                                                      for name in _JUDGMENT_COLUMNS})
-SET_LAST_ACTIVE = update(Assignment.__table__).where(_A.id == bindparam("a_id")).values(last_active_at=bindparam("a_now"))
+# The session's last activity, unless another transaction holds its row (PostgreSQL; SQLite has no row
+# locks): the ORM path locks the session row first and may then wait for this answer's judgment (a
+# duplicate racing it), so waiting here for that row would deadlock. A skipped note is a few seconds
+# old and written at the next answer.
+_locked_session = Assignment.__table__.alias("locked_session")
+SET_LAST_ACTIVE = (update(Assignment.__table__)
+                   .where(_A.id == select(_locked_session.c.id).where(_locked_session.c.id == bindparam("a_id"))
+                          .with_for_update(skip_locked=True).scalar_subquery())
+                   .values(last_active_at=bindparam("a_now")))
 SET_STAIRCASE_STATE = (update(StaircaseRecord.__table__).where(_S.id == bindparam("s_id"))
                        .values(state=bindparam("s_state", type_=_S.state.type), updated_at=bindparam("s_updated_at")))
 SET_REQUESTED_MS = update(Trial.__table__).where(_T.id == bindparam("r_id")).values(requested_ms=bindparam("r_ms"))
@@ -158,8 +167,9 @@ class RowAnswer:
 def record_answer_rows(connections: KeptConnections, token: str, answer: Answer) -> RowAnswer | None:
     """hype.sessions.record_answer for the usual answer, committed; or None, with nothing written,
     for anything else (the caller then runs the ORM path, which answers as it always has). The same
-    guarantees: the session row locked by the one read, every read before the first write, the
-    judgment, the staircase update and the next trial's exposure in one transaction.
+    guarantees: recorded once and in order (the judgment's unique trial and key, see ANSWER_READS),
+    every read before the first write, the judgment, the staircase update and the next trial's
+    exposure in one transaction.
 
     On a connection of ``connections`` (no ORM session, no pool checkout): a database error (a
     concurrent answer of the same session taking the trial or the key first, a lost connection)
@@ -180,7 +190,7 @@ def record_answer_rows(connections: KeptConnections, token: str, answer: Answer)
         finally:
             cursor.close()
         if recorded is None:
-            connection.rollback()  # nothing written; the lock (PostgreSQL) is let go
+            connection.rollback()  # nothing written: ends the read's transaction (PostgreSQL)
         else:
             connection.commit()
     except engine.dialect.loaded_dbapi.Error:

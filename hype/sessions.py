@@ -73,7 +73,10 @@ _ASSIGNMENT_BY_TOKEN = (
     select(Assignment).options(joinedload(Assignment.study, innerjoin=True)).where(Assignment.token == bindparam("token"))
 )
 # Built once: with_for_update() makes a new statement, whose cache key is computed again on each use.
-_ASSIGNMENT_BY_TOKEN_FOR_UPDATE = _ASSIGNMENT_BY_TOKEN.with_for_update(of=Assignment)
+# FOR NO KEY UPDATE on PostgreSQL: it serialises the session's own requests as FOR UPDATE did, but lets
+# through the key-share lock that the foreign key of a judgment being inserted takes on the session
+# row, so the usual answer (hype.answer_rows, which locks nothing) never waits for these.
+_ASSIGNMENT_BY_TOKEN_FOR_UPDATE = _ASSIGNMENT_BY_TOKEN.with_for_update(of=Assignment, key_share=True)
 _CURRENT_TRIAL = (
     select(Trial)
     .outerjoin(Judgment, Judgment.trial_id == Trial.id)
