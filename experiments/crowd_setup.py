@@ -175,10 +175,9 @@ class Server:
                    "--port", str(self.port), *(["--behind-nginx"] if self.behind_nginx else []),
                    *(["--worker-class", self.worker_class] if self.worker_class else [])]
         log = open(self.log_path, "ab")
-        env = {**os.environ, **self.env, "HYPE_SECRET_KEY": self.config.secret_key}
-        if self.code_dir is not None:
-            env["PYTHONPATH"] = str(self.code_dir)
-        self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=env)
+        env, cwd = self.python_env()
+        self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=env,
+                                        cwd=cwd)
         log.close()
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
@@ -192,6 +191,17 @@ class Server:
                 time.sleep(0.1)
         self.kill()
         raise RuntimeError(f"server did not answer within {timeout_s:.0f} s; see {self.log_path}")
+
+    def python_env(self) -> tuple[dict[str, str], str | None]:
+        """The server's environment and working directory. ``python -c`` puts the working directory
+        first on sys.path, ahead of PYTHONPATH: run from a checkout, the server imported that
+        checkout's hype whatever ``code_dir`` said, so an A/B run from the repository served the
+        same code on both sides. The server now runs in ``code_dir``."""
+        env = {**os.environ, **self.env, "HYPE_SECRET_KEY": self.config.secret_key}
+        if self.code_dir is None:
+            return env, None
+        env["PYTHONPATH"] = str(self.code_dir)
+        return env, str(self.code_dir)
 
     def kill(self) -> None:
         """SIGKILL to the whole group: the gunicorn arbiter and every worker die mid-request."""

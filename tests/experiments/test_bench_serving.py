@@ -43,3 +43,22 @@ def test_cpu_of_a_process_tree_counts_the_forked_workers_and_not_the_caller():
     finally:
         parent.kill()
         parent.wait()
+
+
+def test_an_a_b_server_runs_the_checkout_it_was_given(tmp_path, monkeypatch):
+    """--against serves hype from another checkout. The server is started with ``python -c``, which
+    puts the working directory ahead of PYTHONPATH: run from this repository (as everyone does), the
+    "old" side imported this checkout's hype, and every A/B ratio compared the code with itself."""
+    from crowd_setup import Server
+
+    from hype.config import Config
+
+    other = tmp_path / "other-checkout"
+    (other / "hype").mkdir(parents=True)
+    (other / "hype" / "__init__.py").write_text("")
+    monkeypatch.chdir(Path(__file__).resolve().parents[2])  # the repository root, whose hype/ would win
+    config = Config(data_dir=tmp_path / "data", database_url="sqlite://", secret_key="x")
+    env, cwd = Server(config, workers=1, code_dir=other).python_env()
+    found = subprocess.run([sys.executable, "-c", "import hype; print(hype.__file__)"], env=env, cwd=cwd,
+                           capture_output=True, text=True, check=True).stdout.strip()
+    assert Path(found).resolve() == (other / "hype" / "__init__.py").resolve()
