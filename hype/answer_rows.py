@@ -181,7 +181,7 @@ def record_answer_rows(connections: KeptConnections, token: str, answer: Answer)
     engine = connections.engine
     try:
         connection = connections.take()
-    except engine.dialect.loaded_dbapi.Error:
+    except Exception:  # noqa: BLE001 - no connection now: the ORM path retries and reports
         return None
     try:
         cursor = connection.cursor()
@@ -194,18 +194,24 @@ def record_answer_rows(connections: KeptConnections, token: str, answer: Answer)
         else:
             connection.commit()
     except engine.dialect.loaded_dbapi.Error:
-        try:  # a refused INSERT leaves a usable connection; a lost one fails here too
-            connection.rollback()
-        except Exception:  # noqa: BLE001
-            connections.discard(connection)
-        else:
-            connections.give(connection)
+        _roll_back(connections, connection)
         return None
     except BaseException:
-        connections.discard(connection)
+        _roll_back(connections, connection)
         raise
     connections.give(connection)
     return recorded
+
+
+def _roll_back(connections: KeptConnections, connection: Any) -> None:
+    """Undo and keep the connection (a refused INSERT leaves it usable), or drop it if that fails too
+    (a lost connection)."""
+    try:
+        connection.rollback()
+    except Exception:  # noqa: BLE001
+        connections.discard(connection)
+    else:
+        connections.give(connection)
 
 
 def _record(engine: Engine, cursor: Any, token: str, answer: Answer) -> RowAnswer | None:

@@ -155,3 +155,37 @@ def test_the_usual_answer_reads_once_and_on_postgresql_writes_once(make_study, a
             assert statements in (["SELECT", "INSERT", "COMMIT"], ["SELECT", "WITH", "COMMIT"]), statements
         else:
             assert statements[0] == "SELECT" and statements[-1] == "COMMIT", statements
+
+
+def test_an_answer_survives_its_kept_connection_dying(make_study, app, engine, session, oracle):
+    """The usual answer runs on a DB-API connection the process keeps between requests
+    (hype.answer_rows). When that connection has died in between (PostgreSQL restarted or cut it; here
+    the server ends the backend, or the SQLite handle is closed), the answer is still recorded, once,
+    through the ORM path, and the dead connection is dropped for a fresh one."""
+    from sqlalchemy import text
+
+    study = make_study("hype-infinity")
+    w = Worker(app, study.slug, {"PROLIFIC_PID": "dead-connection", "STUDY_ID": "s", "SESSION_ID": "x"})
+    w.start()
+    state = w.trial()
+    kept = app.extensions["hype.answer_connections"]
+    reply = w.answer(state["trial"]["id"], oracle(state["trial"]["id"]))
+    assert reply.status_code == 201 and len(kept.idle) == 1
+    (dead,) = kept.idle
+    if engine.dialect.name == "postgresql":
+        cursor = dead.cursor()
+        cursor.execute("SELECT pg_backend_pid()")
+        pid = cursor.fetchone()[0]
+        dead.rollback()
+        with engine.connect() as other:
+            other.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+    else:
+        dead.driver_connection.close()
+    for _ in range(2):  # the first on the dead connection, the second on its replacement
+        state = reply.get_json()["next"]
+        reply = w.answer(state["trial"]["id"], oracle(state["trial"]["id"]))
+        assert reply.status_code == 201, reply.get_data(as_text=True)
+        session.rollback()
+        trial_id = session.scalar(select(Trial.id).where(Trial.image_token == state["trial"]["id"]))
+        assert session.scalar(select(func.count()).select_from(Judgment).where(Judgment.trial_id == trial_id)) == 1
+    assert dead not in kept.idle
