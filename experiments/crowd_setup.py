@@ -200,8 +200,9 @@ class Server:
         env = {**os.environ, **self.env, "HYPE_SECRET_KEY": self.config.secret_key}
         if self.code_dir is None:
             return env, None
-        env["PYTHONPATH"] = str(self.code_dir)
-        return env, str(self.code_dir)
+        code_dir = Path(self.code_dir).resolve()
+        env["PYTHONPATH"] = str(code_dir)
+        return env, str(code_dir)
 
     def kill(self) -> None:
         """SIGKILL to the whole group: the gunicorn arbiter and every worker die mid-request."""

@@ -17,6 +17,7 @@ neither decodes the JSON nor parses the settings.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -41,6 +42,8 @@ from hype.sessions import (
 )
 from hype.studies import settings_from_text
 
+log = logging.getLogger(__name__)
+
 _A = Assignment.__table__.c
 _T = Trial.__table__.c
 _J = Judgment.__table__.c
@@ -61,8 +64,9 @@ _key_judgment = Judgment.__table__.alias("key_judgment")  # the one the answer's
 # Whether the named trial is the current one follows without scanning the phase: answers fill a phase
 # in plan order (each must name the first unanswered trial), so a trial is the current one exactly when
 # it is unanswered and the trial before it was answered, or it starts its phase.
-# Nothing is locked: the rows are one snapshot, and what keeps two answers of one session from both
-# taking effect is the judgment's unique trial_id and idempotency_key. A concurrent answer to the same
+# Nothing is locked, and on SQLite (pysqlite begins a transaction only before a write) the read is not
+# even in the write's transaction: what keeps two answers of one session from both taking effect is
+# the judgment's unique trial_id and idempotency_key. A concurrent answer to the same
 # trial makes this one's INSERT fail (on PostgreSQL it waits for the other's commit first; SQLite has
 # one writer at a time), and the statement that fails carries the staircase and exposure updates too,
 # so nothing of it stays; the ORM path then answers as a replay or a refusal. An answer to any other
@@ -106,12 +110,12 @@ INSERT_JUDGMENT = insert(Judgment.__table__).values({name: bindparam(f"j_{name}"
                                                      for name in _JUDGMENT_COLUMNS})
 # The session's last activity, unless another transaction holds its row (PostgreSQL; SQLite has no row
 # locks): the ORM path locks the session row first and may then wait for this answer's judgment (a
-# duplicate racing it), so waiting here for that row would deadlock. A skipped note is a few seconds
-# old and written at the next answer.
+# duplicate racing it), so waiting here for that row would deadlock. A skipped note is written at the
+# next answer (it is at most a minute, or a tenth of the idle timeout, behind).
 _locked_session = Assignment.__table__.alias("locked_session")
 SET_LAST_ACTIVE = (update(Assignment.__table__)
                    .where(_A.id == select(_locked_session.c.id).where(_locked_session.c.id == bindparam("a_id"))
-                          .with_for_update(skip_locked=True).scalar_subquery())
+                          .with_for_update(skip_locked=True, key_share=True).scalar_subquery())
                    .values(last_active_at=bindparam("a_now")))
 SET_STAIRCASE_STATE = (update(StaircaseRecord.__table__).where(_S.id == bindparam("s_id"))
                        .values(state=bindparam("s_state", type_=_S.state.type), updated_at=bindparam("s_updated_at")))
@@ -168,8 +172,8 @@ def record_answer_rows(connections: KeptConnections, token: str, answer: Answer)
     """hype.sessions.record_answer for the usual answer, committed; or None, with nothing written,
     for anything else (the caller then runs the ORM path, which answers as it always has). The same
     guarantees: recorded once and in order (the judgment's unique trial and key, see ANSWER_READS),
-    every read before the first write, the judgment, the staircase update and the next trial's
-    exposure in one transaction.
+    every read before the first write, and the judgment, the staircase update and the next trial's
+    exposure in one transaction (one statement on PostgreSQL).
 
     On a connection of ``connections`` (no ORM session, no pool checkout): a database error (a
     concurrent answer of the same session taking the trial or the key first, a lost connection)
@@ -193,7 +197,9 @@ def record_answer_rows(connections: KeptConnections, token: str, answer: Answer)
             connection.rollback()  # nothing written: ends the read's transaction (PostgreSQL)
         else:
             connection.commit()
-    except engine.dialect.loaded_dbapi.Error:
+    except engine.dialect.loaded_dbapi.Error as exc:
+        if not isinstance(exc, engine.dialect.loaded_dbapi.IntegrityError):  # a race is expected; this is not
+            log.warning("the usual answer fell back to the ORM path: %s: %s", type(exc).__name__, exc)
         _roll_back(connections, connection)
         return None
     except BaseException:
@@ -252,8 +258,7 @@ def _record(engine: Engine, cursor: Any, token: str, answer: Answer) -> RowAnswe
         return records[block]
 
     values = judgment_values(a, f"{a.id}:{answer.idempotency_key}", trial, answer, settings, timed)
-    every = min(recruitment.TOUCH_EVERY, recruitment.idle_timeout(settings) / 10)
-    touched = (a.id, now) if a.last_active_at is None or now - recruitment.as_utc(a.last_active_at) >= every else None
+    touched = (a.id, now) if recruitment.touch_due(a.last_active_at, settings, now) else None
     advanced = None
     if timed and not trial.is_catch:  # a catch trial never moves the staircase
         record = record_of(trial.block)

@@ -5,9 +5,9 @@ Executing even a cached Core statement through a Connection costs the app about 
 context, parameter processing, the result's metadata and row objects) on top of the driver's own
 work; on PostgreSQL that was as much as the driver's share of the answer's read. The handful of
 statements the worker's hot paths run (hype.answer_rows, hype.web.image_gate) are compiled once per
-dialect here and run on the cursor of the same DB-API connection (so in the same transaction as the
-rest of the request), with SQLAlchemy's own type processing applied to the values that need it (JSON
-and timestamps on SQLite; nothing on psycopg, which converts them itself).
+dialect here and run on the cursor of a DB-API connection those paths keep (KeptConnections), with
+SQLAlchemy's own type conversions applied to the values that need them (JSON and timestamps on SQLite;
+on psycopg the JSON parameters, wrapped for its adapter; results come converted by the driver).
 """
 
 from __future__ import annotations
@@ -26,8 +26,9 @@ class DirectStatement:
         compiled = statement.compile(dialect=dialect)
         self.sql = compiled.string
         self.names = tuple(compiled.positiontup or ()) if compiled.positional else None
-        # The statement's own literals (the 1 of ``presentations + 1``), bound once.
+        # The statement's own literals (the 1 of ``presentations + 1``), bound once; the rest must be given.
         self.defaults = compiled.construct_params(_check=False)
+        self.required = frozenset(bind.key for bind in compiled.binds.values() if bind.required)
         self.bind_processors: dict[str, Callable[[Any], Any]] = {}
         for bind in compiled.binds.values():
             processor = bind.type.dialect_impl(dialect).bind_processor(dialect)
@@ -39,7 +40,12 @@ class DirectStatement:
         self.result_processors: list[tuple[int, Callable[[Any], Any]]] | None = None
 
     def params(self, **values: Any) -> Any:
-        """The DB-API parameters for ``values`` (named by bindparam), converted where the type says."""
+        """The DB-API parameters for ``values`` (named by bindparam), converted where the type says. A
+        parameter left out is an error, not a NULL: a column added to a table and forgotten here must
+        not be stored empty by the hot path alone."""
+        missing = self.required.difference(values)
+        if missing:
+            raise ValueError(f"no value for {', '.join(sorted(missing))}")
         bound = {**self.defaults, **values}
         for name, processor in self.bind_processors.items():
             if name in values:
@@ -90,7 +96,8 @@ def direct(dialect: Dialect, statement: Executable) -> DirectStatement:
 
 class KeptConnections:
     """DB-API connections checked out of the engine's pool once and kept by one hot path: a checkout
-    and its return (with the pool's reset) cost about as much as the path's statements. list.pop and
+    and its return (with the pool's reset) cost about as much as the path's statements. They count
+    against the pool for good (hype.serving sizes it for them). list.pop and
     list.append are atomic, so threads share the list without a lock; it holds at most as many
     connections as the path ever ran at once in this process. ``autocommit``: each statement its own
     transaction (the image gate's single UPDATE); otherwise the caller commits or rolls back."""

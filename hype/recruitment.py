@@ -102,12 +102,16 @@ def is_idle(assignment: Assignment, settings: StudySettings, now: dt.datetime | 
 
 
 def touch(assignment: Assignment, settings: StudySettings, now: dt.datetime | None = None) -> None:
-    """Note the worker's activity; written only when the stored time is TOUCH_EVERY (or a tenth of
-    the timeout, if shorter) old, so most answers write nothing extra."""
+    """Note the worker's activity, when touch_due says so."""
     now = now or utcnow()
-    every = min(TOUCH_EVERY, idle_timeout(settings) / 10)
-    if assignment.last_active_at is None or now - as_utc(assignment.last_active_at) >= every:
+    if touch_due(assignment.last_active_at, settings, now):
         assignment.last_active_at = now
+
+
+def touch_due(last_active_at: dt.datetime | None, settings: StudySettings, now: dt.datetime) -> bool:
+    """Whether the stored activity time is TOUCH_EVERY (or a tenth of the timeout, if shorter) old:
+    only then is it written, so most answers write nothing extra."""
+    return last_active_at is None or now - as_utc(last_active_at) >= min(TOUCH_EVERY, idle_timeout(settings) / 10)
 
 
 # -- slots -----------------------------------------------------------------------------------------------

@@ -76,7 +76,9 @@ def serve(config: Config, *, host: str, port: int, production: bool, workers: in
         def load(self):
             from hype.app import create_app
 
-            pool_size = config.extra.get("pool_size", 10)
+            # Per thread: the image gate's and the usual answer's kept connections (hype.direct_sql) and
+            # an ORM session's; the pool allows pool_size + as many again in overflow.
+            pool_size = config.extra.get("pool_size", max(10, 2 * threads))
             return create_app(config.with_overrides(extra={**config.extra, "pool_size": pool_size}))
 
     _Gunicorn().run()

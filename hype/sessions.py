@@ -362,8 +362,9 @@ def _plan(session: Session, study: Study, settings: StudySettings, assignment: A
 
 
 def assignment_by_token(session: Session, token: str, *, for_update: bool = False) -> Assignment:
-    """The session a token names. Locked for update when answering, so one worker's answers are
-    recorded strictly one after another even if the browser sends two at once."""
+    """The session a token names; locked (FOR NO KEY UPDATE on PostgreSQL) for the requests that change
+    it, so they run one after another. What keeps one worker's answers once and in order is the
+    judgment's unique trial and key (hype.answer_rows takes no lock at all)."""
     if not isinstance(token, str) or not SESSION_TOKEN_RE.fullmatch(token):
         raise SessionError("This session link is not valid.", status=404, code="unknown-session")
     # The study comes in the same query: every request needs its settings.

@@ -20,7 +20,7 @@ from typing import Any, Callable, Iterable
 from sqlalchemy import Engine
 
 from hype.config import Config
-from hype.direct_sql import DirectStatement, KeptConnections
+from hype.direct_sql import KeptConnections, direct
 from hype.images import served_file
 from hype.proxy.nginx import accel_path
 from hype.sessions import COUNT_PRESENTATION, IMAGE_DELIVERY, MASK_DELIVERY, TRIAL_STAGES, may_deliver
@@ -40,9 +40,9 @@ class ImageGate:
         self.app = app
         self.engine = engine
         self.config = config
-        self.lookup = DirectStatement(engine.dialect, IMAGE_DELIVERY)
-        self.count = DirectStatement(engine.dialect, COUNT_PRESENTATION)
-        self.mask = DirectStatement(engine.dialect, MASK_DELIVERY)
+        self.lookup = direct(engine.dialect, IMAGE_DELIVERY)
+        self.count = direct(engine.dialect, COUNT_PRESENTATION)
+        self.mask = direct(engine.dialect, MASK_DELIVERY)
         # The gate's connections autocommit: the count is one statement, and a BEGIN and a COMMIT
         # would double the calls into the driver (each a round trip on PostgreSQL). The check and the
         # count were never one transaction (the SELECT locks nothing): an answer recorded between them
@@ -99,10 +99,11 @@ class ImageGate:
             cursor = connection.cursor()
             cursor.execute(self.mask.sql, self.mask.params(token=token, index=index))
             row = cursor.fetchone()
-            self.connections.give(connection)
             if row is None or row[0] not in TRIAL_STAGES:
+                self.connections.give(connection)
                 return None
             self._ensure_served(row[1])
+            self.connections.give(connection)  # after the last thing that may fail: never closed once given
             return row[1]
         except Exception:  # noqa: BLE001
             self.connections.discard(connection)

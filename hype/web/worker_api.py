@@ -300,12 +300,17 @@ def _mask_indices(seed_text: str, n: int, available: int) -> list[int]:
 def answer(token: str):
     parsed = parse_answer(json_body())
     # The usual answer on a connection of its own, committed there (hype.answer_rows); anything else (a
-    # replay, a refusal, a stage's last answer) on the ORM path below, which answers exactly as before
-    # (record_answer_rows wrote nothing then).
+    # replay, a refusal, a stage's last answer, a database error) on the ORM path below, which answers
+    # exactly as before (record_answer_rows committed nothing then, or its commit's reply was lost and
+    # the ORM path finds the answer and replays it).
     fast = record_answer_rows(current_app.extensions["hype.answer_connections"], token, parsed)
     if fast is not None:
         outcome = AnswerOutcome(replayed=False, feedback_correct=fast.feedback_correct, stage=fast.assignment.stage)
-        next_state = _served_state(fast.assignment, fast.settings, fast.next_trial, fast.exposure, fast.after_next)
+        try:
+            next_state = _served_state(fast.assignment, fast.settings, fast.next_trial, fast.exposure, fast.after_next)
+        except OperationalError:  # a cached read's miss met a dropped pooled connection: once more, on a fresh one
+            db().rollback()
+            next_state = _served_state(fast.assignment, fast.settings, fast.next_trial, fast.exposure, fast.after_next)
     else:
         def work():
             assignment = assignment_by_token(db(), token, for_update=True)

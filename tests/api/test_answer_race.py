@@ -69,7 +69,7 @@ def test_two_answers_at_once_record_the_trial_once(make_study, app, engine, sess
         assert all(thread.is_alive() for thread in threads), "the answers did not wait for the held trial"
     finally:
         held.rollback()
-        held.close()
+        held.invalidate()  # not back to the pool: the SQLite handle was switched to autocommit
     for thread in threads:
         thread.join(30)
     statuses = sorted(reply.status_code for reply in replies)
