@@ -7,6 +7,12 @@ for the same database work, served by gunicorn exactly as `hype serve --producti
 - ``orm``: the same answer through a SQLAlchemy 2 mapped class, session.add() and commit; on a SQLite
   file, or on a database URL (PostgreSQL: the baseline hype on PostgreSQL is measured against; give it a
   database of its own, as the table is created there).
+- both also answer a HYPE-time trial: POST /timed-answer/<procedure>/<token> reads the token's block
+  state (a JSON document, as hype stores a staircase's), moves it with hype.adaptive's own procedure
+  (the weighted staircase or QUEST+, the bench's settings, parsed once per process), writes it back
+  and INSERTs the judgment in one transaction. That is the database work and the procedure's own
+  step hype's timed answer does, so the timed rows compare serving with serving; the plain /answer
+  has neither. A token's block is made at its first answer (one in 100, as the bench's sessions).
 - ``wsgi``: no Flask and no database: GET /img/<name> answers at once with the headers hype's image
   gate sends behind nginx (an X-Accel-Redirect). What gunicorn itself costs a request: the floor
   under any image gate.
@@ -20,6 +26,7 @@ Nothing here checks a token, an order or a staircase: it is the floor, not a riv
 from __future__ import annotations
 
 import argparse
+import json
 import sqlite3
 import threading
 from pathlib import Path
@@ -27,8 +34,11 @@ from pathlib import Path
 from typing import Optional
 
 from flask import Flask, Response, abort, jsonify, request
-from sqlalchemy import Boolean, Engine, Float, String, create_engine, event
+from sqlalchemy import JSON, Boolean, Engine, Float, String, create_engine, event
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+
+from hype import adaptive
+from hype.protocol import TimeSettings
 
 PRAGMAS = ("PRAGMA journal_mode=WAL", "PRAGMA foreign_keys=ON", "PRAGMA busy_timeout=10000", "PRAGMA synchronous=NORMAL")
 SCHEMA = """
@@ -43,6 +53,25 @@ CREATE TABLE IF NOT EXISTS judgments (
     refresh_interval_ms REAL
 )
 """
+BLOCKS_SCHEMA = "CREATE TABLE IF NOT EXISTS blocks (token TEXT PRIMARY KEY, state TEXT NOT NULL)"
+# bench_serving.py's HYPE-time studies: one block of 100 trials, the staircase or QUEST+.
+TRIALS_PER_BLOCK = 100
+
+
+def procedures() -> dict[str, adaptive.BlockConfig]:
+    """The bench's two exposure procedures, parsed once (as hype parses a block's stored config once)."""
+    return {name: adaptive.block_config_from_text(json.dumps(adaptive.block_config(
+        TimeSettings(n_blocks=1, trials_per_block=TRIALS_PER_BLOCK, adaptive=name == "quest+"))))
+        for name in ("staircase", "quest+")}
+
+
+def _judgment_values(token: str, body: dict) -> tuple:
+    return (token, body["trial"], body["idempotency_key"], body["response"] == "fake", body.get("measured_ms"),
+            body.get("reaction_ms"), body.get("refresh_interval_ms"))
+
+
+INSERT_JUDGMENT = ("INSERT INTO judgments (session_token, trial, idempotency_key, judged_fake, measured_ms, reaction_ms, "
+                   "refresh_interval_ms) VALUES (?, ?, ?, ?, ?, ?, ?)")
 
 
 def is_url(db: str) -> bool:
@@ -62,6 +91,7 @@ def create_schema(db: str) -> None:
         for pragma in PRAGMAS:
             conn.execute(pragma)
         conn.execute(SCHEMA)
+        conn.execute(BLOCKS_SCHEMA)
 
 
 def _image_route(app: Flask, images: Path) -> None:
@@ -96,13 +126,24 @@ def sqlite3_app(db_path: str, images: Path) -> Flask:
         body = request.get_json()
         conn = connection()
         with conn:  # commits
-            cursor = conn.execute(
-                "INSERT INTO judgments (session_token, trial, idempotency_key, judged_fake, measured_ms, reaction_ms, "
-                "refresh_interval_ms) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (token, body["trial"], body["idempotency_key"], body["response"] == "fake", body.get("measured_ms"),
-                 body.get("reaction_ms"), body.get("refresh_interval_ms")),
-            )
+            cursor = conn.execute(INSERT_JUDGMENT, _judgment_values(token, body))
         return jsonify(recorded=True, id=cursor.lastrowid), 201
+
+    configs = procedures()
+
+    @app.post("/timed-answer/<procedure>/<token>")
+    def timed_answer(procedure: str, token: str):
+        config = configs.get(procedure) or abort(404)
+        body = request.get_json()
+        conn = connection()
+        with conn:  # commits
+            row = conn.execute("SELECT state FROM blocks WHERE token = ?", (token,)).fetchone()
+            state = adaptive.block_advance(config, json.loads(row[0]) if row else adaptive.block_start(config),
+                                           body["response"] == "fake")
+            conn.execute("INSERT INTO blocks (token, state) VALUES (?, ?) ON CONFLICT (token) DO UPDATE SET state = "
+                         "excluded.state", (token, json.dumps(state)))
+            cursor = conn.execute(INSERT_JUDGMENT, _judgment_values(token, body))
+        return jsonify(recorded=True, id=cursor.lastrowid, exposure_ms=adaptive.block_exposure(config, state)), 201
 
     _image_route(app, images)
     return app
@@ -122,6 +163,12 @@ class BareJudgment(_Base):
     measured_ms: Mapped[Optional[float]] = mapped_column(Float)
     reaction_ms: Mapped[Optional[float]] = mapped_column(Float)
     refresh_interval_ms: Mapped[Optional[float]] = mapped_column(Float)
+
+
+class BareBlock(_Base):
+    __tablename__ = "blocks"
+    token: Mapped[str] = mapped_column(String, primary_key=True)
+    state: Mapped[dict] = mapped_column(JSON)
 
 
 def _orm_engine(db: str) -> Engine:
@@ -155,6 +202,25 @@ def orm_app(db: str, images: Path) -> Flask:
             session.add(row)
             session.commit()
             return jsonify(recorded=True, id=row.id), 201
+
+    configs = procedures()
+
+    @app.post("/timed-answer/<procedure>/<token>")
+    def timed_answer(procedure: str, token: str):
+        config = configs.get(procedure) or abort(404)
+        body = request.get_json()
+        with Session(engine, expire_on_commit=False) as session:
+            block = session.get(BareBlock, token)
+            if block is None:
+                block = BareBlock(token=token, state=adaptive.block_start(config))
+                session.add(block)
+            block.state = adaptive.block_advance(config, block.state, body["response"] == "fake")
+            row = BareJudgment(session_token=token, trial=body["trial"], idempotency_key=body["idempotency_key"],
+                               judged_fake=body["response"] == "fake", measured_ms=body.get("measured_ms"),
+                               reaction_ms=body.get("reaction_ms"), refresh_interval_ms=body.get("refresh_interval_ms"))
+            session.add(row)
+            session.commit()
+            return jsonify(recorded=True, id=row.id, exposure_ms=adaptive.block_exposure(config, block.state)), 201
 
     _image_route(app, images)
     return app

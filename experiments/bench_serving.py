@@ -15,7 +15,9 @@ Servers (each gunicorn gthread, --workers x --threads, default 3 x 2, as `hype s
 - hype on SQLite, and hype on PostgreSQL (a throwaway cluster unless --postgres-url is given);
 - bare Flask + sqlite3 INSERT, and bare Flask + SQLAlchemy ORM INSERT (experiments/bare_apps.py); with
   --db postgres also the bare ORM app on a database of its own on hype's PostgreSQL server ("bare orm
-  postgres"), its server CPU and PostgreSQL's counted as hype's are.
+  postgres"), its server CPU and PostgreSQL's counted as hype's are. For the HYPE-time rows the bare apps
+  answer a timed trial: the block's JSON state read, moved by hype's own staircase or QUEST+ step and
+  written back with the judgment (bare_apps.py's /timed-answer), the same work hype's timed answer does.
 
 Phases, each run by --clients closed-loop clients with no think time (a client sends its next request
 the moment the previous one is answered):
@@ -77,6 +79,8 @@ BENCH_SETTINGS: dict[str, dict] = {
                         "time": {"n_blocks": 1, "trials_per_block": 100, "adaptive": True}},
 }
 TRIALS_PER_SESSION = 100
+# The bare apps' HYPE-time answers: the procedure their /timed-answer runs for each of hype's modes.
+BARE_PROCEDURES = {"hype-time": "staircase", "hype-time-quest": "quest+"}
 BENCH_PG_PORT = 54341
 
 
@@ -223,8 +227,9 @@ async def prepare_hype_sessions(target: Target, mode: str, n: int) -> list[dict[
 
 
 async def run_phase(target: Target, phase: str, units: int, clients: int, sessions: list[dict[str, Any]], seed: int,
-                    measure: bool = True) -> PhaseResult:
-    """``units`` answers, images or judgments, shared by ``clients`` closed-loop clients."""
+                    measure: bool = True, mode: str = "") -> PhaseResult:
+    """``units`` answers, images or judgments, shared by ``clients`` closed-loop clients; a bare app's
+    answers are timed ones (its /timed-answer) in a HYPE-time ``mode``."""
     latencies: dict[str, list[float]] = {}
     errors: dict[str, int] = {}
     remaining = [units]
@@ -250,7 +255,8 @@ async def run_phase(target: Target, phase: str, units: int, clients: int, sessio
 
     async def bare_client(client: Client, index: int) -> None:
         token = secrets.token_urlsafe(32)
-        k = index
+        k, answered = index, 0
+        procedure = BARE_PROCEDURES.get(mode)
         while take():
             name = target.images[k % len(target.images)]
             k += clients
@@ -258,7 +264,13 @@ async def run_phase(target: Target, phase: str, units: int, clients: int, sessio
                 await client.request("image", "GET", f"/img/{name}")
             if phase in ("answer", "judgment"):
                 trial = {"id": name, "timed": False}
-                await client.request("answer", "POST", f"/answer/{token}", _answer_body(trial, rng))
+                if procedure is None:
+                    await client.request("answer", "POST", f"/answer/{token}", _answer_body(trial, rng))
+                    continue
+                if answered == TRIALS_PER_SESSION:  # the block is done: a new one, as hype's sessions end
+                    token, answered = secrets.token_urlsafe(32), 0
+                await client.request("answer", "POST", f"/timed-answer/{procedure}/{token}", _answer_body(trial, rng))
+                answered += 1
 
     async def one(index: int) -> None:
         connector = aiohttp.TCPConnector(limit=1)
@@ -288,8 +300,8 @@ def bench_target(target: Target, phases: list[tuple[str, str]], units: int, clie
             needed = clients + -(-(units + warmup) // per_session) + clients
             sessions = asyncio.run(prepare_hype_sessions(target, mode, needed))
         if warmup:
-            asyncio.run(run_phase(target, phase, warmup, clients, sessions, seed + 1000 + k))
-        result = asyncio.run(run_phase(target, phase, units, clients, sessions, seed + k))
+            asyncio.run(run_phase(target, phase, warmup, clients, sessions, seed + 1000 + k, mode=mode))
+        result = asyncio.run(run_phase(target, phase, units, clients, sessions, seed + k, mode=mode))
         result.phase = f"{phase} ({_short(mode)})" if mode else phase
         results.append(result)
         print(f"  {target.name:<16} {result.phase:<20} {result.units:>6} in {result.wall_s:5.1f} s  "
@@ -310,8 +322,9 @@ def _short(mode: str) -> str:
 
 ROWS = (  # label, hype's phase, the bare apps' phase, the request whose latency is shown
     ("POST answer (HYPE-inf)", "answer (HYPE-inf)", "answer", "answer"),
-    ("POST answer (HYPE-time)", "answer (HYPE-time)", "answer", "answer"),
-    ("POST answer (QUEST+)", "answer (QUEST+)", "answer", "answer"),
+    # the bare apps' timed answer: the same block read, step and write (bare_apps.py's /timed-answer)
+    ("POST answer (HYPE-time)", "answer (HYPE-time)", "answer (HYPE-time)", "answer"),
+    ("POST answer (QUEST+)", "answer (QUEST+)", "answer (QUEST+)", "answer"),
     ("GET image", "image (HYPE-inf)", "image", "image"),
     ("judgment (image+answer)", "judgment (HYPE-inf)", "judgment", None),
 )
@@ -449,12 +462,12 @@ def main(argv: list[str] | None = None) -> int:
             (pngs / raw.name).write_bytes(raw.data)
         for kind in kinds:
             results += _bench_hype(kind, root, args, hype_phases, stack)
-        for kind, db, phases in ([] if args.no_bare else _bare_apps(kinds, wanted)):
+        modes = {m for _, m in hype_phases}
+        for kind, db, phases in ([] if args.no_bare else _bare_apps(kinds, wanted, modes)):
             with ExitStack() as inner:  # this server (and its database) go before the next one starts
                 target = _start_bare(kind, db, root / _bare_dir(kind, db), pngs, args, inner,
                                      (args.worker_class, args.workers, args.threads), _bare_name(kind, db), stack)
-                results += bench_target(target, [(p, "") for p in phases], args.requests, args.clients, args.warmup,
-                                        args.seed)
+                results += bench_target(target, phases, args.requests, args.clients, args.warmup, args.seed)
     print_table(results)
     print(f"\nload average at end: {loadavg()}")
     errors = sum(sum(r.errors.values()) for r in results)
@@ -508,16 +521,19 @@ def _postgres_database(args, stack: ExitStack, cluster_stack: ExitStack | None, 
     return stack.enter_context(scratch_postgres_database(admin, prefix=prefix)), db_pid
 
 
-def _bare_apps(kinds: list[str], wanted: set[str], floor: bool = False) -> list[tuple[str, str, list[str]]]:
-    """(bare app, database, phases): the sqlite3 and ORM apps on SQLite, the ORM app on PostgreSQL beside
-    hype on PostgreSQL (the spec's "no worse than the bare ORM app" there), the plain-WSGI floor with ``floor``."""
-    apps = [("sqlite3", "sqlite", ("answer", "image", "judgment")), ("orm", "sqlite", ("answer",))]
+def _bare_apps(kinds: list[str], wanted: set[str], modes: set[str], floor: bool = False
+               ) -> list[tuple[str, str, list[tuple[str, str]]]]:
+    """(bare app, database, [(phase, mode)]): the sqlite3 and ORM apps on SQLite, the ORM app on PostgreSQL
+    beside hype on PostgreSQL (the spec's "no worse than the bare ORM app" there), the plain-WSGI floor with
+    ``floor``; the answer phase also in each of hype's HYPE-time ``modes`` (the bare apps' timed answer)."""
+    answers = (("answer", ""), ("answer", "hype-time"), ("answer", "hype-time-quest"))
+    apps = [("sqlite3", "sqlite", (*answers, ("image", ""), ("judgment", ""))), ("orm", "sqlite", answers)]
     if "postgres" in kinds:
-        apps.append(("orm", "postgres", ("answer",)))
+        apps.append(("orm", "postgres", answers))
     if floor:
-        apps.append(("wsgi", "sqlite", ("image",)))
-    return [(kind, db, [p for p in phases if p in wanted]) for kind, db, phases in apps
-            if any(p in wanted for p in phases)]
+        apps.append(("wsgi", "sqlite", (("image", ""),)))
+    return [(kind, db, [(p, m) for p, m in phases if p in wanted and (not m or m in modes)]) for kind, db, phases in apps
+            if any(p in wanted for p, _ in phases)]
 
 
 def _bare_name(kind: str, db: str) -> str:
@@ -563,12 +579,13 @@ def ab_rounds(args, kinds: list[str], hype_phases: list[tuple[str, str]], wanted
                 targets.append((target, hype_phases))
         # the bare apps under the same settings as hype: under both sides' when the A/B is of settings
         labels = ["new", "old"] if settings["new"] != settings["old"] else ["new"]
-        for kind, db, phases in ([] if args.no_bare else _bare_apps(kinds, wanted, floor=True)):
+        for kind, db, phases in ([] if args.no_bare else _bare_apps(kinds, wanted, {m for _, m in hype_phases},
+                                                                    floor=True)):
             for label in labels:
                 name = _bare_name(kind, db) + (f" {label}" if len(labels) > 1 else "")
                 target = _start_bare(kind, db, root / f"{_bare_dir(kind, db)}-{label}", pngs, args, stack,
                                      settings[label], name)
-                targets.append((target, [(p, "") for p in phases]))
+                targets.append((target, phases))
         for round_ in range(args.rounds):
             print(f"round {round_ + 1}/{args.rounds}, load average {loadavg()}", flush=True)
             for target, phases in (targets if round_ % 2 == 0 else targets[::-1]):

@@ -28,8 +28,8 @@ and fakes they never spot). Prior: uniform over the grid (log-uniform in thresho
 Speed: the joint rule's expected entropy of every candidate exposure is two matrix products with
 tables built once per configuration (the expected posterior entropy for exposure k is
 H(post) - post . sum_r L_kr log L_kr + sum_r p_kr log p_kr, with p_kr = post . L_kr); the threshold
-rule's needs the joint probability of each answer and threshold (one einsum over the grid) and its
-entropy. Either costs well under a millisecond per answer on the server (experiments/adaptive_time.py
+rule's needs the joint probability of each answer and threshold (a small matrix product per threshold)
+and its entropy. Either costs well under a millisecond per answer on the server (experiments/adaptive_time.py
 measures it) and thousands of simulated evaluators can run in lockstep; in lockstep the threshold rule
 costs 2-4x the joint rule per simulated trial (the forecast's cost, hype.stopping_state). The
 `questplus` package implements QUEST+ on xarray; far slower per answer than the answer path's 2 ms
@@ -41,13 +41,15 @@ exactly and an answer recorded twice cannot move it twice. Pure: numpy only.
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any, Sequence
+from typing import Any, Sequence, Union
 
 import numpy as np
 
+from hype import staircase
 from hype.protocol import ADAPTIVE_RULES, TimeSettings
 
 __all__ = [
@@ -62,6 +64,8 @@ __all__ = [
     "threshold_from_trials",
     "run_many",
     "block_config",
+    "BlockConfig",
+    "block_config_from_text",
     "block_start",
     "block_exposure",
     "block_advance",
@@ -140,6 +144,9 @@ class QuestTables:
     like: np.ndarray  # (2, K, P)
     neg_h: np.ndarray  # (P, K): sum_r L log L, for the expected-entropy product
     like_by_threshold: np.ndarray  # (2, K, thresholds, slopes x lapses): `like`, threshold first
+    # (thresholds, K, slopes x lapses): p(correct), threshold outermost, so the threshold rule's joint
+    # probabilities are one small matrix product per threshold (_choose_for_threshold)
+    correct_by_threshold: np.ndarray
 
 
 def p_correct(t_ms: Any, threshold: Any, slope: Any, lapse: Any) -> np.ndarray:
@@ -163,7 +170,9 @@ def _tables_cached(levels: tuple, thresholds: tuple, slopes: tuple, lapses: tupl
     for arr in (like, log_like, neg_h):
         arr.setflags(write=False)
     by_threshold = like.reshape(2, len(levels), len(thresholds), -1)
-    return QuestTables(np.array(levels), th, log_like, like, neg_h, by_threshold)
+    correct_by_threshold = np.ascontiguousarray(by_threshold[1].transpose(1, 0, 2))
+    correct_by_threshold.setflags(write=False)
+    return QuestTables(np.array(levels), th, log_like, like, neg_h, by_threshold, correct_by_threshold)
 
 
 def tables(cfg: QuestConfig) -> QuestTables:
@@ -200,19 +209,33 @@ def choose(tab: QuestTables, post: np.ndarray, target: str = "parameters") -> np
 def _choose_for_threshold(tab: QuestTables, post: np.ndarray, chunk: int = 256) -> np.ndarray:
     """Expected entropy of the threshold's marginal posterior after each exposure: with m_krj the joint
     probability of answer r and threshold j (slope and lapse summed out), sum_r [-sum_j m log m + p_r log p_r]
-    where p_r = sum_j m_krj. Stacks go in chunks, so the (N, 2, K, thresholds) array stays small."""
-    n_th = tab.like_by_threshold.shape[2]
+    where p_r = sum_j m_krj. For a correct answer m is one (K x slopes*lapses) @ (slopes*lapses) product
+    per threshold j; a wrong one's is the threshold's marginal less that. The server runs this on every
+    QUEST+ answer, where the table it reads is mostly out of cache: this form reads a sixth of the
+    einsum's over both answers and took 180 us an answer instead of 240 cold (100 warm: 55), with the
+    same choices on 3,200 simulated posteriors (tests/unit/test_adaptive.py compares it with that
+    formula). Stacks go in chunks, so the (N, thresholds, K) arrays stay small."""
+    n_th, n_k, n_q = tab.correct_by_threshold.shape
     single = post.ndim == 1
-    stack = post.reshape(-1, n_th, tab.like_by_threshold.shape[3])
+    stack = post.reshape(-1, n_th, n_q, 1)
     out = np.empty(stack.shape[0], dtype=np.int64)
     for a in range(0, stack.shape[0], chunk):
-        m = np.einsum("njq,rkjq->nrkj", stack[a:a + chunk], tab.like_by_threshold)
-        p_r = m.sum(axis=-1)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            h = (-np.where(m > 0, m * np.log(m), 0.0).sum(axis=(1, 3))
-                 + np.where(p_r > 0, p_r * np.log(p_r), 0.0).sum(axis=1))
+        part = stack[a:a + chunk]
+        right = np.matmul(tab.correct_by_threshold, part)[..., 0]  # (n, thresholds, K)
+        wrong = part.sum(axis=2) - right  # the threshold's marginal (n, thresholds, 1), less the correct part
+        h = (_x_log_x(right.sum(axis=1)) + _x_log_x(wrong.sum(axis=1))
+             - _x_log_x(right).sum(axis=1) - _x_log_x(wrong).sum(axis=1))
         out[a:a + chunk] = np.argmin(h, axis=-1)
     return out[0] if single else out
+
+
+_TINY = np.finfo(float).tiny
+
+
+def _x_log_x(x: np.ndarray) -> np.ndarray:
+    """x log x, 0 at x = 0 (a posterior that underflowed): log is taken at max(x, tiny), so 0 gives
+    0 * log(tiny) = 0 without the masks and warnings of a where()."""
+    return x * np.log(np.maximum(x, _TINY))
 
 
 def next_exposure(cfg: QuestConfig, history: Sequence[Sequence[int]]) -> tuple[int, float]:
@@ -273,65 +296,86 @@ def block_config(time_settings: Any) -> dict[str, Any]:
     """The stored config of one HYPE-time block: QUEST+ when the study is adaptive, else the staircase's."""
     if getattr(time_settings, "adaptive", False):
         return QuestConfig.from_time_settings(time_settings).to_dict()
-    from hype import staircase
-
     return staircase.StaircaseConfig.from_time_settings(time_settings).to_dict()
 
 
-def is_quest(config: dict[str, Any]) -> bool:
-    return config.get("procedure") == "quest+"
+# A block's procedure and its settings, parsed and checked.
+BlockConfig = Union[QuestConfig, staircase.StaircaseConfig]
 
 
-def block_start(config: dict[str, Any]) -> dict[str, Any]:
-    if is_quest(config):
-        k, ms = next_exposure(QuestConfig.from_dict(config), [])
+def is_quest(config: dict[str, Any] | BlockConfig) -> bool:
+    if isinstance(config, dict):
+        return config.get("procedure") == "quest+"
+    return isinstance(config, QuestConfig)
+
+
+def _parsed(config: dict[str, Any] | BlockConfig) -> BlockConfig:
+    if isinstance(config, (QuestConfig, staircase.StaircaseConfig)):
+        return config
+    return QuestConfig.from_dict(config) if is_quest(config) else staircase.StaircaseConfig.from_dict(config)
+
+
+@lru_cache(maxsize=256)
+def block_config_from_text(text: str) -> BlockConfig:
+    """A block's stored config (its JSON text), parsed and checked once per process. Every block of a
+    study stores the same text, and checking QUEST+'s 120 grid values cost 17 us an answer; the text is
+    the key, so a config changed by anyone is a new key and a parse can never be stale."""
+    return _parsed(json.loads(text))
+
+
+def block_start(config: dict[str, Any] | BlockConfig) -> dict[str, Any]:
+    cfg = _parsed(config)
+    if isinstance(cfg, QuestConfig):
+        k, ms = next_exposure(cfg, [])
         return {"history": [], "index": k, "intensity": ms}
-    from hype import staircase
-
-    return staircase.start(staircase.StaircaseConfig.from_dict(config)).to_dict()
+    return staircase.start(cfg).to_dict()
 
 
-def block_exposure(config: dict[str, Any], state: dict[str, Any]) -> float:
+def block_exposure(config: dict[str, Any] | BlockConfig, state: dict[str, Any]) -> float:
     """The exposure the block shows next (ms)."""
     if is_quest(config):
         return float(state["intensity"])
-    from hype import staircase
-
     return float(staircase.StaircaseState.from_dict(state).intensity)
 
 
-# The log posterior after each block's latest answer, per process, keyed by the configuration's tables
-# and the exact history: the next answer adds one row of log likelihoods instead of summing the whole
-# history again. The key is the history itself, so an entry can never be stale (another process, a
-# retried answer, a block replayed from scratch simply miss and recompute); the previous entry is
+# The log posterior after each block's latest answer, per process, with the history it sums: the next
+# answer adds one row of log likelihoods instead of summing the whole history again. An entry is used
+# only when its history equals the block's stored one, so it can never be stale (another process, a
+# retried answer, a block replayed from scratch simply miss and recompute). It is found by the tables,
+# the history's length and its last steps (cheap to build, unlike a key of the whole history: 100
+# tuples cost 30 us an answer); two blocks that share those take turns missing. The previous entry is
 # dropped as the next is made, so a block in progress holds one. 2,048 entries of 720 floats: 12 MB.
-_posteriors: dict[tuple[QuestTables, tuple[int, ...]], np.ndarray] = {}
+_posteriors: dict[tuple[Any, ...], tuple[list[Any], np.ndarray]] = {}
 _POSTERIORS_KEPT = 2048
+_KEY_STEPS = 6
 
 
-def block_advance(config: dict[str, Any], state: dict[str, Any], correct: bool) -> dict[str, Any]:
+def _posterior_key(tab: QuestTables, history: list[Any]) -> tuple[Any, ...]:
+    return (tab, len(history), *(tuple(h) for h in history[-_KEY_STEPS:]))
+
+
+def block_advance(config: dict[str, Any] | BlockConfig, state: dict[str, Any], correct: bool) -> dict[str, Any]:
     """The state after one answer at the current exposure. QUEST+'s posterior is the stored history's
     (plus this answer), so the state is the history and nothing else can drift; the posterior kept from
     the block's previous answer (_posteriors) only spares summing the history again, bit for bit the same."""
-    if is_quest(config):
-        cfg = QuestConfig.from_dict(config)
-        history = [list(h) for h in state["history"]]
-        if len(history) >= cfg.n_trials:
+    cfg = _parsed(config)
+    if isinstance(cfg, QuestConfig):
+        before = state["history"]
+        if len(before) >= cfg.n_trials:
             return state
         step = [int(state["index"]), int(bool(correct))]
+        history = [*before, step]  # a new list; the steps before it are shared with `state`, never changed
         tab = tables(cfg)
-        before = (tab, tuple(v for h in history for v in h))
-        history.append(step)
-        log_post = _posteriors.pop(before, None)
-        log_post = log_posterior(cfg, history) if log_post is None else log_post + tab.log_like[step[1], step[0]]
+        kept = _posteriors.pop(_posterior_key(tab, before), None)
+        if kept is not None and kept[0] == before:
+            log_post = kept[1] + tab.log_like[step[1], step[0]]
+        else:
+            log_post = log_posterior(cfg, history)
         if len(_posteriors) >= _POSTERIORS_KEPT:
             _posteriors.clear()
-        _posteriors[(tab, before[1] + tuple(step))] = log_post
+        _posteriors[_posterior_key(tab, history)] = (history.copy(), log_post)  # a copy: the caller owns `history`
         k = int(choose(tab, _normalise(log_post), cfg.target))
         return {"history": history, "index": k, "intensity": float(tab.levels[k])}
-    from hype import staircase
-
-    cfg = staircase.StaircaseConfig.from_dict(config)
     st = staircase.StaircaseState.from_dict(state)
     if staircase.is_finished(cfg, st):
         return state

@@ -80,7 +80,7 @@ ANSWER_READS = (
            .scalar_subquery().label("key_trial_id"),
            _previous.c.phase.label("previous_phase"), _previous_judgment.c.id.label("previous_judgment_id"),
            *(c.label(f"t_{c.name}") for c in _TRIAL_COLUMNS), _J.id.label("t_judgment_id"),
-           _S.id.label("s_id"), _S.config.label("s_config"), _S.state.label("s_state"))
+           _S.id.label("s_id"), cast(_S.config, Text).label("s_config"), _S.state.label("s_state"))
     .select_from(
         Assignment.__table__.join(Study.__table__, Study.__table__.c.id == _A.study_id)
         .join(_named, and_(_named.c.image_token == bindparam("trial_token"), _named.c.assignment_id == _A.id))
@@ -151,7 +151,7 @@ class TrialRow(NamedTuple):
 
 class StaircaseRow(NamedTuple):
     id: int
-    config: dict[str, Any]
+    config: adaptive.BlockConfig  # parsed once per process from its stored text (adaptive.block_config_from_text)
     state: dict[str, Any]
 
 
@@ -249,7 +249,8 @@ def _record(engine: Engine, cursor: Any, token: str, answer: Answer) -> RowAnswe
         return None
     trials = [trial] + [TrialRow._make(row[_TRIAL_AT:_TRIAL_END]) for row in rows[1:]]
     next_trial = trials[1]
-    records = {row[_BLOCK]: StaircaseRow(row[_STAIRCASE_ID], row[_STAIRCASE_CONFIG], row[_STAIRCASE_STATE])
+    records = {row[_BLOCK]: StaircaseRow(row[_STAIRCASE_ID], adaptive.block_config_from_text(row[_STAIRCASE_CONFIG]),
+                                         row[_STAIRCASE_STATE])
                for row in rows[:2] if row[_STAIRCASE_ID] is not None}
 
     def record_of(block: int) -> StaircaseRow:

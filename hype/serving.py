@@ -79,9 +79,23 @@ def serve(config: Config, *, host: str, port: int, production: bool, workers: in
             # Per thread: the image gate's and the usual answer's kept connections (hype.direct_sql) and
             # an ORM session's; the pool allows pool_size + as many again in overflow.
             pool_size = config.extra.get("pool_size", max(10, 2 * threads))
-            return create_app(config.with_overrides(extra={**config.extra, "pool_size": pool_size}))
+            app = create_app(config.with_overrides(extra={**config.extra, "pool_size": pool_size}))
+            freeze_start_up_objects()
+            return app
 
     _Gunicorn().run()
+
+
+def freeze_start_up_objects() -> None:
+    """Move everything a server process holds after start-up (modules, the app, its caches so far) out
+    of the garbage collector's sight: none of it is ever garbage, and the collector's full passes
+    would otherwise walk all of it again and again while serving (gc.freeze, as Python's docs suggest
+    for long-lived server processes). In process, per answer: 0.07-0.15 ms less CPU on average
+    (experiments/serving.md, sixth pass)."""
+    import gc
+
+    gc.collect()
+    gc.freeze()
 
 
 def _worker_main(config: Config) -> None:

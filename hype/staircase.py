@@ -346,7 +346,8 @@ class StaircaseState:
             raise ValueError("staircase state has a different number of intensities and responses")
         if len(state.reversal_trials) != len(state.reversal_intensities):
             raise ValueError("staircase state has a different number of reversal trials and intensities")
-        if any(not 0 <= t < state.n_trials for t in state.reversal_trials) or list(state.reversal_trials) != sorted(
+        n_trials = state.n_trials
+        if any(not 0 <= t < n_trials for t in state.reversal_trials) or list(state.reversal_trials) != sorted(
             set(state.reversal_trials)
         ):
             raise ValueError("staircase state reversal_trials must be increasing trial indices")

@@ -62,3 +62,36 @@ def test_an_a_b_server_runs_the_checkout_it_was_given(tmp_path, monkeypatch):
     found = subprocess.run([sys.executable, "-c", "import hype; print(hype.__file__)"], env=env, cwd=cwd,
                            capture_output=True, text=True, check=True).stdout.strip()
     assert Path(found).resolve() == (other / "hype" / "__init__.py").resolve()
+
+
+def test_the_bare_apps_timed_answer_moves_the_block_as_hype_does(tmp_path):
+    """The timed rows' baseline must do the timed answer's work: each answer moves the token's block
+    with hype's own procedure (here QUEST+ and the staircase) and records the judgment, in both bare apps."""
+    import json
+    import sqlite3
+
+    import bare_apps
+
+    from hype import adaptive
+
+    configs = bare_apps.procedures()
+    for kind in ("sqlite3", "orm"):
+        db = str(tmp_path / f"{kind}.db")
+        bare_apps.create_schema(db)
+        client = bare_apps.APPS[kind](db, tmp_path).test_client()
+        for procedure, config in configs.items():
+            answers = ["fake", "real", "fake", "fake"]
+            for k, response in enumerate(answers):
+                reply = client.post(f"/timed-answer/{procedure}/tok-{procedure}",
+                                    json={"trial": f"t{k}", "response": response, "idempotency_key": f"{kind}{procedure}{k}"})
+                assert reply.status_code == 201, reply.get_data(as_text=True)
+            expected = adaptive.block_start(config)
+            for response in answers:
+                expected = adaptive.block_advance(config, expected, response == "fake")
+            with sqlite3.connect(db) as conn:
+                (state,), = conn.execute("SELECT state FROM blocks WHERE token = ?", (f"tok-{procedure}",)).fetchall()
+                (judged,), = conn.execute("SELECT count(*) FROM judgments WHERE session_token = ?",
+                                          (f"tok-{procedure}",)).fetchall()
+            assert json.loads(state) == expected and judged == len(answers)
+            assert reply.get_json()["exposure_ms"] == adaptive.block_exposure(config, expected)
+        assert client.post("/timed-answer/nonsense/tok", json={}).status_code == 404

@@ -101,8 +101,9 @@ def test_kept_posterior_is_the_history_recomputed_bit_for_bit():
     state, states = ad.block_start(cfg), []
     for correct in answers:
         state = ad.block_advance(cfg, state, correct)
-        key = (ad.tables(quest), tuple(v for h in state["history"] for v in h))
-        assert np.array_equal(ad._posteriors[key], ad.log_posterior(quest, state["history"]))
+        kept_history, kept = ad._posteriors[ad._posterior_key(ad.tables(quest), state["history"])]
+        assert kept_history == state["history"]
+        assert np.array_equal(kept, ad.log_posterior(quest, state["history"]))
         assert (state["index"], state["intensity"]) == ad.next_exposure(quest, state["history"])
         states.append(state)
     forgetful = ad.block_start(cfg)
@@ -228,3 +229,62 @@ def test_a_block_stored_before_the_threshold_rule_replays_with_the_joint_rule():
     assert state["index"] == _by_hand_marginal([(1, 1), (0, 1)])[2]
     with pytest.raises(ValueError, match="target"):
         ad.QuestConfig(LEVELS, THRESHOLDS, target="slope")
+
+
+def _simulated_posteriors(cfg: ad.QuestConfig, seed: int = 1) -> np.ndarray:
+    """Posteriors QUEST+ meets: blocks of four kinds of observer, after 0 to 150 answers."""
+    rng, posts = np.random.default_rng(seed), []
+    for th, sl, la in ((300.0, 2.0, 0.05), (150.0, 1.0, 0.1), (600.0, 4.0, 0.02), (120.0, 1.5, 0.16)):
+        _, _, snaps = ad.run_many(cfg, lambda t, x, u: u < ad.p_correct(x, th, sl, la), 40, 150, rng,
+                                  record_at=(0, 1, 3, 10, 30, 60, 100, 150))
+        posts += [ad._normalise(s) for k in snaps for s in snaps[k]]
+    return np.array(posts)
+
+
+def test_the_threshold_rule_chooses_what_its_entropy_formula_says():
+    """_choose_for_threshold computes the joint answer-and-threshold probabilities as a matrix product per
+    threshold, and a wrong answer's as the marginal less the right one's: it must choose what the
+    formula in its docstring, written out over both answers, chooses (one posterior or a stack)."""
+    cfg = ad.QuestConfig.from_time_settings(TimeSettings(adaptive=True))
+    tab = ad.tables(cfg)
+    posts = _simulated_posteriors(cfg)
+    m = np.einsum("njq,rkjq->nrkj", posts.reshape(len(posts), len(cfg.thresholds_ms), -1), tab.like_by_threshold)
+    p_r = m.sum(axis=-1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        h = -np.where(m > 0, m * np.log(m), 0.0).sum(axis=(1, 3)) + np.where(p_r > 0, p_r * np.log(p_r), 0.0).sum(axis=1)
+    expected = np.argmin(h, axis=-1)
+    assert len(set(expected.tolist())) > 10  # the posteriors ask for many different exposures
+    assert np.array_equal(ad.choose(tab, posts, "threshold"), expected)
+    assert [int(ad.choose(tab, p, "threshold")) for p in posts[::7]] == expected[::7].tolist()
+
+
+def test_a_stored_config_text_is_parsed_once_and_a_changed_one_anew():
+    import json
+
+    text = json.dumps(ad.block_config(TimeSettings(adaptive=True, trials_per_block=60)))
+    parsed = ad.block_config_from_text(text)
+    assert parsed == ad.QuestConfig.from_dict(json.loads(text))
+    assert ad.block_config_from_text(text) is parsed
+    changed = json.dumps({**json.loads(text), "n_trials": 40})
+    assert ad.block_config_from_text(changed).n_trials == 40
+    staircase_text = json.dumps(ad.block_config(TimeSettings()))
+    assert ad.block_config_from_text(staircase_text) == stairs.StaircaseConfig.from_dict(json.loads(staircase_text))
+    with pytest.raises(ValueError):
+        ad.block_config_from_text(json.dumps({**json.loads(text), "lapses": [0.5]}))
+
+
+def test_a_kept_posterior_found_under_another_blocks_history_is_not_used():
+    """The kept posteriors are found by the history's length and last steps; two blocks that share those
+    must each get their own history's posterior, not the other's."""
+    cfg = ad.QuestConfig.from_time_settings(TimeSettings(adaptive=True))
+    tab, shared = ad.tables(cfg), [[30, 1], [31, 0], [30, 1], [29, 1], [30, 0]]
+    quick = {"history": [[2, 1]] * 20 + shared, "index": 30, "intensity": float(tab.levels[30])}  # right at 130 ms
+    slow = {"history": [[55, 0]] * 20 + shared, "index": 30, "intensity": float(tab.levels[30])}  # wrong at 930 ms
+    ad._posteriors.clear()
+    quick_next = ad.block_advance(cfg, quick, True)
+    slow_next = ad.block_advance(cfg, slow, True)  # the same length and last steps: it takes quick's place
+    assert ad._posterior_key(tab, quick_next["history"]) == ad._posterior_key(tab, slow_next["history"])
+    assert quick_next["index"] != slow_next["index"]  # the two posteriors ask for different exposures
+    got = ad.block_advance(cfg, quick_next, False)
+    ad._posteriors.clear()
+    assert got == ad.block_advance(cfg, quick_next, False)
