@@ -9,10 +9,13 @@ for the same database work, served by gunicorn exactly as `hype serve --producti
   database of its own, as the table is created there).
 - both also answer a HYPE-time trial: POST /timed-answer/<procedure>/<token> reads the token's block
   state (a JSON document, as hype stores a staircase's), moves it with hype.adaptive's own procedure
-  (the weighted staircase or QUEST+, the bench's settings, parsed once per process), writes it back
-  and INSERTs the judgment in one transaction. That is the database work and the procedure's own
-  step hype's timed answer does, so the timed rows compare serving with serving; the plain /answer
-  has neither. A token's block is made at its first answer (one in 100, as the bench's sessions).
+  (the weighted staircase or QUEST+, the bench's settings, parsed once per process) and writes it
+  back with the judgment. That is the block read, step and write of hype's timed answer, so the timed
+  rows compare serving with serving; the plain /answer has neither. Not the same to the last
+  statement: hype also writes the next trial's exposure (and reads the session, its trials and the
+  idempotency key), so the bare handler does less, not more; the sqlite3 app reads before its write
+  transaction, as hype does on SQLite; and a token's block is made at its first answer, in the
+  measured requests (one answer in 100, as the bench's sessions last 100 trials).
 - ``wsgi``: no Flask and no database: GET /img/<name> answers at once with the headers hype's image
   gate sends behind nginx (an X-Accel-Redirect). What gunicorn itself costs a request: the floor
   under any image gate.

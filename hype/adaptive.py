@@ -203,7 +203,7 @@ def choose(tab: QuestTables, post: np.ndarray, target: str = "parameters") -> np
     with np.errstate(divide="ignore", invalid="ignore"):
         plogp = np.where(p_kr > 0, p_kr * np.log(p_kr), 0.0).sum(axis=0)
     expected_h = -(post @ tab.neg_h) + plogp  # H(post) left out: the same for every exposure
-    return np.argmin(expected_h, axis=-1)
+    return _first_least(expected_h)
 
 
 def _choose_for_threshold(tab: QuestTables, post: np.ndarray, chunk: int = 256) -> np.ndarray:
@@ -213,8 +213,8 @@ def _choose_for_threshold(tab: QuestTables, post: np.ndarray, chunk: int = 256) 
     per threshold j; a wrong one's is the threshold's marginal less that. The server runs this on every
     QUEST+ answer, where the table it reads is mostly out of cache: this form reads a sixth of the
     einsum's over both answers and took 180 us an answer instead of 240 cold (100 warm: 55), with the
-    same choices on 3,200 simulated posteriors (tests/unit/test_adaptive.py compares it with that
-    formula). Stacks go in chunks, so the (N, thresholds, K) arrays stay small."""
+    same choices on 3,200 simulated posteriors (tests/unit/test_adaptive.py compares it with the
+    einsum on 1,280 and on sparse ones). Stacks go in chunks, so the (N, thresholds, K) arrays stay small."""
     n_th, n_k, n_q = tab.correct_by_threshold.shape
     single = post.ndim == 1
     stack = post.reshape(-1, n_th, n_q, 1)
@@ -225,8 +225,19 @@ def _choose_for_threshold(tab: QuestTables, post: np.ndarray, chunk: int = 256) 
         wrong = part.sum(axis=2) - right  # the threshold's marginal (n, thresholds, 1), less the correct part
         h = (_x_log_x(right.sum(axis=1)) + _x_log_x(wrong.sum(axis=1))
              - _x_log_x(right).sum(axis=1) - _x_log_x(wrong).sum(axis=1))
-        out[a:a + chunk] = np.argmin(h, axis=-1)
+        out[a:a + chunk] = _first_least(h)
     return out[0] if single else out
+
+
+# Expected entropies this close count as a tie. A threshold known exactly (a point mass) leaves every
+# exposure at an expected entropy of 0, which the arithmetic returns as +-1e-17 of rounding; a tie
+# within it must still go to the shortest exposure, as choose() promises.
+_TIE = 1e-12
+
+
+def _first_least(h: np.ndarray) -> np.ndarray:
+    """Along the last axis, the first index within _TIE of the least value."""
+    return np.argmax(h <= h.min(axis=-1, keepdims=True) + _TIE, axis=-1)
 
 
 _TINY = np.finfo(float).tiny
@@ -344,7 +355,9 @@ def block_exposure(config: dict[str, Any] | BlockConfig, state: dict[str, Any]) 
 # retried answer, a block replayed from scratch simply miss and recompute). It is found by the tables,
 # the history's length and its last steps (cheap to build, unlike a key of the whole history: 100
 # tuples cost 30 us an answer); two blocks that share those take turns missing. The previous entry is
-# dropped as the next is made, so a block in progress holds one. 2,048 entries of 720 floats: 12 MB.
+# dropped as the next is made, so a block in progress holds one. An entry keeps a copy of the history's
+# list, whose steps it shares with the states (a state is replaced, never edited in place; the server's
+# come fresh from JSON): 2,048 entries of 720 floats and up to 150 steps are 12 MB + 28 MB at most.
 _posteriors: dict[tuple[Any, ...], tuple[list[Any], np.ndarray]] = {}
 _POSTERIORS_KEPT = 2048
 _KEY_STEPS = 6

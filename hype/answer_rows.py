@@ -21,7 +21,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from sqlalchemy import Engine, Text, and_, bindparam, cast, insert, or_, select, update
+from sqlalchemy import Engine, Text, and_, bindparam, cast, or_, select, update
 from sqlalchemy.engine import Dialect
 
 from hype import adaptive, recruitment
@@ -30,14 +30,18 @@ from hype.protocol import StudySettings
 from hype.direct_sql import KeptConnections, direct
 from hype.sessions import (
     IDEMPOTENCY_KEY_RE,
+    INSERT_JUDGMENT,
     MIN_IDLE,
     PHASE_SPAN,
     SESSION_TOKEN_RE,
+    SET_REQUESTED_MS,
+    SET_STAIRCASE_STATE,
     TRIAL_STAGES,
     Answer,
     SessionError,
     is_timed,
     cached_phase_span,
+    judgment_params,
     judgment_values,
 )
 from hype.studies import settings_from_text
@@ -102,14 +106,9 @@ _TRIAL_END = _TRIAL_AT + len(_TRIAL_COLUMNS)
 _TRIAL_JUDGMENT, _STAIRCASE_ID, _STAIRCASE_CONFIG, _STAIRCASE_STATE = _TRIAL_END, _TRIAL_END + 1, _TRIAL_END + 2, _TRIAL_END + 3
 _BLOCK = _TRIAL_AT + 3
 
-# The writes, every value a bound parameter (no column defaults to fill in at run time): the judgment
-# (every column but the id); the session's last activity; the staircase's new state; the next trial's
-# exposure.
-_JUDGMENT_COLUMNS = tuple(c.name for c in Judgment.__table__.c if c.name != "id")
-INSERT_JUDGMENT = insert(Judgment.__table__).values({name: bindparam(f"j_{name}", type_=Judgment.__table__.c[name].type)
-                                                     for name in _JUDGMENT_COLUMNS})
-# The session's last activity, unless another transaction holds its row (PostgreSQL; SQLite has no row
-# locks): the ORM path locks the session row first and may then wait for this answer's judgment (a
+# The answer's writes are hype.sessions' INSERT_JUDGMENT, SET_STAIRCASE_STATE and SET_REQUESTED_MS (the
+# ORM path's too), and this one: the session's last activity, unless another transaction holds its row
+# (PostgreSQL; SQLite has no row locks): the ORM path locks the session row first and may then wait for this answer's judgment (a
 # duplicate racing it), so waiting here for that row would deadlock. A skipped note is written at the
 # next answer (it is at most a minute, or a tenth of the idle timeout, behind).
 _locked_session = Assignment.__table__.alias("locked_session")
@@ -117,9 +116,6 @@ SET_LAST_ACTIVE = (update(Assignment.__table__)
                    .where(_A.id == select(_locked_session.c.id).where(_locked_session.c.id == bindparam("a_id"))
                           .with_for_update(skip_locked=True, key_share=True).scalar_subquery())
                    .values(last_active_at=bindparam("a_now")))
-SET_STAIRCASE_STATE = (update(StaircaseRecord.__table__).where(_S.id == bindparam("s_id"))
-                       .values(state=bindparam("s_state", type_=_S.state.type), updated_at=bindparam("s_updated_at")))
-SET_REQUESTED_MS = update(Trial.__table__).where(_T.id == bindparam("r_id")).values(requested_ms=bindparam("r_ms"))
 
 
 class AssignmentRow(NamedTuple):
@@ -287,8 +283,7 @@ def write_answer(dialect: Dialect, cursor: Any, judgment: dict[str, Any], *, tou
     staircase's new state (record id, state) and the next trial's exposure (trial id, ms) when given.
     On PostgreSQL one statement (the others as data-modifying WITH clauses of the INSERT), one round
     trip; SQLite has no such clauses, and a statement there is a function call, not a round trip."""
-    params = {f"j_{name}": value for name, value in judgment.items()}
-    params["j_received_at"] = utcnow()
+    params = judgment_params(judgment, utcnow())
     if touched:
         params.update(a_id=touched[0], a_now=touched[1])
     if advanced:

@@ -121,18 +121,27 @@ IMAGE_DELIVERY = (
 COUNT_PRESENTATION = (
     update(Trial).where(Trial.id == bindparam("trial_id")).values(presentations=Trial.presentations + 1)
 )
-# The hot path's writes as Core statements on the tables, run on the session's connection: the ORM's
-# bulk-insert and unit-of-work paths cost more than the statements themselves. Columns' Python-side
-# defaults (created_at, updated_at) apply to Core statements too.
-_INSERT_JUDGMENT = insert(Judgment.__table__)
-_SET_STAIRCASE_STATE = (
-    update(StaircaseRecord.__table__).where(StaircaseRecord.__table__.c.id == bindparam("record_id"))
-    .values(state=bindparam("state"))
-)
-_SET_REQUESTED_MS = (
-    update(Trial.__table__).where(Trial.__table__.c.id == bindparam("trial_id"))
-    .values(requested_ms=bindparam("requested_ms"))
-)
+# The answer's writes as Core statements on the tables, every value a bound parameter (no column
+# defaults to fill in at run time), for both the ORM path (on the session's connection: the ORM's
+# bulk-insert and unit-of-work paths cost more than the statements) and hype.answer_rows (on a DB-API
+# cursor, and on PostgreSQL as one statement: hence the prefixed names, which must not meet there).
+_JUDGMENT_COLUMNS = tuple(c.name for c in Judgment.__table__.c if c.name != "id")
+INSERT_JUDGMENT = insert(Judgment.__table__).values({name: bindparam(f"j_{name}", type_=Judgment.__table__.c[name].type)
+                                                     for name in _JUDGMENT_COLUMNS})
+SET_STAIRCASE_STATE = (update(StaircaseRecord.__table__).where(StaircaseRecord.__table__.c.id == bindparam("s_id"))
+                       .values(state=bindparam("s_state", type_=StaircaseRecord.__table__.c.state.type),
+                               updated_at=bindparam("s_updated_at")))
+SET_REQUESTED_MS = (update(Trial.__table__).where(Trial.__table__.c.id == bindparam("r_id"))
+                    .values(requested_ms=bindparam("r_ms")))
+
+
+def judgment_params(values: dict[str, Any], received_at: dt.datetime) -> dict[str, Any]:
+    """INSERT_JUDGMENT's parameters for judgment_values' row."""
+    params = {f"j_{name}": value for name, value in values.items()}
+    params["j_received_at"] = received_at
+    return params
+
+
 _MASK_COUNT = select(func.count()).where(Image.study_id == bindparam("study_id"), Image.pool == "mask")
 
 class SessionError(Exception):
@@ -487,7 +496,7 @@ def serve_trial(session: Session, assignment: Assignment, settings: StudySetting
         else:
             record = _staircase_record(session, assignment, trial.block)
             exposure = adaptive.block_exposure(record.config, record.state)
-        session.connection().execute(_SET_REQUESTED_MS, {"trial_id": trial.id, "requested_ms": exposure})
+        session.connection().execute(SET_REQUESTED_MS, {"r_id": trial.id, "r_ms": exposure})
         set_committed_value(trial, "requested_ms", exposure)  # stored: nothing left for a flush
     return trial.requested_ms
 
@@ -618,7 +627,8 @@ def record_answer(session: Session, assignment: Assignment, answer: Answer) -> A
     # a catch trial never moves the staircase (docs/protocol.md, Catch trials)
     record = _staircase_record(session, assignment, trial.block) if timed and not trial.is_catch else None
     # A prebuilt INSERT, not an ORM object through the unit of work (half the cost of the insert).
-    session.connection().execute(_INSERT_JUDGMENT, judgment_values(assignment, key, trial, answer, settings, timed))
+    values = judgment_values(assignment, key, trial, answer, settings, timed)
+    session.connection().execute(INSERT_JUDGMENT, judgment_params(values, utcnow()))
     recruitment.touch(assignment, settings)
     if record is not None:
         _advance_staircase(session, record, correct)
@@ -674,7 +684,7 @@ def _advance_staircase(session: Session, record: StaircaseRecord, correct: bool)
     """Every answer moves its block's staircase, flagged or not, so the exposure sequence stays the
     staircase's own (PsychoPy-replayable); flags decide scoring, not presentation."""
     state = adaptive.block_advance(record.config, record.state, correct)
-    session.connection().execute(_SET_STAIRCASE_STATE, {"record_id": record.id, "state": state})
+    session.connection().execute(SET_STAIRCASE_STATE, {"s_id": record.id, "s_state": state, "s_updated_at": utcnow()})
     set_committed_value(record, "state", state)
 
 

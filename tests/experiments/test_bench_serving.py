@@ -95,3 +95,25 @@ def test_the_bare_apps_timed_answer_moves_the_block_as_hype_does(tmp_path):
             assert json.loads(state) == expected and judged == len(answers)
             assert reply.get_json()["exposure_ms"] == adaptive.block_exposure(config, expected)
         assert client.post("/timed-answer/nonsense/tok", json={}).status_code == 404
+
+
+def test_the_timed_rows_compare_hype_with_the_bare_apps_timed_answer(capsys):
+    """Each bare app runs the plain answer and a timed answer for each HYPE-time mode hype runs, and the
+    table sets hype's timed rows beside the bare timed answer, HYPE-infinity's beside the plain one."""
+    from bench_serving import PhaseResult, _bare_apps, print_table
+
+    apps = _bare_apps(["postgres"], {"answer"}, {"hype-infinity", "hype-time-quest"})
+    assert ("orm", "postgres", [("answer", ""), ("answer", "hype-time-quest")]) in apps
+    assert all(("answer", "hype-time") not in phases for _, _, phases in apps)
+
+    def result(target: str, phase: str, cpu_s: float) -> PhaseResult:
+        return PhaseResult(target, phase, 1000, 1.0, cpu_s, 0.0, 0.0, {"answer": [1.0]}, {})
+
+    print_table([result("hype postgres", "answer (HYPE-inf)", 1.5), result("hype postgres", "answer (QUEST+)", 2.0),
+                 result("bare orm postgres", "answer", 1.5), result("bare orm postgres", "answer (QUEST+)", 4.0)])
+    rows: dict[str, list[str]] = {}
+    for line in capsys.readouterr().out.splitlines():  # the CPU table's rows (the latency table's come later)
+        if line.startswith("POST"):
+            rows.setdefault(line.split("  ")[0], line.split())
+    assert rows["POST answer (HYPE-inf)"][-1] == "1.00x"
+    assert rows["POST answer (QUEST+)"][-1] == "0.50x"

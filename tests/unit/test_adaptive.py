@@ -247,7 +247,9 @@ def test_the_threshold_rule_chooses_what_its_entropy_formula_says():
     formula in its docstring, written out over both answers, chooses (one posterior or a stack)."""
     cfg = ad.QuestConfig.from_time_settings(TimeSettings(adaptive=True))
     tab = ad.tables(cfg)
-    posts = _simulated_posteriors(cfg)
+    rng = np.random.default_rng(5)
+    sparse = rng.random((200, len(cfg.thresholds_ms) * len(cfg.slopes) * len(cfg.lapses))) * (rng.random((200, 720)) < 0.05)
+    posts = np.concatenate([_simulated_posteriors(cfg), sparse / sparse.sum(axis=1, keepdims=True)])  # and exact 0s
     m = np.einsum("njq,rkjq->nrkj", posts.reshape(len(posts), len(cfg.thresholds_ms), -1), tab.like_by_threshold)
     p_r = m.sum(axis=-1)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -256,6 +258,22 @@ def test_the_threshold_rule_chooses_what_its_entropy_formula_says():
     assert len(set(expected.tolist())) > 10  # the posteriors ask for many different exposures
     assert np.array_equal(ad.choose(tab, posts, "threshold"), expected)
     assert [int(ad.choose(tab, p, "threshold")) for p in posts[::7]] == expected[::7].tolist()
+
+
+@pytest.mark.parametrize("target", ad.TARGETS)
+def test_a_threshold_known_exactly_leaves_a_tie_that_goes_to_the_shortest_exposure(target):
+    """All mass on one threshold: every exposure's expected threshold entropy is 0, up to rounding
+    that must not decide the tie (choose() promises the shortest exposure); the joint rule's own ties too."""
+    cfg = ad.QuestConfig.from_time_settings(TimeSettings(adaptive=True))
+    tab = ad.tables(cfg)
+    per_threshold = len(cfg.slopes) * len(cfg.lapses)
+    for j in (0, 17, 42, 59):
+        post = np.zeros(len(cfg.thresholds_ms) * per_threshold)
+        post[j * per_threshold:(j + 1) * per_threshold] = 1.0 / per_threshold
+        if target == "threshold":
+            assert int(ad.choose(tab, post, target)) == 0
+        stacked = ad.choose(tab, np.stack([post, post]), target)
+        assert stacked.tolist() == [int(ad.choose(tab, post, target))] * 2
 
 
 def test_a_stored_config_text_is_parsed_once_and_a_changed_one_anew():

@@ -25,8 +25,8 @@ def test_each_server_process_freezes_what_it_made_at_start_up(config, engine, mo
     try:
         serving.serve(config, host="127.0.0.1", port=0, production=True, workers=1, threads=2)
         (app, frozen), = made
-        assert app.name == "hype"
-        assert frozen > 10_000  # the app and its modules' objects: tens of thousands at least
+        assert app.name == "hype" and frozen > 0
+        assert not any(obj is app for obj in gc.get_objects())  # frozen objects are out of the collector's lists
     finally:
         gc.unfreeze()
 
