@@ -15,7 +15,7 @@ import weakref
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Sequence
 
-from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy import ARRAY, Integer, bindparam, cast, func, insert, literal, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased, joinedload
 from sqlalchemy.orm.attributes import set_committed_value
@@ -133,6 +133,18 @@ SET_STAIRCASE_STATE = (update(StaircaseRecord.__table__).where(StaircaseRecord._
                                updated_at=bindparam("s_updated_at")))
 SET_REQUESTED_MS = (update(Trial.__table__).where(Trial.__table__.c.id == bindparam("r_id"))
                     .values(requested_ms=bindparam("r_ms")))
+
+
+# A session's planned trials in one statement on PostgreSQL: an INSERT from unnest() of one array per
+# column, whose text never changes (psycopg prepares it once). The ORM's add_all of the trials, or a
+# multi-row VALUES whose text grows with the plan, cost 40-50% of a new session's CPU (experiments/
+# serving.md, sixth pass). SQLite gets a plain executemany, a loop in C.
+_PLAN_COLUMNS = ("phase", "block", "position", "image_id", "is_fake", "is_catch", "image_token")
+_planned = func.unnest(*(cast(bindparam(name), ARRAY(Trial.__table__.c[name].type)) for name in _PLAN_COLUMNS)
+                       ).table_valued(*_PLAN_COLUMNS).render_derived()
+_PLAN_TRIALS_POSTGRES = insert(Trial.__table__).from_select(
+    ["assignment_id", *_PLAN_COLUMNS, "presentations"],
+    select(bindparam("assignment_id", type_=Integer), *(_planned.c[name] for name in _PLAN_COLUMNS), literal(0)))
 
 
 def judgment_params(values: dict[str, Any], received_at: dt.datetime) -> dict[str, Any]:
@@ -346,19 +358,16 @@ def _plan(session: Session, study: Study, settings: StudySettings, assignment: A
     real, fakes = pool_ids(session, study)
     catch = catch_pool_ids(session, study) if settings.catch.enabled else None
     plan = plan_session(settings, real, fakes, assignment.model_id, assignment.draw_key, catch)
-    session.add_all(
-        Trial(
-            assignment_id=assignment.id,
-            phase=p.phase,
-            block=p.block,
-            position=k,
-            image_id=p.image_id,
-            is_fake=p.is_fake,
-            is_catch=p.is_catch,
-            image_token=secrets.token_urlsafe(16),
-        )
-        for k, p in enumerate(plan)
-    )
+    values = {"phase": [p.phase for p in plan], "block": [p.block for p in plan], "position": list(range(len(plan))),
+              "image_id": [p.image_id for p in plan], "is_fake": [p.is_fake for p in plan],
+              "is_catch": [p.is_catch for p in plan], "image_token": [secrets.token_urlsafe(16) for _ in plan]}
+    connection = session.connection()
+    if connection.dialect.name == "postgresql":
+        connection.execute(_PLAN_TRIALS_POSTGRES, {"assignment_id": assignment.id, **values})
+    else:
+        connection.execute(insert(Trial.__table__), [
+            {"assignment_id": assignment.id, "presentations": 0, **{name: column[k] for name, column in values.items()}}
+            for k in range(len(plan))])
     if settings.mode == "hype-time":
         cfg = adaptive.block_config(settings.time)
         start = adaptive.block_start(cfg)
