@@ -7,12 +7,24 @@ from __future__ import annotations
 import pytest
 
 from browser_harness import Answered, always_correct, check_judgments
+from hype.timing import within_one_frame
 
 pytestmark = pytest.mark.browser
 
 TIME = {"qualification": {"n_real": 2, "n_fake": 2},
         "time": {"n_blocks": 2, "trials_per_block": 4, "start_ms": 200, "countdown_ms": 50}}
 BREAK_MS = 800
+
+
+def assert_the_break_left_no_flag(j) -> None:
+    """The trial after a break carries no flag of the break's making (focus lost, shown again, no
+    timing). A flag for the exposure's own timing is the measurement's, as the server's rule gives it:
+    a loaded machine drops frames (a CI run under its own parallel load flagged this trial once), and
+    tests/browser/test_presentation_timing.py holds the browser to the frame."""
+    reasons = set(filter(None, (j.flag_reasons or "").split(",")))
+    assert reasons <= {"exposure-off", "mask-off"}, j.flag_reasons
+    off = not within_one_frame(j.measured_ms, j.requested_ms, j.refresh_interval_ms)
+    assert ("exposure-off" in reasons) == off, (j.flag_reasons, j.measured_ms, j.requested_ms)
 
 
 def test_pause_between_blocks_keeps_the_staircases_and_is_not_timed(make_study, new_worker, db_records) -> None:
@@ -42,7 +54,8 @@ def test_pause_between_blocks_keeps_the_staircases_and_is_not_timed(make_study, 
     first_of_block_1 = next(tr for tr in planned if tr.phase == "task" and tr.block == 1)
     j = by_trial[first_of_block_1.id]
     assert j.client_timestamps["break_ms"] >= BREAK_MS
-    assert j.reaction_ms < BREAK_MS and not j.flagged  # the break is in neither the reaction time nor the flags
+    assert j.reaction_ms < BREAK_MS  # the break is in neither the reaction time nor the flags
+    assert_the_break_left_no_flag(j)
     assert sum("break_ms" in (x.client_timestamps or {}) for x in judgments) == 1
     w.assert_clean()
 
@@ -157,7 +170,8 @@ def test_interleaved_blocks_get_the_pause_too(make_study, new_worker, db_records
         assert seq == [t["start_ms"] - t["step_down_ms"] * k for k in range(len(seq))]
     by_trial = {j.trial_id: j for j in judgments}
     j = by_trial[task[4].id]  # the first trial after four answers carries the break
-    assert j.client_timestamps["break_ms"] >= BREAK_MS and j.reaction_ms < BREAK_MS and not j.flagged
+    assert j.client_timestamps["break_ms"] >= BREAK_MS and j.reaction_ms < BREAK_MS
+    assert_the_break_left_no_flag(j)
     assert sum("break_ms" in (x.client_timestamps or {}) for x in judgments) == 1
     w.assert_clean()
 
