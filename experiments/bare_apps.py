@@ -190,6 +190,12 @@ def _orm_engine(db: str) -> Engine:
     return engine
 
 
+def _bare_judgment(token: str, body: dict) -> BareJudgment:
+    return BareJudgment(session_token=token, trial=body["trial"], idempotency_key=body["idempotency_key"],
+                        judged_fake=body["response"] == "fake", measured_ms=body.get("measured_ms"),
+                        reaction_ms=body.get("reaction_ms"), refresh_interval_ms=body.get("refresh_interval_ms"))
+
+
 def orm_app(db: str, images: Path) -> Flask:
     engine = _orm_engine(db)
 
@@ -199,9 +205,7 @@ def orm_app(db: str, images: Path) -> Flask:
     def answer(token: str):
         body = request.get_json()
         with Session(engine, expire_on_commit=False) as session:
-            row = BareJudgment(session_token=token, trial=body["trial"], idempotency_key=body["idempotency_key"],
-                              judged_fake=body["response"] == "fake", measured_ms=body.get("measured_ms"),
-                              reaction_ms=body.get("reaction_ms"), refresh_interval_ms=body.get("refresh_interval_ms"))
+            row = _bare_judgment(token, body)
             session.add(row)
             session.commit()
             return jsonify(recorded=True, id=row.id), 201
@@ -218,9 +222,7 @@ def orm_app(db: str, images: Path) -> Flask:
                 block = BareBlock(token=token, state=adaptive.block_start(config))
                 session.add(block)
             block.state = adaptive.block_advance(config, block.state, body["response"] == "fake")
-            row = BareJudgment(session_token=token, trial=body["trial"], idempotency_key=body["idempotency_key"],
-                               judged_fake=body["response"] == "fake", measured_ms=body.get("measured_ms"),
-                               reaction_ms=body.get("reaction_ms"), refresh_interval_ms=body.get("refresh_interval_ms"))
+            row = _bare_judgment(token, body)
             session.add(row)
             session.commit()
             return jsonify(recorded=True, id=row.id, exposure_ms=adaptive.block_exposure(config, block.state)), 201
